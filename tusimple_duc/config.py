@@ -1,0 +1,474 @@
+"""One typed config schema for training and testing.
+
+The original TuSimple-DUC INI files (``configs/train/train_cityscapes.cfg``,
+``configs/test/test_full_image.cfg``) are read unchanged; new keys have defaults so
+old files keep their meaning. Every section is a dataclass whose type hints define
+how a value is parsed; no value is ever evaluated as code.
+
+Errors name the file, the ``[section] key`` and the problem, in one line::
+
+    configs/x.cfg: [data] crop_shape: expected 2 integers like '800,800', got '800'
+
+Relative paths are kept as written and resolved against the current directory,
+as the original scripts did.
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+
+from tusimple_duc.errors import ConfigError
+
+PAPER_TEST_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+# ----------------------------------------------------------------------------- train
+
+
+@dataclass(frozen=True)
+class EnvSection:
+    """[env]: devices and kvstore."""
+
+    use_cpu: bool = False
+    #: GPU ids, e.g. ``0,1,2,3``; one context per GPU, the batch split across them.
+    gpus: Tuple[int, ...] = (0,)
+    #: Number of CPU contexts when ``use_cpu`` (tests the multi-device path without GPUs).
+    cpus: int = 1
+    kv_store: Literal["local", "device", "nccl", "dist_sync", "dist_device_sync", "dist_async"] = "local"
+    #: Original key: load data in parallel. True means ``[data] num_workers`` defaults to the core count.
+    multi_thread: bool = False
+    #: Seed of every random choice (sampling, augmentation, initialisation).
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkSection:
+    """[network]: architecture. ``preset`` names a model; the other keys override it."""
+
+    preset: str = "resnet101_duc_hdc_released"
+    label_num: int = 19
+    #: Number of ASPP branches in the head (0 = a single 3x3 conv).
+    aspp: int = 4
+    #: ASPP dilation step: branch i has rate aspp_stride * (i + 1).
+    aspp_stride: int = 6
+    cell_width: int = 2
+    ignore_label: int = 255
+    bn_use_global_stats: bool = True
+    #: Optional overrides of the preset (unset = the preset's value).
+    depth: Optional[int] = None
+    stem: Optional[Literal["deep", "classic"]] = None
+    head: Optional[Literal["duc", "bilinear", "deconv"]] = None
+    dilation_schedule: Optional[str] = None
+    width: Optional[int] = None
+    blocks_per_stage: Optional[Tuple[int, ...]] = None
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """[model]: optimisation, checkpoints and initialisation."""
+
+    num_epochs: int = 50
+    model_dir: str = "models"
+    save_model_prefix: str = "ResNet_DUC_HDC_CityScapes"
+    checkpoint_interval: int = 1
+    lr: float = 1e-4
+    lr_policy: Literal["step", "poly"] = "step"
+    #: step: multiply the lr by this every ``lr_factor_epoch`` epochs. poly: the released code
+    #: used this key as the power when ``poly_power`` is unset.
+    lr_factor: float = 0.5
+    lr_factor_epoch: float = 5.0
+    #: Power of the poly policy (paper: 0.9); unset = ``lr_factor`` (released behaviour).
+    poly_power: Optional[float] = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    #: Gradient clipping threshold (element-wise, as MXNet's SGD ``clip_gradient``); 0 disables.
+    clip_gradient: float = 5.0
+    load_model_dir: Optional[str] = None
+    load_model_prefix: Optional[str] = None
+    load_epoch: Optional[int] = None
+    #: ImageNet initialisation: a GluonCV ``resnet*_v1s`` .params file or an MXNet
+    #: symbol checkpoint ``<prefix>-0000.params``; ignored when resuming from a checkpoint.
+    pretrained: Optional[str] = None
+    #: Allow missing/extra names when loading (fine-tuning with another head).
+    allow_missing: bool = False
+    eval_metric: Tuple[str, ...] = ("acc_ignore", "IoU")
+    #: Log a training-metrics line every this many batches.
+    log_interval: int = 20
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """[data]: training data, sampling and augmentation."""
+
+    data_dir: str = ""
+    label_dir: str = ""
+    train_list: str = ""
+    use_val: bool = False
+    val_list: Optional[str] = None
+    rgb_mean: Tuple[float, float, float] = (122.675, 116.669, 104.008)
+    batch_size: int = 1
+    #: Downsampling rate (output stride) of the network: 4, 8 or 16.
+    ds_rate: int = 8
+    convert_label: bool = True
+    scale_factors: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+    crop_shape: Tuple[int, int] = (800, 800)
+    use_mirror: bool = True
+    use_random_crop: bool = True
+    #: Half-size (rows, cols) of the box the crop centre is jittered in, at scale 1 (pixels).
+    random_bound: Tuple[int, int] = (120, 120)
+    dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
+    #: '7fold' crops ``crop_shape`` around each list centre; '12fold' takes a random
+    #: ``inner_crop`` from the ``crop_shape`` patch around each centre.
+    patch_scheme: Literal["7fold", "12fold"] = "7fold"
+    inner_crop: Tuple[int, int] = (544, 544)
+    #: Prefetch worker processes; unset = 0, or the core count when ``multi_thread``.
+    num_workers: Optional[int] = None
+    last_batch: Literal["discard", "pad", "keep"] = "discard"
+    skip_bad: bool = False
+
+
+@dataclass(frozen=True)
+class MiscSection:
+    """[misc]."""
+
+    #: Write a layer-by-layer summary of the network (``<prefix>-summary.txt``) next to the checkpoints.
+    draw_network: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A parsed training config."""
+
+    env: EnvSection = field(default_factory=EnvSection)
+    network: NetworkSection = field(default_factory=NetworkSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    misc: MiscSection = field(default_factory=MiscSection)
+    source: str = "<defaults>"
+
+
+# ----------------------------------------------------------------------------- test
+
+
+@dataclass(frozen=True)
+class TestModelSection:
+    """[model] of a test config."""
+
+    __test__ = False  # not a pytest class
+
+    model_dir: str = "models"
+    model_prefix: str = "ResNet_DUC_HDC_CityScapes"
+    model_epoch: int = 20
+    #: GPU id; -1 or empty = CPU.
+    gpu: Optional[int] = 0
+    result_dir: str = "results"
+    label_num: int = 19
+    #: Original key (unused there). True = test at the paper's scales 0.5..2.0
+    #: when ``[data] test_scales`` is a single scale.
+    multi_scales: bool = False
+    preset: str = "resnet101_duc_hdc_released"
+
+
+@dataclass(frozen=True)
+class TestDataSection:
+    """[data] of a test config."""
+
+    __test__ = False
+
+    image_list: str = ""
+    test_img_dir: str = ""
+    gt_dir: str = ""
+    ds_rate: int = 8
+    cell_width: int = 2
+    #: (rows, cols) the network input is padded to a multiple of ``ds_rate`` from.
+    test_shape: Tuple[int, int] = (1024, 2048)
+    #: (rows, cols) of the probabilities and label maps written.
+    result_shape: Tuple[int, int] = (1024, 2048)
+    rgb_mean: Tuple[float, float, float] = (122.675, 116.669, 104.008)
+    test_scales: Tuple[float, ...] = (1.0,)
+    dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
+
+
+@dataclass(frozen=True)
+class InferenceSection:
+    """[inference]: modes beyond the released whole-image protocol."""
+
+    mode: Literal["whole", "sliding"] = "whole"
+    window: Tuple[int, int] = (800, 800)
+    stride: Tuple[int, int] = (600, 600)
+    batch_windows: int = 1
+    flip: bool = False
+    crf: bool = False
+    crf_iterations: int = 10
+    crf_sigma_alpha: float = 15.0
+    crf_sigma_beta: float = 3.0
+    crf_sigma_gamma: float = 1.0
+    crf_w1: float = 3.0
+    crf_w2: float = 3.0
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """[output]: what test.py writes besides ``score/`` labelIds PNGs."""
+
+    save_color: bool = True
+    save_overlay: bool = True
+    save_trainids: bool = False
+    save_probabilities: bool = False
+    #: Evaluate on the fly when ground truth is found.
+    evaluate: bool = True
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """A parsed test config."""
+
+    __test__ = False
+
+    model: TestModelSection = field(default_factory=TestModelSection)
+    data: TestDataSection = field(default_factory=TestDataSection)
+    inference: InferenceSection = field(default_factory=InferenceSection)
+    output: OutputSection = field(default_factory=OutputSection)
+    source: str = "<defaults>"
+
+    @property
+    def scales(self) -> Tuple[float, ...]:
+        """The test scales in effect (``multi_scales`` expands a single scale to the paper's)."""
+        if self.model.multi_scales and len(self.data.test_scales) == 1:
+            return PAPER_TEST_SCALES
+        return self.data.test_scales
+
+
+# ----------------------------------------------------------------------------- parsing
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_NONE = {"", "none"}
+
+T = TypeVar("T")
+
+
+def _split(text: str) -> List[str]:
+    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+
+
+def _parse_scalar(kind: type, text: str) -> Any:
+    if kind is bool:
+        low = text.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"expected True or False, got {text!r}")
+    if kind is int:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if not number.is_integer():
+            raise ValueError(f"expected an integer, got {text!r}")
+        return int(number)
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+    if kind is str:
+        return text
+    raise TypeError(f"unsupported config type {kind}")
+
+
+def parse_value(hint: Any, text: str) -> Any:
+    """Parse ``text`` according to the type hint ``hint`` (no evaluation of code)."""
+    text = text.strip()
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        inner = [a for a in args if a is not type(None)][0]
+        if text.lower() in _NONE:
+            return None
+        return parse_value(inner, text)
+    if origin is Literal:
+        if text not in args:
+            raise ValueError(f"expected one of {', '.join(map(str, args))}, got {text!r}")
+        return text
+    if origin is tuple:
+        parts = _split(text)
+        if len(args) == 2 and args[1] is Ellipsis:
+            if not parts:
+                raise ValueError("expected a comma-separated list, got nothing")
+            return tuple(_parse_scalar(args[0], p) for p in parts)
+        if len(parts) != len(args):
+            kind = {int: "integers", float: "numbers", str: "values"}[args[0]]
+            example = ",".join(["800"] * len(args)) if args[0] is int else ",".join(["1.0"] * len(args))
+            raise ValueError(f"expected {len(args)} {kind} like '{example}', got {text!r}")
+        return tuple(_parse_scalar(a, p) for a, p in zip(args, parts))
+    return _parse_scalar(hint, text)
+
+
+def format_value(value: Any) -> str:
+    """Inverse of :func:`parse_value` for writing a resolved config back to INI."""
+    if value is None:
+        return "None"
+    if isinstance(value, tuple):
+        return ",".join(format_value(v) for v in value)
+    return str(value)
+
+
+def _section_fields(cls: type) -> Dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _build_section(cls: Type[T], raw: Mapping[str, str], source: str, section: str) -> T:
+    fields = _section_fields(cls)
+    values: Dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: [{section}] {key}: unknown key (known: {known})")
+        try:
+            values[key] = parse_value(fields[key], text)
+        except ValueError as err:
+            raise ConfigError(f"{source}: [{section}] {key}: {err}") from None
+    return cls(**values)
+
+
+def parse_overrides(overrides: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """``['data.batch_size=4', ...]`` -> ``{'data': {'batch_size': '4'}}``."""
+    parsed: Dict[str, Dict[str, str]] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or not section or not key:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        parsed.setdefault(section, {})[key] = value
+    return parsed
+
+
+def _read_ini(path: str) -> Dict[str, Dict[str, str]]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found")
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#",))
+    parser.optionxform = str  # keep key case
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (configparser.Error, UnicodeDecodeError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(f"{path}: not a valid INI file: {first_line}") from None
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def _assemble(cls: Type[T], raw: Dict[str, Dict[str, str]], source: str) -> T:
+    sections = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "source"}
+    hints = typing.get_type_hints(cls)
+    built: Dict[str, Any] = {}
+    for name, values in raw.items():
+        if name not in sections:
+            known = ", ".join(f"[{s}]" for s in sections)
+            raise ConfigError(f"{source}: [{name}]: unknown section (known: {known})")
+        built[name] = _build_section(hints[name], values, source, name)
+    return cls(source=source, **built)
+
+
+def _merged(path: Optional[str], overrides: Sequence[str]) -> Tuple[Dict[str, Dict[str, str]], str]:
+    raw = _read_ini(path) if path else {}
+    for section, values in parse_overrides(overrides).items():
+        raw.setdefault(section, {}).update(values)
+    return raw, path or "<defaults>"
+
+
+def load_train_config(path: Optional[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a training INI file (original or new keys) plus ``--set`` overrides, validated."""
+    raw, source = _merged(path, overrides)
+    config = _assemble(TrainConfig, raw, source)
+    validate_train_config(config)
+    return config
+
+
+def load_test_config(path: Optional[str], overrides: Sequence[str] = ()) -> TestConfig:
+    """Read a test INI file (original or new keys) plus ``--set`` overrides, validated."""
+    raw, source = _merged(path, overrides)
+    config = _assemble(TestConfig, raw, source)
+    validate_test_config(config)
+    return config
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check(condition: bool, source: str, key: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(f"{source}: {key}: {problem}")
+
+
+def _check_geometry(source: str, section: str, ds_rate: int, cell_width: int) -> None:
+    _check(ds_rate in (4, 8, 16), source, f"[{section}] ds_rate", f"must be 4, 8 or 16, got {ds_rate}")
+    _check(cell_width in (1, 2, 4) and ds_rate % cell_width == 0, source, "cell_width",
+           f"must be 1, 2 or 4 and divide ds_rate {ds_rate}, got {cell_width}")
+
+
+def validate_train_config(config: TrainConfig) -> None:
+    """Cross-field checks of a training config (raises :class:`ConfigError`)."""
+    src, env, net, model, data = config.source, config.env, config.network, config.model, config.data
+    _check(env.use_cpu or len(env.gpus) > 0, src, "[env] gpus", "empty while use_cpu is False")
+    _check(env.cpus >= 1, src, "[env] cpus", f"must be >= 1, got {env.cpus}")
+    _check(net.label_num >= 1, src, "[network] label_num", f"must be >= 1, got {net.label_num}")
+    _check(net.aspp >= 0, src, "[network] aspp", f"must be >= 0, got {net.aspp}")
+    _check(net.aspp_stride >= 1, src, "[network] aspp_stride", f"must be >= 1, got {net.aspp_stride}")
+    _check_geometry(src, "data", data.ds_rate, net.cell_width)
+    _check(model.num_epochs >= 1, src, "[model] num_epochs", f"must be >= 1, got {model.num_epochs}")
+    _check(model.checkpoint_interval >= 1, src, "[model] checkpoint_interval", "must be >= 1")
+    _check(model.lr > 0, src, "[model] lr", f"must be > 0, got {model.lr}")
+    _check(model.lr_factor > 0, src, "[model] lr_factor", f"must be > 0, got {model.lr_factor}")
+    _check(model.lr_factor_epoch > 0, src, "[model] lr_factor_epoch", "must be > 0")
+    _check(model.clip_gradient >= 0, src, "[model] clip_gradient", "must be >= 0")
+    _check(model.load_model_prefix is None or model.load_epoch is not None,
+           src, "[model] load_epoch", "must be set when load_model_prefix is set")
+    _check(data.batch_size >= 1, src, "[data] batch_size", f"must be >= 1, got {data.batch_size}")
+    contexts = env.cpus if env.use_cpu else len(env.gpus)
+    _check(data.batch_size % contexts == 0, src, "[data] batch_size",
+           f"{data.batch_size} does not split evenly over {contexts} devices")
+    crop = data.inner_crop if data.patch_scheme == "12fold" else data.crop_shape
+    for side in crop:
+        _check(side > 0 and side % data.ds_rate == 0, src,
+               "[data] inner_crop" if data.patch_scheme == "12fold" else "[data] crop_shape",
+               f"sides must be positive multiples of ds_rate {data.ds_rate}, got {crop}")
+    _check(all(s > 0 for s in data.scale_factors), src, "[data] scale_factors", "must be positive")
+    _check(all(b >= 0 for b in data.random_bound), src, "[data] random_bound", "must be >= 0")
+    _check(not data.use_val or bool(data.val_list), src, "[data] val_list", "must be set when use_val is True")
+    _check(bool(data.train_list), src, "[data] train_list", "is required")
+    _check(data.num_workers is None or data.num_workers >= 0, src, "[data] num_workers", "must be >= 0")
+
+
+def validate_test_config(config: TestConfig) -> None:
+    """Cross-field checks of a test config (raises :class:`ConfigError`)."""
+    src, data, inf = config.source, config.data, config.inference
+    _check_geometry(src, "data", data.ds_rate, data.cell_width)
+    _check(all(s > 0 for s in data.test_scales), src, "[data] test_scales", "must be positive")
+    _check(all(s > 0 for s in data.result_shape), src, "[data] result_shape", "must be positive")
+    _check(bool(data.image_list), src, "[data] image_list", "is required")
+    if inf.mode == "sliding":
+        for side, step in zip(inf.window, inf.stride):
+            _check(side % data.ds_rate == 0, src, "[inference] window", f"sides must be multiples of {data.ds_rate}")
+            _check(0 < step <= side, src, "[inference] stride", "must be in 1..window")
+    _check(inf.batch_windows >= 1, src, "[inference] batch_windows", "must be >= 1")
+    _check(inf.crf_iterations >= 1, src, "[inference] crf_iterations", "must be >= 1")
+
+
+def to_ini(config: Any) -> str:
+    """The resolved config as INI text (every key, defaults included)."""
+    lines: List[str] = []
+    for section in dataclasses.fields(config):
+        if section.name == "source":
+            continue
+        lines.append(f"[{section.name}]")
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            lines.append(f"{item.name} = {format_value(getattr(values, item.name))}")
+        lines.append("")
+    return "\n".join(lines)
