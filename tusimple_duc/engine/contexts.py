@@ -1,0 +1,129 @@
+"""Devices, kvstore and the worker's place in a distributed run.
+
+* ``use_cpu=True``: ``cpus`` CPU contexts ``mx.cpu(0) .. mx.cpu(cpus - 1)`` (several CPU
+  contexts exercise the multi-device path without GPUs); otherwise one context per id in
+  ``gpus``. The global batch of a worker is split evenly across its contexts.
+* kvstore ``local`` / ``device`` / ``nccl`` aggregate gradients across the contexts of one
+  process (none is created for a single context, as in the released solver);
+  ``dist_sync`` / ``dist_device_sync`` also across the worker processes of MXNet's
+  parameter server, configured by the ``DMLC_*`` environment (see ``tools/launch_local.py``).
+* Gradients are summed by the kvstore and every worker applies the same SGD update
+  locally (``update_on_kvstore=False``), so the optimizer state and the learning rate
+  live in the worker: they are checkpointed and resumed like in a single process.
+  ``dist_async`` needs the update on the servers and is rejected.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+
+from tusimple_duc.config import EnvSection
+from tusimple_duc.errors import ConfigError
+
+DMLC_VARIABLES = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER")
+DISTRIBUTED_KVSTORES = ("dist_sync", "dist_device_sync")
+
+
+@dataclass
+class DeviceSetup:
+    """Contexts of this process, its kvstore and its rank among the workers.
+
+    Attributes
+    ----------
+    contexts : one ``mx.Context`` per device of this worker
+    kvstore : ``mx.kv.KVStore`` (distributed), a kvstore name for Gluon's Trainer
+        (several local devices) or None (one device, one process)
+    rank, num_workers : this worker's index and the number of workers (0 and 1 locally)
+    """
+
+    contexts: List[mx.Context]
+    kvstore: Optional[object]
+    rank: int = 0
+    num_workers: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        """True when gradients are also summed across worker processes."""
+        return isinstance(self.kvstore, mx.kv.KVStore) and "dist" in self.kvstore.type
+
+    @property
+    def is_chief(self) -> bool:
+        """Rank 0 writes checkpoints, logs and the progress bar."""
+        return self.rank == 0
+
+
+def make_contexts(env: EnvSection, source: str = "<config>") -> List[mx.Context]:
+    """The contexts of ``[env]``; GPUs must exist."""
+    if env.use_cpu:
+        return [mx.cpu(i) for i in range(env.cpus)]
+    visible = mx.context.num_gpus()
+    missing = [g for g in env.gpus if g >= visible or g < 0]
+    if missing:
+        raise ConfigError(f"{source}: [env] gpus: GPU {missing[0]} not available "
+                          f"({visible} visible); set use_cpu=True to train on the CPU")
+    return [mx.gpu(g) for g in env.gpus]
+
+
+def check_kvstore(env: EnvSection, source: str = "<config>", environ=os.environ) -> None:
+    """Reject kvstore settings that cannot work here (before anything is built)."""
+    if env.kv_store == "dist_async":
+        raise ConfigError(f"{source}: [env] kv_store: dist_async is not supported (updates happen on "
+                          f"the workers); use dist_sync or dist_device_sync")
+    if env.kv_store == "nccl" and env.use_cpu:
+        raise ConfigError(f"{source}: [env] kv_store: nccl needs GPUs, but use_cpu is True")
+    if env.kv_store in DISTRIBUTED_KVSTORES:
+        missing = [name for name in DMLC_VARIABLES if not environ.get(name)]
+        if missing:
+            raise ConfigError(f"{source}: [env] kv_store: {env.kv_store} needs the parameter-server "
+                              f"environment ({', '.join(missing)} unset); start the workers with "
+                              f"tools/launch_local.py or your cluster launcher (docs/TRAINING.md)")
+
+
+def setup_devices(env: EnvSection, source: str = "<config>") -> DeviceSetup:
+    """Contexts and kvstore of this process (creating a distributed kvstore joins the job)."""
+    check_kvstore(env, source)
+    contexts = make_contexts(env, source)
+    if env.kv_store in DISTRIBUTED_KVSTORES:
+        kv = mx.kv.create(env.kv_store)
+        return DeviceSetup(contexts, kv, kv.rank, kv.num_workers)
+    return DeviceSetup(contexts, env.kv_store if len(contexts) > 1 else None)
+
+
+def split_batch(array: np.ndarray, contexts: Sequence[mx.Context]) -> List[mx.nd.NDArray]:
+    """Split a batch ``(N, ...)`` into equal consecutive slices, one per context.
+
+    Raises ValueError when N is not a multiple of the number of contexts.
+    """
+    batch = array.shape[0]
+    if batch % len(contexts):
+        raise ValueError(f"batch of {batch} does not split evenly over {len(contexts)} devices")
+    step = batch // len(contexts)
+    return [mx.nd.array(array[i * step:(i + 1) * step], ctx=ctx, dtype=array.dtype)
+            for i, ctx in enumerate(contexts)]
+
+
+class WorkerSum:
+    """Sum of a scalar over all workers of a distributed job (identity otherwise).
+
+    Uses one kvstore key after the parameters' keys; every worker must call
+    :meth:`__call__` the same number of times in the same order.
+    """
+
+    def __init__(self, devices: DeviceSetup, key: int) -> None:
+        self._kv = devices.kvstore if devices.distributed else None
+        self._key = key
+        self._initialised = False
+
+    def __call__(self, value: float) -> float:
+        if self._kv is None:
+            return float(value)
+        if not self._initialised:
+            self._kv.init(self._key, mx.nd.zeros((1,)))
+            self._initialised = True
+        out = mx.nd.zeros((1,))
+        self._kv.pushpull(self._key, mx.nd.array([value]), out=out)
+        return float(out.asscalar())

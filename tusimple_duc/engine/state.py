@@ -1,0 +1,169 @@
+"""Training-state checkpoints: everything besides the weights that a resumed run needs.
+
+Every ``checkpoint_interval`` epochs the chief worker writes, in this order, each file
+atomically (``tusimple_duc/io/atomic.py``)::
+
+    <model_dir>/<prefix>-symbol.json            released format (tusimple_duc.io)
+    <model_dir>/<prefix>-%04d.params            released format: arg:/aux: arrays
+    <model_dir>/<prefix>-%04d.states            optimizer state (SGD momentum per parameter,
+                                                the pickled optimizer), Gluon Trainer format
+    <model_dir>/<prefix>-%04d.state.json        epoch, update count, RNG states, digest
+
+The ``.state.json`` file is written last and marks the checkpoint complete: a run killed
+while writing leaves at most a stray ``.params``/``.states`` of an incomplete checkpoint,
+and ``--resume`` picks the newest epoch whose ``.state.json`` exists. ``%04d`` is the
+number of epochs completed (MXNet's convention: resuming at 20 first saves 0021).
+
+RNG state: Python's ``random`` and NumPy's global generator are saved and restored. MXNet
+exposes no state getter, so the trainer re-seeds MXNet at the start of every epoch from
+``(seed, epoch, rank)`` (``epoch_seed``); the data order and augmentation are a function of
+``(seed, epoch)`` in the data iterator. Resuming at an epoch boundary therefore reproduces
+the uninterrupted run.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from tusimple_duc.errors import CheckpointError
+from tusimple_duc.io.atomic import atomic_write_json, atomic_write_with
+
+STATE_FORMAT = 1
+
+
+@dataclass
+class TrainingState:
+    """Position of a run at a checkpoint.
+
+    Attributes
+    ----------
+    epoch : epochs completed (the checkpoint number)
+    updates : parameter updates applied since the start of the run (the lr position)
+    updates_per_epoch : batches per epoch of one worker when the checkpoint was written
+    begin_epoch : epoch the run started from (``load_epoch`` when fine-tuning, else 0)
+    seed : ``[env] seed`` of the run
+    num_workers : workers of the run (the data shard layout)
+    params_sha1 : digest of the saved parameters (see :func:`parameter_digest`)
+    rng : ``{"python": ..., "numpy": ...}`` generator states (JSON form)
+    """
+
+    epoch: int
+    updates: int
+    updates_per_epoch: int
+    begin_epoch: int
+    seed: int
+    num_workers: int
+    params_sha1: str
+    rng: Dict[str, Any] = field(default_factory=dict)
+    format: int = STATE_FORMAT
+
+
+def checkpoint_prefix(model_dir: str, save_model_prefix: str) -> str:
+    """``<model_dir>/<save_model_prefix>``: the prefix of every checkpoint file."""
+    return os.path.join(model_dir, save_model_prefix)
+
+
+def state_path(prefix: str, epoch: int) -> str:
+    """The ``.state.json`` of checkpoint ``epoch``."""
+    return f"{prefix}-{epoch:04d}.state.json"
+
+
+def optimizer_path(prefix: str, epoch: int) -> str:
+    """The optimizer ``.states`` of checkpoint ``epoch``."""
+    return f"{prefix}-{epoch:04d}.states"
+
+
+def params_path(prefix: str, epoch: int) -> str:
+    """The released-format ``.params`` of checkpoint ``epoch``."""
+    return f"{prefix}-{epoch:04d}.params"
+
+
+def capture_rng() -> Dict[str, Any]:
+    """JSON-able states of Python's ``random`` and NumPy's global generator."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def restore_rng(rng: Dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed of MXNet's generator for ``epoch`` on worker ``rank`` (31 bits)."""
+    digest = hashlib.sha256(f"{seed}/{epoch}/{rank}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def parameter_digest(arrays: Dict[str, np.ndarray]) -> str:
+    """SHA-1 over names, shapes and float bytes of ``arrays`` in name order.
+
+    Equal digests on two workers mean bit-identical parameters.
+    """
+    hasher = hashlib.sha1()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        hasher.update(f"{name}:{value.dtype}:{value.shape};".encode())
+        hasher.update(value.tobytes())
+    return hasher.hexdigest()
+
+
+def save_training_state(prefix: str, state: TrainingState, save_optimizer) -> None:
+    """Write the optimizer state (``save_optimizer(path)``, e.g. ``trainer.save_states``)
+    then the ``.state.json`` marker, both atomically."""
+    atomic_write_with(optimizer_path(prefix, state.epoch), save_optimizer)
+    atomic_write_json(state_path(prefix, state.epoch), asdict(state))
+
+
+def complete_checkpoints(prefix: str) -> List[int]:
+    """Epochs with a complete checkpoint (``.state.json``, ``.params``, ``.states``), ascending."""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"-(\d{4,})\.state\.json$")
+    epochs = []
+    for path in glob.glob(glob.escape(prefix) + "-*.state.json"):
+        match = pattern.search(os.path.basename(path))
+        if match:
+            epoch = int(match.group(1))
+            if os.path.isfile(params_path(prefix, epoch)) and os.path.isfile(optimizer_path(prefix, epoch)):
+                epochs.append(epoch)
+    return sorted(epochs)
+
+
+def load_training_state(prefix: str, epoch: int) -> TrainingState:
+    """Read the ``.state.json`` of checkpoint ``epoch`` (:class:`CheckpointError` if unusable)."""
+    path = state_path(prefix, epoch)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: training state not found") from None
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: unreadable training state ({err})") from None
+    if raw.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: training-state format {raw.get('format')!r}, expected {STATE_FORMAT}")
+    try:
+        return TrainingState(**raw)
+    except TypeError as err:
+        raise CheckpointError(f"{path}: malformed training state ({err})") from None
+
+
+def latest_checkpoint(prefix: str) -> Tuple[int, TrainingState]:
+    """The newest complete checkpoint of ``prefix`` (:class:`CheckpointError` if none)."""
+    epochs = complete_checkpoints(prefix)
+    if not epochs:
+        raise CheckpointError(f"{prefix}-*.state.json: no complete checkpoint to resume from "
+                              f"(run without --resume first)")
+    return epochs[-1], load_training_state(prefix, epochs[-1])
+
