@@ -1,0 +1,278 @@
+"""Cityscapes pixel-level semantic labelling, scored exactly as the official evaluator.
+
+Same numbers as ``cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling``
+(tests/evaluation/test_cityscapes.py compares every score), computed from one (34, 34)
+labelId confusion matrix and vectorised per-instance counts:
+
+* **class IoU** of the 19 evaluated classes and **category IoU** of the 7 categories that
+  contain one (see :mod:`tusimple_duc.evaluation.confusion` for TP/FP/FN and NaN handling;
+  a category's members are its evaluated classes);
+* **iIoU** (instance-weighted IoU) of the 8 evaluated classes with instances and of the
+  categories "human" and "vehicle": every ground-truth instance (``instanceId > 1000``,
+  class ``instanceId // 1000``) contributes its true positives and false negatives weighted
+  by ``AVERAGE_INSTANCE_SIZE[class] / instance size``; false positives are the unweighted
+  pixel false positives. For a category, the true positives of an instance are its pixels
+  predicted as any labelId of the category, including the non-evaluated "caravan" and
+  "trailer", and the false positives are predictions of any such labelId on evaluated
+  pixels of other categories (as the official evaluator);
+* **pixel accuracy** and **mean class accuracy** over the pixels of the 19 classes (not
+  reported by the official script).
+
+Predictions are labelIds PNGs (8-bit, one channel) at full ground-truth resolution.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from tusimple_duc.data.labels import CITYSCAPES_LABELS, CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
+from tusimple_duc.errors import EvaluationError
+from tusimple_duc.evaluation.confusion import ConfusionAccumulator, group_counts, mean_of_present, safe_ratio
+from tusimple_duc.evaluation.files import check_same_size, list_prediction_files, read_png
+from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
+
+#: labelIds 0..33 form the rows and columns of the confusion matrix.
+NUM_LABEL_IDS = 34
+#: Average pixel size of a ground-truth instance per class (``avgClassSize`` of the official
+#: evaluator, measured on the training set): the iIoU weight of an instance of size s is avg / s.
+AVERAGE_INSTANCE_SIZE: Dict[str, float] = {
+    "bicycle": 4672.3249222261,
+    "caravan": 36771.8241758242,
+    "motorcycle": 6298.7200839748,
+    "rider": 3930.4788056518,
+    "bus": 35732.1511111111,
+    "train": 67583.7075812274,
+    "car": 12794.0202738185,
+    "person": 3462.4756337644,
+    "truck": 27855.1264367816,
+    "trailer": 16926.9763313609,
+}
+
+_LABELS = [label for label in CITYSCAPES_LABELS if label.id >= 0]
+#: The evaluated labelIds in trainId order (road, sidewalk, ..., bicycle).
+EVALUATED_IDS: List[int] = [int(i) for i in CITYSCAPES_TRAINID_TO_ID[:CITYSCAPES_NUM_CLASSES]]
+CLASS_NAMES: List[str] = [next(l.name for l in _LABELS if l.id == i) for i in EVALUATED_IDS]
+#: Categories with at least one evaluated class, in the order of the label table.
+CATEGORY_NAMES: List[str] = list(dict.fromkeys(l.category for l in _LABELS if not l.ignore_in_eval))
+_CATEGORY_EVALUATED_IDS = [[l.id for l in _LABELS if l.category == c and not l.ignore_in_eval]
+                           for c in CATEGORY_NAMES]
+#: Evaluated classes with instances, in trainId order, and categories whose every class has instances.
+INSTANCE_CLASS_IDS: List[int] = [i for i in EVALUATED_IDS if next(l for l in _LABELS if l.id == i).has_instances]
+INSTANCE_CATEGORY_NAMES: List[str] = [
+    c for c in CATEGORY_NAMES if all(l.has_instances for l in _LABELS if l.category == c)]
+_INSTANCE_CATEGORY_ALL_IDS = [[l.id for l in _LABELS if l.category == c] for c in INSTANCE_CATEGORY_NAMES]
+
+# Lookup tables over labelIds 0..255 (-1 = not applicable).
+_ID_TO_INSTANCE_CLASS = np.full(256, -1, dtype=np.int64)
+_ID_TO_INSTANCE_CLASS[INSTANCE_CLASS_IDS] = np.arange(len(INSTANCE_CLASS_IDS))
+_ID_TO_INSTANCE_CATEGORY = np.full(256, -1, dtype=np.int64)
+for _index, _ids in enumerate(_INSTANCE_CATEGORY_ALL_IDS):
+    _ID_TO_INSTANCE_CATEGORY[_ids] = _index
+_INSTANCE_CLASS_AVERAGE_SIZE = np.array(
+    [AVERAGE_INSTANCE_SIZE[next(l.name for l in _LABELS if l.id == i)] for i in INSTANCE_CLASS_IDS])
+
+_NAME_PATTERN = re.compile(r"^(?P<city>[^_]+)_(?P<sequence>\d+)_(?P<frame>\d+)(_[^.]*)?\.png$")
+
+
+class CityscapesEvaluator:
+    """Accumulate images (labelId maps) and score them with the official Cityscapes protocol.
+
+    Either every image or no image comes with ground-truth instanceIds; iIoU is reported
+    only in the first case.
+    """
+
+    def __init__(self) -> None:
+        self.confusion = ConfusionAccumulator(NUM_LABEL_IDS, ignore_label=None, evaluated_classes=EVALUATED_IDS)
+        self.num_images = 0
+        self.with_instances: Optional[bool] = None
+        # Weighted true positives / false negatives, summed over instances.
+        self.class_tp = np.zeros(len(INSTANCE_CLASS_IDS))
+        self.class_fn = np.zeros(len(INSTANCE_CLASS_IDS))
+        self.category_tp = np.zeros(len(INSTANCE_CATEGORY_NAMES))
+        self.category_fn = np.zeros(len(INSTANCE_CATEGORY_NAMES))
+
+    def add(self, pred_label_ids: np.ndarray, gt_label_ids: np.ndarray,
+            gt_instance_ids: Optional[np.ndarray] = None, source: str = "<arrays>") -> None:
+        """Add one image.
+
+        Parameters
+        ----------
+        pred_label_ids, gt_label_ids : np.ndarray
+            (H, W) integer labelIds 0..33 (the prediction may use any id, e.g. 0 for "unlabeled").
+        gt_instance_ids : np.ndarray or None
+            (H, W) integer ``*_gtFine_instanceIds`` values (``id * 1000 + k`` for instances).
+        source : str
+            The prediction's file name, for error messages.
+        """
+        pred = np.asarray(pred_label_ids)
+        gt = np.asarray(gt_label_ids)
+        if pred.ndim != 2:
+            raise EvaluationError(f"{source}: prediction has shape {pred.shape}; expected a (H, W) labelId map")
+        if pred.shape != gt.shape:
+            raise EvaluationError(
+                f"{source}: prediction is {pred.shape[1]}x{pred.shape[0]} but ground truth is {gt.shape[1]}x{gt.shape[0]}")
+        _check_ids(pred, f"{source}: prediction")
+        _check_ids(gt, f"{source}: ground truth")
+        has_instances = gt_instance_ids is not None
+        if self.with_instances is not None and has_instances != self.with_instances:
+            raise EvaluationError(f"{source}: instanceIds are given for some images but not for others")
+        self.with_instances = has_instances
+        self.confusion.add(pred, gt)
+        if has_instances:
+            instances = np.asarray(gt_instance_ids)
+            if instances.shape != gt.shape:
+                raise EvaluationError(f"{source}: instanceIds shape {instances.shape} differs from labelIds {gt.shape}")
+            self._add_instances(pred, instances, source)
+        self.num_images += 1
+
+    def _add_instances(self, pred: np.ndarray, instances: np.ndarray, source: str) -> None:
+        in_instance = instances > 1000
+        instance_pixels = instances[in_instance].astype(np.int64)
+        label_ids = instance_pixels // 1000
+        if label_ids.size and label_ids.max() >= NUM_LABEL_IDS:
+            raise EvaluationError(f"{source}: instanceIds contain {label_ids.max() * 1000}+, an unknown labelId")
+        evaluated = _ID_TO_INSTANCE_CLASS[label_ids] >= 0
+        instance_pixels, label_ids = instance_pixels[evaluated], label_ids[evaluated]
+        pred_pixels = pred[in_instance][evaluated].astype(np.int64)
+        instance_ids, pixel_instance, sizes = np.unique(instance_pixels, return_inverse=True, return_counts=True)
+        num = len(instance_ids)
+        class_index = _ID_TO_INSTANCE_CLASS[instance_ids // 1000]
+        category_index = _ID_TO_INSTANCE_CATEGORY[instance_ids // 1000]
+        hits = np.bincount(pixel_instance, weights=pred_pixels == label_ids, minlength=num)
+        category_hits = np.bincount(
+            pixel_instance, weights=_ID_TO_INSTANCE_CATEGORY[pred_pixels] == category_index[pixel_instance],
+            minlength=num)
+        weight = _INSTANCE_CLASS_AVERAGE_SIZE[class_index] / sizes
+        bins = len(INSTANCE_CLASS_IDS)
+        self.class_tp += np.bincount(class_index, weights=hits * weight, minlength=bins)
+        self.class_fn += np.bincount(class_index, weights=(sizes - hits) * weight, minlength=bins)
+        bins = len(INSTANCE_CATEGORY_NAMES)
+        self.category_tp += np.bincount(category_index, weights=category_hits * weight, minlength=bins)
+        self.category_fn += np.bincount(category_index, weights=(sizes - category_hits) * weight, minlength=bins)
+
+    def result(self) -> EvaluationResult:
+        """The scores of all images added so far."""
+        if self.num_images == 0:
+            raise EvaluationError("no Cityscapes image was evaluated")
+        matrix = self.confusion.matrix
+        class_iou = self.confusion.iou()
+        tp, fp, fn = group_counts(matrix, _CATEGORY_EVALUATED_IDS, EVALUATED_IDS)
+        category_iou = safe_ratio(tp, tp + fp + fn)
+        class_columns = {"IoU": class_iou}
+        category_columns = {"IoU": category_iou}
+        summary = {"mIoU": mean_of_present(class_iou)}
+        if self.with_instances:
+            class_iiou = np.full(len(EVALUATED_IDS), np.nan)
+            _, class_fp, _ = group_counts(matrix, [[i] for i in INSTANCE_CLASS_IDS], EVALUATED_IDS)
+            class_iiou[[EVALUATED_IDS.index(i) for i in INSTANCE_CLASS_IDS]] = safe_ratio(
+                self.class_tp, self.class_tp + class_fp + self.class_fn)
+            category_iiou = np.full(len(CATEGORY_NAMES), np.nan)
+            _, category_fp, _ = group_counts(matrix, _INSTANCE_CATEGORY_ALL_IDS, EVALUATED_IDS)
+            category_iiou[[CATEGORY_NAMES.index(c) for c in INSTANCE_CATEGORY_NAMES]] = safe_ratio(
+                self.category_tp, self.category_tp + category_fp + self.category_fn)
+            class_columns["iIoU"] = class_iiou
+            category_columns["iIoU"] = category_iiou
+            summary["iIoU"] = mean_of_present(class_iiou)
+        summary["mIoU_category"] = mean_of_present(category_iou)
+        if self.with_instances:
+            summary["iIoU_category"] = mean_of_present(category_columns["iIoU"])
+        summary["pixel_accuracy"] = self.confusion.pixel_accuracy()
+        summary["mean_class_accuracy"] = self.confusion.mean_class_accuracy()
+        return EvaluationResult(
+            dataset="cityscapes",
+            num_images=self.num_images,
+            summary=summary,
+            tables=[ScoreTable("classes", list(CLASS_NAMES), class_columns),
+                    ScoreTable("categories", list(CATEGORY_NAMES), category_columns)],
+            confusion=self.confusion.evaluated_confusion(),
+            confusion_rows=list(CLASS_NAMES),
+            confusion_columns=list(CLASS_NAMES) + ["(ignored id)"],
+            details={"confusion_label_ids": matrix.tolist()},
+        )
+
+
+def _check_ids(label_ids: np.ndarray, what: str) -> None:
+    if not np.issubdtype(label_ids.dtype, np.integer):
+        raise EvaluationError(f"{what} has dtype {label_ids.dtype}; expected integer labelIds")
+    if label_ids.size and (label_ids.min() < 0 or label_ids.max() >= NUM_LABEL_IDS):
+        bad = label_ids.max() if label_ids.max() >= NUM_LABEL_IDS else label_ids.min()
+        raise EvaluationError(f"{what} contains value {bad}, outside the Cityscapes labelId table 0..33"
+                              " (a trainId or colour image instead of labelIds?)")
+
+
+def match_predictions(result_dir: str, gt_root: str, split: str = "val") -> Tuple[List[Tuple[str, str]], int]:
+    """Pair every prediction PNG under ``result_dir`` with its ground truth.
+
+    Predictions are matched by ``{city}_{sequence}_{frame}`` (the first three parts of the
+    file name, as cityscapesscripts' getCsFileInfo) to
+    ``gt_root/gtFine/{split}/{city}/{city}_{sequence}_{frame}_gtFine_labelIds.png``;
+    they may lie in one flat folder or in city subfolders.
+
+    Returns
+    -------
+    pairs : list of (prediction path, ground-truth labelIds path)
+    unmatched_gt : int
+        Ground-truth images of the split that have no prediction.
+    """
+    split_dir = _split_dir(gt_root, split)
+    pairs: Dict[str, Tuple[str, str]] = {}
+    for path in list_prediction_files(result_dir, (".png",)):
+        match = _NAME_PATTERN.match(os.path.basename(path))
+        if not match:
+            raise EvaluationError(f"{path}: not a Cityscapes file name ({{city}}_{{sequence}}_{{frame}}_*.png)")
+        key = f"{match['city']}_{match['sequence']}_{match['frame']}"
+        if key in pairs:
+            raise EvaluationError(f"{path}: second prediction for {key} (the first is {pairs[key][0]})")
+        gt_path = os.path.join(split_dir, match["city"], key + "_gtFine_labelIds.png")
+        if not os.path.isfile(gt_path):
+            raise EvaluationError(f"{path}: no ground truth {gt_path}")
+        pairs[key] = (path, gt_path)
+    all_gt = glob.glob(os.path.join(split_dir, "*", "*_gtFine_labelIds.png"))
+    return list(pairs.values()), len(all_gt) - len(pairs)
+
+
+def _split_dir(gt_root: str, split: str) -> str:
+    fine = os.path.join(gt_root, "gtFine")
+    if not os.path.isdir(fine):
+        raise EvaluationError(f"{gt_root}: no gtFine folder; expected the Cityscapes root (gtFine/{split}/<city>/...)")
+    split_dir = os.path.join(fine, split)
+    if not os.path.isdir(split_dir):
+        raise EvaluationError(f"{fine}: no split folder '{split}'")
+    return split_dir
+
+
+def instance_path(gt_label_ids_path: str) -> str:
+    """The ``*_gtFine_instanceIds.png`` next to a ``*_gtFine_labelIds.png``."""
+    folder, name = os.path.split(gt_label_ids_path)
+    return os.path.join(folder, name.replace("_gtFine_labelIds.png", "_gtFine_instanceIds.png"))
+
+
+def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
+                        show_progress: bool = False) -> EvaluationResult:
+    """Score a folder of labelIds PNGs against ``gt_root/gtFine/{split}`` at full resolution.
+
+    iIoU is computed when every matched ground truth has its ``*_gtFine_instanceIds.png``;
+    when only some have, the first missing one is reported as an error.
+    ``details["ground_truth_without_prediction"]`` counts split images left unscored.
+    """
+    pairs, unmatched = match_predictions(result_dir, gt_root, split)
+    instance_paths = [instance_path(gt) for _, gt in pairs]
+    present = [os.path.isfile(p) for p in instance_paths]
+    if any(present) and not all(present):
+        raise EvaluationError(f"{instance_paths[present.index(False)]}: missing, but other images have instanceIds")
+    evaluator = CityscapesEvaluator()
+    for (pred_path, gt_path), inst_path in tqdm(list(zip(pairs, instance_paths)), disable=not show_progress,
+                                                desc="cityscapes", unit="image"):
+        pred = read_png(pred_path, ("L",), "labelIds prediction")
+        gt = read_png(gt_path, ("L",), "ground-truth labelIds")
+        check_same_size(pred, pred_path, gt, gt_path)
+        instances = read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds") if all(present) else None
+        evaluator.add(pred, gt, instances, source=pred_path)
+    result = evaluator.result()
+    result.details["ground_truth_without_prediction"] = unmatched
+    return result
