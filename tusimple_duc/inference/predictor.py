@@ -1,0 +1,283 @@
+"""Test-time inference: whole image or sliding window, any scales, optional flip and dense CRF.
+
+The default :class:`InferenceSpec` is the released protocol: the whole image in one
+pass (mean-subtracted RGB, padded bottom/right with the mean colour to a multiple
+of the output stride), softmax, crop of the padding at prediction resolution,
+bilinear resize of the probabilities to the result shape, average over the test
+scales, argmax; confidence = mean over pixels of the max probability.
+
+For every scale (and, with ``flip``, for the image and its mirror) one *pass*:
+
+1. resize the image by the scale (bilinear), mirror it if this is the flip pass;
+2. pad it (:mod:`.windows`), cut equal-size windows (whole mode: one window, the
+   padded image), run them through :func:`forward_probabilities` ``batch_windows``
+   at a time per context;
+3. average overlapping windows at *prediction resolution*: per prediction pixel, the
+   sum of the windows' softmax probabilities divided by the number of windows
+   covering it (exact; the resize below is linear);
+4. resize the valid part to the result shape and add it (mirrored back for the flip
+   pass) to one result-resolution accumulator (:func:`.scales.add_resized`).
+
+The accumulator, divided by the number of passes, is the probability map. Only it
+lives at full resolution (19 x 1024 x 2048 float32 = 160 MB); nothing is kept per
+scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from tusimple_duc.config import TestConfig
+from tusimple_duc.errors import ConfigError, DataError
+from tusimple_duc.inference.crf import CRFParams, dense_crf
+from tusimple_duc.inference.scales import add_resized, resize_image, scale_image
+from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
+
+RELEASED_RGB_MEAN: Tuple[float, float, float] = (122.675, 116.669, 104.008)
+PAPER_MULTI_SCALES: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+MODES = ("whole", "sliding")
+
+# (N, 3, h, w) float32 batch -> (N, L, h/s, w/s) float32 softmax probabilities.
+ForwardFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _pair(value: Sequence[int] | None, name: str) -> Tuple[int, int] | None:
+    if value is None:
+        return None
+    pair = tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
+        raise ConfigError(f"inference: {name} must be two positive integers (rows, cols), got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How to run inference (defaults: the released single-scale protocol).
+
+    Attributes
+    ----------
+    mode : 'whole' (the padded image in one pass) or 'sliding' (equal-size windows).
+    window : (rows, cols) of a sliding window, pixels; multiples of the pad multiple. Sliding only.
+    stride : (rows, cols) between window starts, pixels; ``<= window``, multiples of the
+        network's prediction stride. Sliding only.
+    scales : test scales; probabilities are averaged over them (and over flips).
+    flip : also predict the left-right mirrored image and average in the mirrored-back result.
+    batch_windows : windows per forward pass on each context.
+    rgb_mean : subtracted from the RGB image (no std division).
+    pad_multiple : inputs are padded to a multiple of this; ``None`` = the network's output stride.
+    crf : dense CRF parameters, or ``None`` for no CRF.
+    result_shape : (rows, cols) of the output; ``None`` = the input image's size.
+    """
+
+    mode: str = "whole"
+    window: Optional[Tuple[int, int]] = None
+    stride: Optional[Tuple[int, int]] = None
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = False
+    batch_windows: int = 1
+    rgb_mean: Tuple[float, float, float] = RELEASED_RGB_MEAN
+    pad_multiple: Optional[int] = None
+    crf: Optional[CRFParams] = None
+    result_shape: Optional[Tuple[int, int]] = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"inference: mode must be one of {MODES}, got {self.mode!r}")
+        self._set("window", _pair(self.window, "window"))
+        self._set("stride", _pair(self.stride, "stride"))
+        self._set("result_shape", _pair(self.result_shape, "result_shape"))
+        if self.mode == "sliding":
+            if self.window is None or self.stride is None:
+                raise ConfigError("inference: sliding mode needs both window and stride")
+            if self.stride[0] > self.window[0] or self.stride[1] > self.window[1]:
+                raise ConfigError(f"inference: stride {self.stride} larger than window {self.window} leaves gaps")
+        elif self.window is not None or self.stride is not None:
+            raise ConfigError("inference: window and stride are only used in sliding mode")
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or not all(s > 0 for s in scales):
+            raise ConfigError(f"inference: scales must be a non-empty list of positive numbers, got {self.scales!r}")
+        self._set("scales", scales)
+        if not (isinstance(self.batch_windows, int) and self.batch_windows >= 1):
+            raise ConfigError(f"inference: batch_windows must be an integer >= 1, got {self.batch_windows!r}")
+        mean = tuple(float(m) for m in self.rgb_mean)
+        if len(mean) != 3:
+            raise ConfigError(f"inference: rgb_mean must have 3 values, got {self.rgb_mean!r}")
+        self._set("rgb_mean", mean)
+        if self.pad_multiple is not None and not (isinstance(self.pad_multiple, int) and self.pad_multiple >= 1):
+            raise ConfigError(f"inference: pad_multiple must be a positive integer, got {self.pad_multiple!r}")
+        if self.crf is not None and not isinstance(self.crf, CRFParams):
+            raise ConfigError(f"inference: crf must be CRFParams or None, got {type(self.crf).__name__}")
+
+
+    def _set(self, name: str, value: object) -> None:
+        """Store a normalised field value (the dataclass is frozen)."""
+        object.__setattr__(self, name, value)
+
+
+RELEASED_SPEC = InferenceSpec()
+RELEASED_MULTI_SCALE_SPEC = InferenceSpec(scales=PAPER_MULTI_SCALES)
+
+
+def spec_from_config(config: TestConfig) -> InferenceSpec:
+    """The :class:`InferenceSpec` of a test config (``[data]`` scales/shapes, ``[inference]`` modes).
+
+    ``[inference] window`` and ``stride`` are used in sliding mode only; ``[data] test_shape``,
+    ``ds_rate`` and ``cell_width`` describe the network and are not needed here.
+    """
+    section = config.inference
+    sliding = section.mode == "sliding"
+    crf = CRFParams(bilateral_weight=section.crf_w1, bilateral_position_sigma=section.crf_sigma_alpha,
+                    bilateral_colour_sigma=section.crf_sigma_beta, gaussian_weight=section.crf_w2,
+                    gaussian_position_sigma=section.crf_sigma_gamma, iterations=section.crf_iterations)
+    return InferenceSpec(mode=section.mode, window=section.window if sliding else None,
+                         stride=section.stride if sliding else None, scales=config.scales, flip=section.flip,
+                         batch_windows=section.batch_windows, rgb_mean=config.data.rgb_mean,
+                         crf=crf if section.crf else None, result_shape=config.data.result_shape)
+
+
+@dataclass
+class Prediction:
+    """The result for one image.
+
+    Attributes
+    ----------
+    probabilities : (L, H, W) float32 class probabilities at the result shape.
+    labels : (H, W) uint8 argmax class (trainIds for Cityscapes).
+    confidence : mean over pixels of the max class probability.
+    """
+
+    probabilities: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    confidence: float
+
+
+def forward_probabilities(net: mx.gluon.Block, batch: np.ndarray, contexts: Sequence[mx.Context]) -> np.ndarray:
+    """THE network call: softmax class probabilities of a batch of network inputs.
+
+    Parameters
+    ----------
+    net : block mapping (n, 3, h, w) mean-subtracted RGB to (n, L, h/s, w/s) class scores,
+        with parameters on every context in ``contexts``.
+    batch : (N, 3, h, w) float32 on the host.
+    contexts : the batch is split into consecutive, near-equal parts, one per context
+        (fewer parts when N < len(contexts)); all parts are launched before any is read back.
+
+    Returns
+    -------
+    (N, L, h/s, w/s) float32 NumPy probabilities (softmax over axis 1), in batch order.
+    """
+    parts = np.array_split(batch, min(len(contexts), len(batch)))
+    outputs = [mx.nd.softmax(net(mx.nd.array(part, ctx=ctx, dtype=np.float32)), axis=1)
+               for part, ctx in zip(parts, contexts)]
+    return np.concatenate([output.asnumpy() for output in outputs], axis=0)
+
+
+class Predictor:
+    """Runs a segmentation network on RGB images according to an :class:`InferenceSpec`.
+
+    Parameters
+    ----------
+    net : a ``SegmentationNet``-like block with ``num_classes``, ``prediction_stride`` and
+        ``output_stride``; initialised on every context.
+    spec : the inference protocol.
+    contexts : devices; windows of a forward pass are split across them. Default ``[mx.cpu()]``.
+    forward : replaces :func:`forward_probabilities` (e.g. an exported or bf16 variant);
+        called as ``forward(batch)`` with a (N, 3, h, w) float32 array.
+    """
+
+    def __init__(self, net: mx.gluon.Block, spec: InferenceSpec = RELEASED_SPEC,
+                 contexts: Optional[Sequence[mx.Context]] = None, forward: Optional[ForwardFn] = None) -> None:
+        self.net = net
+        self.spec = spec
+        self.contexts: List[mx.Context] = list(contexts) if contexts else [mx.cpu()]
+        self.num_classes = int(net.num_classes)
+        self.prediction_stride = int(net.prediction_stride)
+        self.pad_multiple = spec.pad_multiple or int(net.output_stride)
+        self.forward: ForwardFn = forward or (lambda batch: forward_probabilities(net, batch, self.contexts))
+        self._check_geometry(int(net.output_stride))
+
+    def _check_geometry(self, output_stride: int) -> None:
+        if self.pad_multiple % output_stride:
+            raise ConfigError(f"inference: pad_multiple {self.pad_multiple} is not a multiple of the "
+                              f"network's output stride {output_stride}")
+        if self.pad_multiple % self.prediction_stride:
+            raise ConfigError(f"inference: pad_multiple {self.pad_multiple} is not a multiple of the "
+                              f"network's prediction stride {self.prediction_stride}")
+        if self.spec.mode == "sliding":
+            if any(side % self.pad_multiple for side in self.spec.window):
+                raise ConfigError(f"inference: window {self.spec.window} is not a multiple of the "
+                                  f"pad multiple {self.pad_multiple}")
+            if any(step % self.prediction_stride for step in self.spec.stride):
+                raise ConfigError(f"inference: stride {self.spec.stride} is not a multiple of the "
+                                  f"network's prediction stride {self.prediction_stride}")
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Probabilities, labels and confidence for one (H, W, 3) uint8 RGB image."""
+        probabilities = self.probabilities(image)
+        labels = probabilities.argmax(axis=0).astype(np.uint8)
+        confidence = float(probabilities.max(axis=0).mean(dtype=np.float64))
+        return Prediction(probabilities=probabilities, labels=labels, confidence=confidence)
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(L, H_out, W_out) float32 class probabilities of one (H, W, 3) uint8 RGB image."""
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
+            raise DataError(f"inference: image must be a (H, W, 3) uint8 RGB array, got "
+                            f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+        result_shape = self.spec.result_shape or image.shape[:2]
+        accumulator = np.zeros((self.num_classes,) + tuple(result_shape), dtype=np.float32)
+        passes = 0
+        for scale in self.spec.scales:
+            scaled = scale_image(image, scale)
+            for mirror in (False, True) if self.spec.flip else (False,):
+                view = scaled[:, ::-1] if mirror else scaled
+                window_probabilities = self._predict_view(view)
+                extent = (view.shape[0] / self.prediction_stride, view.shape[1] / self.prediction_stride)
+                add_resized(window_probabilities, extent, accumulator, mirror=mirror)
+                passes += 1
+        accumulator /= np.float32(passes)
+        if self.spec.crf is not None:
+            accumulator = dense_crf(accumulator, resize_image(image, result_shape), self.spec.crf)
+        return accumulator
+
+    def _predict_view(self, view: np.ndarray) -> np.ndarray:
+        """Window-averaged probabilities (L, rows/s, cols/s) of one scaled (and maybe mirrored) image.
+
+        ``rows, cols`` is the padded size; the image covers the top-left ``h/s x w/s``.
+        """
+        stride = self.prediction_stride
+        window = self.spec.window
+        shape = padded_shape(view.shape[:2], self.pad_multiple, window)
+        data = network_input(view, self.spec.rgb_mean, shape)
+        if window is None:
+            window, origins = shape, [(0, 0)]
+        else:
+            origins = window_origins(shape, window, self.spec.stride)
+        out_window = (window[0] // stride, window[1] // stride)
+        sums = np.zeros((self.num_classes, shape[0] // stride, shape[1] // stride), dtype=np.float32)
+        counts = np.zeros(sums.shape[1:], dtype=np.float32)
+        group = self.spec.batch_windows * len(self.contexts)
+        for first in range(0, len(origins), group):
+            batch_origins = origins[first:first + group]
+            batch = _cut_windows(data, batch_origins, window)
+            probabilities = self.forward(batch)
+            expected = (len(batch_origins), self.num_classes) + out_window
+            if probabilities.shape != expected:
+                raise ValueError(f"network output {probabilities.shape} for input {batch.shape}, expected {expected} "
+                                 f"(num_classes {self.num_classes}, prediction_stride {stride})")
+            for (r, c), window_probabilities in zip(batch_origins, probabilities):
+                rows = slice(r // stride, r // stride + out_window[0])
+                cols = slice(c // stride, c // stride + out_window[1])
+                sums[:, rows, cols] += window_probabilities
+                counts[rows, cols] += 1
+        sums /= counts
+        return sums
+
+
+def _cut_windows(data: np.ndarray, origins: Sequence[Tuple[int, int]], window: Tuple[int, int]) -> np.ndarray:
+    """(N, 3, rows, cols) windows of a (3, H, W) input; a single window is a view, not a copy."""
+    views = [data[:, r:r + window[0], c:c + window[1]] for r, c in origins]
+    return views[0][None] if len(views) == 1 else np.stack(views)
