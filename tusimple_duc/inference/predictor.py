@@ -172,7 +172,8 @@ def forward_probabilities(net: mx.gluon.Block, batch: np.ndarray, contexts: Sequ
     parts = np.array_split(batch, min(len(contexts), len(batch)))
     outputs = [mx.nd.softmax(net(mx.nd.array(part, ctx=ctx, dtype=np.float32)), axis=1)
                for part, ctx in zip(parts, contexts)]
-    return np.concatenate([output.asnumpy() for output in outputs], axis=0)
+    arrays = [output.asnumpy() for output in outputs]
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
 
 
 class Predictor:
