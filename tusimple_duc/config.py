@@ -45,25 +45,33 @@ class EnvSection:
 
 
 @dataclass(frozen=True)
-class NetworkSection:
-    """[network]: architecture. ``preset`` names a model; the other keys override it."""
+class ArchitectureSection:
+    """Architecture keys shared by train and test configs: ``preset`` names a model
+    (``tusimple_duc.models.presets``); every other key, when set, overrides the preset."""
 
     preset: str = "resnet101_duc_hdc_released"
-    label_num: int = 19
-    #: Number of ASPP branches in the head (0 = a single 3x3 conv).
-    aspp: int = 4
-    #: ASPP dilation step: branch i has rate aspp_stride * (i + 1).
-    aspp_stride: int = 6
-    cell_width: int = 2
-    ignore_label: int = 255
-    bn_use_global_stats: bool = True
-    #: Optional overrides of the preset (unset = the preset's value).
+    #: Number of ASPP branches in the head (0 = a single 3x3 conv); unset = the preset's.
+    aspp: Optional[int] = None
+    #: ASPP dilation step: branch i has rate aspp_stride * (i + 1); unset = the preset's.
+    aspp_stride: Optional[int] = None
     depth: Optional[int] = None
     stem: Optional[Literal["deep", "classic"]] = None
     head: Optional[Literal["duc", "bilinear", "deconv"]] = None
     dilation_schedule: Optional[str] = None
     width: Optional[int] = None
     blocks_per_stage: Optional[Tuple[int, ...]] = None
+
+
+@dataclass(frozen=True)
+class NetworkSection(ArchitectureSection):
+    """[network] of a train config: the architecture plus the original training keys."""
+
+    label_num: int = 19
+    #: DUC cell width c (1, 2, 4); unset = the preset's.
+    cell_width: Optional[int] = None
+    ignore_label: int = 255
+    #: Frozen BatchNorm statistics (released); unset = the preset's (True for all presets).
+    bn_use_global_stats: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,8 @@ class DataSection:
     val_list: Optional[str] = None
     rgb_mean: Tuple[float, float, float] = (122.675, 116.669, 104.008)
     batch_size: int = 1
-    #: Downsampling rate (output stride) of the network: 4, 8 or 16.
-    ds_rate: int = 8
+    #: Downsampling rate (output stride) of the network: 4, 8 or 16; unset = the preset's.
+    ds_rate: Optional[int] = None
     convert_label: bool = True
     scale_factors: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
     crop_shape: Tuple[int, int] = (800, 800)
@@ -169,7 +177,6 @@ class TestModelSection:
     #: Original key (unused there). True = test at the paper's scales 0.5..2.0
     #: when ``[data] test_scales`` is a single scale.
     multi_scales: bool = False
-    preset: str = "resnet101_duc_hdc_released"
 
 
 @dataclass(frozen=True)
@@ -181,12 +188,15 @@ class TestDataSection:
     image_list: str = ""
     test_img_dir: str = ""
     gt_dir: str = ""
-    ds_rate: int = 8
-    cell_width: int = 2
-    #: (rows, cols) the network input is padded to a multiple of ``ds_rate`` from.
+    #: Output stride of the network; unset = the preset's.
+    ds_rate: Optional[int] = None
+    #: DUC cell width; unset = the preset's.
+    cell_width: Optional[int] = None
+    #: (rows, cols) the images are expected at (the released script bound the network
+    #: for it); an image of another size is processed at its own size with a warning.
     test_shape: Tuple[int, int] = (1024, 2048)
-    #: (rows, cols) of the probabilities and label maps written.
-    result_shape: Tuple[int, int] = (1024, 2048)
+    #: (rows, cols) of the probabilities and label maps written; None = each image's own size.
+    result_shape: Optional[Tuple[int, int]] = (1024, 2048)
     rgb_mean: Tuple[float, float, float] = (122.675, 116.669, 104.008)
     test_scales: Tuple[float, ...] = (1.0,)
     dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
@@ -229,6 +239,7 @@ class TestConfig:
     __test__ = False
 
     model: TestModelSection = field(default_factory=TestModelSection)
+    network: ArchitectureSection = field(default_factory=ArchitectureSection)
     data: TestDataSection = field(default_factory=TestDataSection)
     inference: InferenceSection = field(default_factory=InferenceSection)
     output: OutputSection = field(default_factory=OutputSection)
@@ -406,10 +417,13 @@ def _check(condition: bool, source: str, key: str, problem: str) -> None:
         raise ConfigError(f"{source}: {key}: {problem}")
 
 
-def _check_geometry(source: str, section: str, ds_rate: int, cell_width: int) -> None:
-    _check(ds_rate in (4, 8, 16), source, f"[{section}] ds_rate", f"must be 4, 8 or 16, got {ds_rate}")
-    _check(cell_width in (1, 2, 4) and ds_rate % cell_width == 0, source, "cell_width",
-           f"must be 1, 2 or 4 and divide ds_rate {ds_rate}, got {cell_width}")
+def _check_geometry(source: str, section: str, ds_rate: Optional[int], cell_width: Optional[int]) -> None:
+    """Checks the values that are set; the model spec validates the combination with the preset."""
+    if ds_rate is not None:
+        _check(ds_rate in (4, 8, 16), source, f"[{section}] ds_rate", f"must be 4, 8 or 16, got {ds_rate}")
+    if cell_width is not None:
+        _check(cell_width in (1, 2, 4) and (ds_rate is None or ds_rate % cell_width == 0), source, "cell_width",
+               f"must be 1, 2 or 4 and divide ds_rate {ds_rate}, got {cell_width}")
 
 
 def validate_train_config(config: TrainConfig) -> None:
@@ -418,8 +432,9 @@ def validate_train_config(config: TrainConfig) -> None:
     _check(env.use_cpu or len(env.gpus) > 0, src, "[env] gpus", "empty while use_cpu is False")
     _check(env.cpus >= 1, src, "[env] cpus", f"must be >= 1, got {env.cpus}")
     _check(net.label_num >= 1, src, "[network] label_num", f"must be >= 1, got {net.label_num}")
-    _check(net.aspp >= 0, src, "[network] aspp", f"must be >= 0, got {net.aspp}")
-    _check(net.aspp_stride >= 1, src, "[network] aspp_stride", f"must be >= 1, got {net.aspp_stride}")
+    _check(net.aspp is None or net.aspp >= 0, src, "[network] aspp", f"must be >= 0, got {net.aspp}")
+    _check(net.aspp_stride is None or net.aspp_stride >= 1, src, "[network] aspp_stride",
+           f"must be >= 1, got {net.aspp_stride}")
     _check_geometry(src, "data", data.ds_rate, net.cell_width)
     _check(model.num_epochs >= 1, src, "[model] num_epochs", f"must be >= 1, got {model.num_epochs}")
     _check(model.checkpoint_interval >= 1, src, "[model] checkpoint_interval", "must be >= 1")
@@ -435,7 +450,7 @@ def validate_train_config(config: TrainConfig) -> None:
            f"{data.batch_size} does not split evenly over {contexts} devices")
     crop = data.inner_crop if data.patch_scheme == "12fold" else data.crop_shape
     for side in crop:
-        _check(side > 0 and side % data.ds_rate == 0, src,
+        _check(side > 0 and side % (data.ds_rate or 1) == 0, src,
                "[data] inner_crop" if data.patch_scheme == "12fold" else "[data] crop_shape",
                f"sides must be positive multiples of ds_rate {data.ds_rate}, got {crop}")
     _check(all(s > 0 for s in data.scale_factors), src, "[data] scale_factors", "must be positive")
@@ -450,11 +465,11 @@ def validate_test_config(config: TestConfig) -> None:
     src, data, inf = config.source, config.data, config.inference
     _check_geometry(src, "data", data.ds_rate, data.cell_width)
     _check(all(s > 0 for s in data.test_scales), src, "[data] test_scales", "must be positive")
-    _check(all(s > 0 for s in data.result_shape), src, "[data] result_shape", "must be positive")
+    _check(data.result_shape is None or all(s > 0 for s in data.result_shape), src, "[data] result_shape",
+           "must be positive")
     _check(bool(data.image_list), src, "[data] image_list", "is required")
     if inf.mode == "sliding":
         for side, step in zip(inf.window, inf.stride):
-            _check(side % data.ds_rate == 0, src, "[inference] window", f"sides must be multiples of {data.ds_rate}")
             _check(0 < step <= side, src, "[inference] stride", "must be in 1..window")
     _check(inf.batch_windows >= 1, src, "[inference] batch_windows", "must be >= 1")
     _check(inf.crf_iterations >= 1, src, "[inference] crf_iterations", "must be >= 1")
