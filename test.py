@@ -1,0 +1,37 @@
+"""Segment and score with a trained checkpoint: ``python test.py CONFIG [--set section.key=value ...]``.
+
+Reads the original TuSimple-DUC test config unchanged (``configs/test/test_full_image.cfg``)
+plus the new ``[network]``, ``[inference]`` and ``[output]`` keys. ``--images`` segments any
+images or folders instead of the config's list (no evaluation).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+import tusimple_duc  # noqa: F401  (sets threads before mxnet loads)
+from tusimple_duc.cli import add_set_argument, run_cli
+from tusimple_duc.config import load_test_config
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="test config (INI)")
+    add_set_argument(parser)
+    parser.add_argument("--images", nargs="+", metavar="PATH", help="images or folders to segment instead of the list")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = load_test_config(args.config, args.overrides)
+
+    from tusimple_duc.pipelines.segment import run_test, summary_text
+
+    run = run_test(config, images=args.images, show_progress=not args.quiet)
+    print(summary_text(run))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
