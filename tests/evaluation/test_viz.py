@@ -13,8 +13,10 @@ from PIL import Image
 from tusimple_duc.data.labels import CITYSCAPES_LABELS, VOC_PALETTE
 from tusimple_duc.evaluation.cityscapes import evaluate_cityscapes
 from tusimple_duc.evaluation.report import format_tables, result_to_dict, write_metrics_json
-from tusimple_duc.viz.colorize import colorize, mosaic, overlay, write_rgb_png
+from tusimple_duc.viz.colorize import colorize, mosaic, overlay, segmentation_mosaic, write_rgb_png
 from tusimple_duc.viz.plots import CLASS_IOU_FIGURE, CONFUSION_FIGURE, row_normalise, write_result_figures
+
+CLASS_NAMES_CAR = 13  # row of "car" in the Cityscapes class table (its trainId)
 
 
 def test_colorize_equals_per_pixel_palette_lookups():
@@ -99,9 +101,17 @@ def test_figures_json_and_table_of_a_result(cityscapes_case, tmp_path):
     assert next(line for line in table.splitlines() if line.startswith("wall ")).split()[1:] == ["nan", "nan"]
 
 
-CLASS_NAMES_CAR = 13  # trainId of car
-
-
 def test_row_normalise():
     np.testing.assert_allclose(row_normalise(np.array([[1, 3], [0, 0]])), [[0.25, 0.75], [0, 0]])
     assert not any(math.isnan(v) for v in row_normalise(np.zeros((2, 2))).ravel())
+
+
+def test_segmentation_mosaic_is_image_then_coloured_gt_then_coloured_prediction():
+    image = np.full((24, 8, 3), 50, np.uint8)
+    gt = np.zeros((24, 8), np.uint8)
+    pred = np.ones((24, 8), np.uint8)
+    plain = segmentation_mosaic(image, gt, pred, "voc", with_titles=False)
+    np.testing.assert_array_equal(plain, np.concatenate([image, colorize(gt, "voc"), colorize(pred, "voc")], axis=1))
+    without_gt = segmentation_mosaic(image, None, pred, "voc")
+    assert without_gt.shape == (24 + 20, 16, 3)
+    np.testing.assert_array_equal(without_gt[20:, 8:], colorize(pred, "voc"))

@@ -110,6 +110,22 @@ def mosaic(panels: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None)
     return np.concatenate(rgb, axis=1)
 
 
+def segmentation_mosaic(image: np.ndarray, gt_labels: Optional[np.ndarray], pred_labels: np.ndarray,
+                        palette: Union[str, np.ndarray], with_titles: bool = True) -> np.ndarray:
+    """``image | ground truth | prediction``, the label maps coloured with ``palette``.
+
+    ``image`` is (H, W, 3) uint8 RGB, the label maps (H, W) integers; the ground-truth panel
+    is left out when ``gt_labels`` is None (test images). Titles name the panels.
+    """
+    panels, titles = [image], ["image"]
+    if gt_labels is not None:
+        panels.append(colorize(gt_labels, palette))
+        titles.append("ground truth")
+    panels.append(colorize(pred_labels, palette))
+    titles.append("prediction")
+    return mosaic(panels, titles if with_titles else None)
+
+
 def write_rgb_png(path: str, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 RGB image (or (H, W) grey) to ``path`` as PNG, atomically."""
     rgb = np.asarray(rgb)
