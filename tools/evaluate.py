@@ -5,7 +5,7 @@
 
 RESULT_DIR holds, for cityscapes, labelIds PNGs named after the images (flat or in city
 subfolders, e.g. ``result_dir/score/``); for kitti, road probability PNGs (uint8 = p * 255)
-or ``.npz`` float maps named like the images (``um_000000.png``); for voc, index or palette
+or ``.npz`` float maps (test.py's ``prob/``) named like the images (``um_000000.png``); for voc, index or palette
 PNGs (``2007_000033.png``). GT_ROOT is the Cityscapes root (with ``gtFine``), the KITTI road
 folder (with ``gt_image_2`` or ``training/gt_image_2``) or ``VOC2012``.
 Prints the per-class table, writes the metrics JSON (default RESULT_DIR/metrics.json) and,

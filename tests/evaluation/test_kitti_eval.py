@@ -10,7 +10,8 @@ from sklearn.metrics import f1_score, precision_recall_curve
 
 from tusimple_duc.data.labels import kitti_gt_to_labels
 from tusimple_duc.errors import EvaluationError
-from tusimple_duc.evaluation.kitti import KittiRoadEvaluator, evaluate_kitti_road, threshold_histogram
+from tusimple_duc.evaluation.kitti import (
+    KittiRoadEvaluator, evaluate_kitti_road, read_road_probability, threshold_histogram)
 
 SHAPES = {"um_000000": (30, 50), "umm_000001": (24, 40), "uu_000002": (30, 50)}
 
@@ -78,7 +79,7 @@ def write_kitti_case(root, rng):
         cv2.imwrite(os.path.join(gt_dir, f"{category}_road_{frame}.png"), rgb[:, :, ::-1])
         if category == "uu":
             probs = (levels / 255.0).astype(np.float16)
-            np.savez(os.path.join(pred_dir, f"{category}_road_{frame}.npz"), prob=probs)
+            np.savez(os.path.join(pred_dir, f"{category}_road_{frame}.npz"), probabilities=np.stack([1 - probs, probs]))
         else:
             cv2.imwrite(os.path.join(pred_dir, name + ".png"), levels)
             probs = levels
@@ -145,7 +146,7 @@ def test_bad_kitti_inputs(tmp_path):
     cv2.imwrite(png, levels)
     npz = os.path.join(pred_dir, "uu_road_000002.npz")
     np.savez(npz, a=np.zeros((30, 50)), b=np.zeros((30, 50)))
-    with pytest.raises(EvaluationError, match="expected one .H, W. float array"):
+    with pytest.raises(EvaluationError, match="expected one .H, W. road or .2, H, W. .not road, road. probability"):
         evaluate_kitti_road(pred_dir, gt_root)
     np.savez(npz, prob=np.full((30, 50), 1.5))
     with pytest.raises(EvaluationError, match="outside \\[0, 1\\]"):
@@ -174,3 +175,15 @@ def test_png_level_q_is_called_road_exactly_up_to_threshold_index_q():
     counts = threshold_histogram(as_read)
     # Level q satisfies p >= t_k for k = 0..q, i.e. falls in histogram bin q + 1.
     np.testing.assert_array_equal(counts, np.r_[0, np.ones(256, dtype=np.int64)])
+
+
+def test_road_probability_files(tmp_path):
+    road = np.array([[0.0, 0.25], [0.5, 1.0]], np.float16)
+    np.savez(tmp_path / "a.npz", road=road)
+    np.savez(tmp_path / "b.npz", probabilities=np.stack([1 - road, road]))
+    cv2.imwrite(str(tmp_path / "c.png"), np.array([[0, 64], [128, 255]], np.uint8))
+    np.testing.assert_array_equal(read_road_probability(str(tmp_path / "a.npz")), road)
+    np.testing.assert_array_equal(read_road_probability(str(tmp_path / "b.npz")), road)
+    png = read_road_probability(str(tmp_path / "c.png"))
+    assert png.dtype == np.float32
+    np.testing.assert_array_equal(png, np.array([[0, 64], [128, 255]], np.float32) / np.float32(255))

@@ -170,8 +170,12 @@ def _gt_dir(gt_root: str, split: Optional[str]) -> str:
 
 
 def read_road_probability(path: str) -> np.ndarray:
-    """A (H, W) float road probability map from an 8-bit PNG (``uint8 / 255`` in float32,
-    as the devkit) or from an ``.npz`` holding one (H, W) float array."""
+    """A (H, W) float road probability map.
+
+    From an 8-bit PNG (``round(255 p)``, read as the devkit does: ``uint8 / 255`` in float32),
+    or from an ``.npz`` holding one array: (H, W) road probabilities, or test.py's
+    ``prob/<name>.npz`` (2, H, W) probabilities of (not road, road).
+    """
     if path.endswith(".png"):
         return read_png(path, ("L",), "road probability map").astype(np.float32) / np.float32(255)
     try:
@@ -179,8 +183,10 @@ def read_road_probability(path: str) -> np.ndarray:
             arrays = [archive[key] for key in archive.files]
     except (OSError, ValueError) as error:
         raise EvaluationError(f"{path}: cannot read road probability map ({error})") from None
+    if len(arrays) == 1 and arrays[0].ndim == 3 and arrays[0].shape[0] == 2:
+        return arrays[0][1]
     if len(arrays) != 1 or arrays[0].ndim != 2:
-        raise EvaluationError(f"{path}: expected one (H, W) float array of road probabilities")
+        raise EvaluationError(f"{path}: expected one (H, W) road or (2, H, W) (not road, road) probability array")
     return arrays[0]
 
 
