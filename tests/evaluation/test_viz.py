@@ -33,7 +33,8 @@ def test_colorize_equals_per_pixel_palette_lookups():
     voc = np.array([[0, 1, 15, 255]])
     # The VOC colour map: aeroplane (128, 0, 0), person (192, 128, 128), boundary (224, 224, 192).
     np.testing.assert_array_equal(colorize(voc, "voc")[0], [[0, 0, 0], [128, 0, 0], [192, 128, 128], [224, 224, 192]])
-    np.testing.assert_array_equal(colorize(np.array([[0, 1, 255]]), "kitti")[0], [[255, 0, 0], [255, 0, 255], [0, 0, 0]])
+    np.testing.assert_array_equal(colorize(np.array([[0, 1, 255]]), "kitti")[0],
+                                  [[255, 0, 0], [255, 0, 255], [0, 0, 0]])
     assert colorize(voc, VOC_PALETTE).dtype == np.uint8
     with pytest.raises(ValueError):
         colorize(np.array([[300]]), "voc")

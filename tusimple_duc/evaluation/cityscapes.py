@@ -1,7 +1,7 @@
 """Cityscapes pixel-level semantic labelling, scored exactly as the official evaluator.
 
 Same numbers as ``cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling``
-(tests/evaluation/test_cityscapes.py compares every score), computed from one (34, 34)
+(tests/evaluation/test_cityscapes_eval.py compares every score), computed from one (34, 34)
 labelId confusion matrix and vectorised per-instance counts:
 
 * **class IoU** of the 19 evaluated classes and **category IoU** of the 7 categories that
@@ -73,6 +73,7 @@ _ID_TO_INSTANCE_CLASS[INSTANCE_CLASS_IDS] = np.arange(len(INSTANCE_CLASS_IDS))
 _ID_TO_INSTANCE_CATEGORY = np.full(256, -1, dtype=np.int64)
 for _index, _ids in enumerate(_INSTANCE_CATEGORY_ALL_IDS):
     _ID_TO_INSTANCE_CATEGORY[_ids] = _index
+del _index, _ids
 _INSTANCE_CLASS_AVERAGE_SIZE = np.array(
     [AVERAGE_INSTANCE_SIZE[next(l.name for l in _LABELS if l.id == i)] for i in INSTANCE_CLASS_IDS])
 
@@ -114,23 +115,24 @@ class CityscapesEvaluator:
         if pred.ndim != 2:
             raise EvaluationError(f"{source}: prediction has shape {pred.shape}; expected a (H, W) labelId map")
         if pred.shape != gt.shape:
-            raise EvaluationError(
-                f"{source}: prediction is {pred.shape[1]}x{pred.shape[0]} but ground truth is {gt.shape[1]}x{gt.shape[0]}")
+            (ph, pw), (gh, gw) = pred.shape, gt.shape
+            raise EvaluationError(f"{source}: prediction is {pw}x{ph} but ground truth is {gw}x{gh}")
         _check_ids(pred, f"{source}: prediction")
         _check_ids(gt, f"{source}: ground truth")
         has_instances = gt_instance_ids is not None
         if self.with_instances is not None and has_instances != self.with_instances:
             raise EvaluationError(f"{source}: instanceIds are given for some images but not for others")
-        self.with_instances = has_instances
-        self.confusion.add(pred, gt)
         if has_instances:
             instances = np.asarray(gt_instance_ids)
             if instances.shape != gt.shape:
                 raise EvaluationError(f"{source}: instanceIds shape {instances.shape} differs from labelIds {gt.shape}")
             self._add_instances(pred, instances, source)
+        self.confusion.add(pred, gt)
+        self.with_instances = has_instances
         self.num_images += 1
 
     def _add_instances(self, pred: np.ndarray, instances: np.ndarray, source: str) -> None:
+        """Add the weighted true positives / false negatives of every evaluated instance."""
         in_instance = instances > 1000
         instance_pixels = instances[in_instance].astype(np.int64)
         label_ids = instance_pixels // 1000

@@ -190,7 +190,8 @@ def read_road_probability(path: str) -> np.ndarray:
     return arrays[0]
 
 
-def match_predictions(result_dir: str, gt_root: str, split: Optional[str] = None) -> Tuple[List[Tuple[str, str, str]], int]:
+def match_predictions(result_dir: str, gt_root: str,
+                      split: Optional[str] = None) -> Tuple[List[Tuple[str, str, str]], int]:
     """Pair every ``{um,umm,uu}_{frame}.png|npz`` (or ``{cat}_road_{frame}``) under ``result_dir``
     with ``gt_image_2/{cat}_road_{frame}.png``.
 
