@@ -1,0 +1,61 @@
+"""Export a checkpoint as a drop-in replacement of the released files (and optionally ONNX).
+
+    python tools/export_model.py --prefix models/ResNet_DUC_HDC_CityScapes --epoch 20 \
+        --out export/duc [--preset resnet101_duc_hdc_released] [--shape 1024,2048] [--onnx duc.onnx]
+
+Reads ``PREFIX-%04d.params`` (and cross-checks ``PREFIX-symbol.json`` when it parses); with
+``--epoch`` omitted, ``--prefix`` is a params file (checkpoint or Gluon format). Writes
+``OUT-symbol.json`` + ``OUT-0000.params`` (the released graph ending in SoftmaxOutput
+``seg_loss``: ``mx.mod.Module.load(OUT, 0)`` binds it with input ``data``) and, with
+``--onnx``, an ONNX model ending in softmax over classes (input ``data`` (N, 3, H, W) with
+dynamic N, H, W; ``--shape`` is the H,W the graph is traced with). Files are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence, Tuple
+
+import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
+from tusimple_duc.cli import run_cli
+from tusimple_duc.io.export import RELEASED_PRESET, RELEASED_TEST_SHAPE, export_model
+from tusimple_duc.io.symbol import DEFAULT_IGNORE_LABEL
+
+
+def parse_shape(text: str) -> Tuple[int, int]:
+    """``"H,W"`` -> ``(H, W)``."""
+    try:
+        height, width = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W (two integers), got {text!r}") from None
+    return height, width
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prefix", required=True,
+                        help="checkpoint prefix (or a params file when --epoch is omitted)")
+    parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch")
+    parser.add_argument("--out", required=True, help="output prefix: OUT-symbol.json, OUT-0000.params")
+    parser.add_argument("--preset", default=RELEASED_PRESET,
+                        help=f"architecture of the checkpoint (default {RELEASED_PRESET})")
+    parser.add_argument("--shape", type=parse_shape, default=RELEASED_TEST_SHAPE,
+                        help="H,W the ONNX graph is traced with (default %d,%d)" % RELEASED_TEST_SHAPE)
+    parser.add_argument("--onnx", default=None, help="also write an ONNX model to this file")
+    parser.add_argument("--ignore-label", type=int, default=DEFAULT_IGNORE_LABEL,
+                        help=f"SoftmaxOutput ignore label (default {DEFAULT_IGNORE_LABEL})")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    result = export_model(args.prefix, args.epoch, args.out, preset=args.preset,
+                          shape=args.shape, onnx_path=args.onnx, ignore_label=args.ignore_label)
+    for path in (result.symbol, result.params, result.onnx):
+        if path:
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,132 @@
+"""Export a checkpoint as a drop-in replacement of the released files, optionally ONNX.
+
+:func:`export_model` loads any checkpoint this project reads (released ``arg:``/``aux:``
+files, our checkpoints, Gluon parameter files) into the preset's Gluon network and writes
+
+* ``<out>-symbol.json`` + ``<out>-0000.params``: the released training graph
+  (:func:`tusimple_duc.io.symbol.training_symbol`: input ``data``, label ``seg_loss_label``,
+  output ``seg_loss_output`` = (N, L, r*r*h*w) softmax probabilities) and the weights under
+  the released names. ``mx.mod.Module.load(out, 0)`` then ``bind(data_shapes=[('data',
+  (1, 3, H, W))], for_training=False)`` runs it exactly like the original tester, and
+  ``mx.mod.Module(sym, data_names=['data'], label_names=['seg_loss_label'])`` trains it like
+  the original training script.
+* with ``onnx_path``: an ONNX model (``mx.onnx.export_model``, mxnet 1.9.1's mx2onnx) of the
+  same graph ending in ``softmax(axis=1)`` instead of ``SoftmaxOutput`` (mx2onnx cannot
+  convert a multi-output SoftmaxOutput, and a label input has no place in inference).
+  Input ``data`` (N, 3, H, W) float32 with N, H and W dynamic (any H, W multiple of the
+  output stride); output ``seg_prob`` (N, L, r*r*h*w). ``shape`` is the (H, W) used to trace
+  the graph.
+
+:func:`preset_symbol_text` and :func:`write_preset_symbols` produce ``symbols/<preset>-symbol.json``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from tusimple_duc.errors import ConfigError
+from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
+from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint,
+                                        load_params_file, save_checkpoint)
+from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, probability_symbol, symbol_text,
+                                    training_symbol)
+from tusimple_duc.models.presets import PRESETS, get_model
+
+RELEASED_PRESET = "resnet101_duc_hdc_released"
+RELEASED_TEST_SHAPE = (1024, 2048)
+EXPORT_EPOCH = 0
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Files written by :func:`export_model` (``onnx`` None when not requested)."""
+
+    symbol: str
+    params: str
+    onnx: Optional[str]
+    loaded: LoadReport
+
+
+def export_model(prefix: str, epoch: Optional[int], out: str, preset: str = RELEASED_PRESET,
+                 shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
+                 ignore_label: int = DEFAULT_IGNORE_LABEL) -> ExportResult:
+    """Load ``prefix``/``epoch`` into ``preset`` and write the released-format files.
+
+    Parameters
+    ----------
+    prefix, epoch : a checkpoint (``<prefix>-%04d.params``); with ``epoch`` None, ``prefix``
+        is a params file path (checkpoint or Gluon format).
+    out : output prefix: ``<out>-symbol.json`` and ``<out>-0000.params``.
+    preset : name of the architecture (``tusimple_duc.models.presets.PRESETS``).
+    shape : (H, W) used to trace the ONNX graph; multiples of the output stride.
+    onnx_path : also write an ONNX model there.
+    ignore_label : the SoftmaxOutput's ignore label.
+
+    Raises
+    ------
+    CheckpointError : checkpoint missing, corrupt or not of ``preset``.
+    ConfigError : unknown preset or a shape that is not a multiple of the output stride.
+    """
+    net = get_model(preset)
+    if onnx_path:
+        check_shape(net, shape)
+    if epoch is None:
+        report = load_params_file(net, prefix)
+    else:
+        report = load_checkpoint(net, prefix, epoch)
+    sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
+    onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
+    return ExportResult(sym_file, params_file, onnx_file, report)
+
+
+def export_onnx(net: Any, path: str, shape: Tuple[int, int]) -> str:
+    """Write ``net`` (initialised) as ONNX: ``data`` (N, 3, H, W) -> ``seg_prob`` (N, L, r*r*h*w)."""
+    height, width = check_shape(net, shape)
+    params = {key.split(":", 1)[1]: value for key, value in checkpoint_arrays(net).items()}
+    symbol = probability_symbol(net)
+
+    def write(tmp_path: str) -> None:
+        mx.onnx.export_model(symbol, params, in_shapes=[(1, 3, height, width)],
+                             in_types=[np.float32], onnx_file_path=tmp_path, dynamic=True,
+                             dynamic_input_shapes=[(None, 3, None, None)])
+
+    atomic_write_with(path, write)
+    return path
+
+
+def check_shape(net: Any, shape: Tuple[int, int]) -> Tuple[int, int]:
+    """``shape`` as two positive ints that are multiples of ``net.output_stride``."""
+    stride = net.output_stride
+    try:
+        height, width = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"shape must be two integers H,W, got {shape!r}") from None
+    if height <= 0 or width <= 0 or height % stride or width % stride:
+        raise ConfigError(f"shape {height},{width}: H and W must be positive multiples of the "
+                          f"output stride {stride}")
+    return height, width
+
+
+def preset_symbol_text(name: str, ignore_label: int = DEFAULT_IGNORE_LABEL) -> str:
+    """The released-layout training symbol JSON of preset ``name`` (deterministic text)."""
+    return symbol_text(training_symbol(get_model(name), ignore_label))
+
+
+def preset_symbol_path(folder: str, name: str) -> str:
+    """``<folder>/<name>-symbol.json``."""
+    return os.path.join(folder, f"{name}-symbol.json")
+
+
+def write_preset_symbols(folder: str) -> List[str]:
+    """Write ``<folder>/<preset>-symbol.json`` for every preset; returns the paths."""
+    paths = []
+    for name in PRESETS:
+        path = preset_symbol_path(folder, name)
+        atomic_write_text(path, preset_symbol_text(name))
+        paths.append(path)
+    return paths
+

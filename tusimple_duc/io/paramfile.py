@@ -1,0 +1,55 @@
+"""Read and write MXNet ``.params`` files (``mx.nd.save`` dictionaries) with clear errors.
+
+A missing, empty, truncated or corrupt file, or one holding an unnamed list of arrays,
+raises one :class:`~tusimple_duc.errors.CheckpointError` naming the file and the problem.
+Writes are atomic (:func:`tusimple_duc.io.atomic.atomic_write_with`).
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Mapping
+
+import mxnet as mx
+
+from tusimple_duc.errors import CheckpointError
+from tusimple_duc.io.atomic import atomic_write_with
+
+
+def read_params(path: str) -> Dict[str, mx.nd.NDArray]:
+    """Load a ``.params`` file saved from a dict: ``{key: NDArray}`` on the CPU.
+
+    Raises
+    ------
+    CheckpointError
+        the file does not exist, is not a readable params file (truncated, corrupt, empty),
+        holds an unnamed list, or holds no arrays.
+    """
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such params file")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: not a file")
+    try:
+        arrays = mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise CheckpointError(f"{path}: not a readable MXNet params file, truncated or corrupt "
+                              f"({mxnet_error_reason(err)})") from None
+    if isinstance(arrays, list):
+        raise CheckpointError(f"{path}: holds an unnamed list of {len(arrays)} arrays, "
+                              f"not named parameters")
+    if not arrays:
+        raise CheckpointError(f"{path}: holds no arrays")
+    return dict(arrays)
+
+
+def write_params(path: str, arrays: Mapping[str, mx.nd.NDArray]) -> None:
+    """Save ``{key: NDArray}`` to ``path`` atomically (``mx.nd.save``), keys in the given order."""
+    data = {key: value.as_in_context(mx.cpu()) for key, value in arrays.items()}
+    atomic_write_with(path, lambda tmp: mx.nd.save(tmp, data))
+
+
+def mxnet_error_reason(err: Exception) -> str:
+    """The message line of an MXNet error (without the C++ traceback and argument docs)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    tagged = [line for line in lines if "MXNetError:" in line]
+    reason = tagged[0].split("MXNetError:", 1)[1].strip() if tagged else (lines or [""])[-1]
+    return reason.rstrip(",:") or type(err).__name__
