@@ -75,6 +75,9 @@ def check_kvstore(env: EnvSection, source: str = "<config>", environ=os.environ)
                           f"the workers); use dist_sync or dist_device_sync")
     if env.kv_store == "nccl" and env.use_cpu:
         raise ConfigError(f"{source}: [env] kv_store: nccl needs GPUs, but use_cpu is True")
+    if environ.get("DMLC_ROLE") == "worker" and env.kv_store not in DISTRIBUTED_KVSTORES:
+        raise ConfigError(f"{source}: [env] kv_store: {env.kv_store} in a parameter-server worker "
+                          f"(DMLC_ROLE=worker): every worker would train alone; use dist_sync")
     if env.kv_store in DISTRIBUTED_KVSTORES:
         missing = [name for name in DMLC_VARIABLES if not environ.get(name)]
         if missing:
@@ -93,37 +96,28 @@ def setup_devices(env: EnvSection, source: str = "<config>") -> DeviceSetup:
     return DeviceSetup(contexts, env.kv_store if len(contexts) > 1 else None)
 
 
-def split_batch(array: np.ndarray, contexts: Sequence[mx.Context]) -> List[mx.nd.NDArray]:
-    """Split a batch ``(N, ...)`` into equal consecutive slices, one per context.
-
-    Raises ValueError when N is not a multiple of the number of contexts.
-    """
-    batch = array.shape[0]
-    if batch % len(contexts):
-        raise ValueError(f"batch of {batch} does not split evenly over {len(contexts)} devices")
-    step = batch // len(contexts)
-    return [mx.nd.array(array[i * step:(i + 1) * step], ctx=ctx, dtype=array.dtype)
-            for i, ctx in enumerate(contexts)]
-
-
 class WorkerSum:
-    """Sum of a scalar over all workers of a distributed job (identity otherwise).
+    """Elementwise sum of a small float vector over all workers of a distributed job
+    (identity otherwise).
 
-    Uses one kvstore key after the parameters' keys; every worker must call
-    :meth:`__call__` the same number of times in the same order.
+    Uses kvstore key ``key`` (pick one after the parameters' keys); every worker must call
+    it the same number of times in the same order. The servers add in float32: integers
+    are exact up to 2**24.
     """
 
-    def __init__(self, devices: DeviceSetup, key: int) -> None:
+    def __init__(self, devices: DeviceSetup, key: int, size: int) -> None:
         self._kv = devices.kvstore if devices.distributed else None
         self._key = key
+        self._size = size
         self._initialised = False
 
-    def __call__(self, value: float) -> float:
+    def __call__(self, values: Sequence[float]) -> np.ndarray:
+        local = np.asarray(values, dtype=np.float64)
         if self._kv is None:
-            return float(value)
+            return local
         if not self._initialised:
-            self._kv.init(self._key, mx.nd.zeros((1,)))
+            self._kv.init(self._key, mx.nd.zeros((self._size,)))
             self._initialised = True
-        out = mx.nd.zeros((1,))
-        self._kv.pushpull(self._key, mx.nd.array([value]), out=out)
-        return float(out.asscalar())
+        out = mx.nd.zeros((self._size,))
+        self._kv.pushpull(self._key, mx.nd.array(local, dtype=np.float32), out=out)
+        return out.asnumpy().astype(np.float64)

@@ -37,6 +37,16 @@ LOGGER_NAME = "tusimple_duc.train"
 _FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
+class _BarFriendlyHandler(logging.StreamHandler):
+    """Console handler printing through ``tqdm.write`` so log lines do not break the bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
 def get_logger() -> logging.Logger:
     """The training logger (``tusimple_duc.train``)."""
     return logging.getLogger(LOGGER_NAME)
@@ -51,7 +61,7 @@ def setup_logging(log_file: Optional[str], rank: int = 0) -> logging.Logger:
         logger.removeHandler(handler)
         handler.close()
     prefix = f"[worker {rank}] " if rank else ""
-    console = logging.StreamHandler(sys.stderr)
+    console = _BarFriendlyHandler(sys.stderr)
     console.setFormatter(logging.Formatter(prefix + _FORMAT))
     logger.addHandler(console)
     if log_file:

@@ -56,28 +56,37 @@ class SegmentationMetrics:
         self.confusion = ConfusionAccumulator(self.num_classes, self.ignore_label)
         self.loss_sum = 0.0
         self.valid_pixels = 0.0
-        self.samples = 0
 
-    def update(self, scores: Sequence[mx.nd.NDArray], labels: np.ndarray,
+    def update(self, scores: Sequence[mx.nd.NDArray], labels: Sequence[np.ndarray],
                loss_sum: float, valid_pixels: float) -> None:
-        """Add one batch.
+        """Add one batch given per device.
 
         Parameters
         ----------
-        scores : per-device class scores, each (n_i, L, h, w); concatenated in order
-            they are the batch
-        labels : (N, h, w) labels of the whole batch (N = sum n_i), 255 = ignore
+        scores : per-device class scores, each (n_i, L, h, w)
+        labels : per-device labels, each (n_i, h, w), 255 = ignore
         loss_sum : summed cross-entropy of the batch's non-ignored pixels
         valid_pixels : number of non-ignored pixels of the batch
         """
-        predictions = np.concatenate([mx.nd.argmax(s, axis=1).asnumpy() for s in scores])
-        self.confusion.add(predictions.astype(np.int64), labels.astype(np.int64))
+        for score, label in zip(scores, labels):
+            prediction = mx.nd.argmax(score, axis=1).asnumpy().astype(np.int64)
+            self.confusion.add(prediction, label.astype(np.int64))
         self.loss_sum += float(loss_sum)
         self.valid_pixels += float(valid_pixels)
-        self.samples += labels.shape[0]
 
-    def values(self) -> Dict[str, float]:
-        """``loss``, ``pixel_acc``, ``mean_iou`` (NaN when nothing was accumulated)."""
+    def absorb(self, other: "SegmentationMetrics") -> None:
+        """Add everything ``other`` accumulated."""
+        self.confusion.merge(other.confusion)
+        self.loss_sum += other.loss_sum
+        self.valid_pixels += other.valid_pixels
+
+    def values(self, keys: Sequence[str] = ("loss", "pixel_acc", "mean_iou")) -> Dict[str, float]:
+        """The selected values among ``loss``, ``pixel_acc``, ``mean_iou`` (NaN when empty)."""
         loss = self.loss_sum / self.valid_pixels if self.valid_pixels else float("nan")
-        return {"loss": loss, "pixel_acc": self.confusion.pixel_accuracy(),
-                "mean_iou": self.confusion.mean_iou()}
+        every = {"loss": loss, "pixel_acc": self.confusion.pixel_accuracy(),
+                 "mean_iou": self.confusion.mean_iou()}
+        return {key: every[key] for key in keys}
+
+    def per_class_iou(self) -> list:
+        """IoU of every class (NaN for classes neither present nor predicted)."""
+        return [float(v) for v in self.confusion.iou()]

@@ -35,6 +35,7 @@ import numpy as np
 
 from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.atomic import atomic_write_json, atomic_write_with
+from tusimple_duc.io.checkpoint import params_path
 
 STATE_FORMAT = 1
 
@@ -79,11 +80,6 @@ def state_path(prefix: str, epoch: int) -> str:
 def optimizer_path(prefix: str, epoch: int) -> str:
     """The optimizer ``.states`` of checkpoint ``epoch``."""
     return f"{prefix}-{epoch:04d}.states"
-
-
-def params_path(prefix: str, epoch: int) -> str:
-    """The released-format ``.params`` of checkpoint ``epoch``."""
-    return f"{prefix}-{epoch:04d}.params"
 
 
 def capture_rng() -> Dict[str, Any]:

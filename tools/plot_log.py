@@ -1,0 +1,25 @@
+#!/usr/bin/env python
+"""Plot loss / mIoU / learning-rate curves of a training run to a PNG.
+
+    python tools/plot_log.py models/ResNet_DUC_HDC_CityScapes-metrics.jsonl curves.png
+"""
+import argparse
+import sys
+
+from tusimple_duc.cli import run_cli
+from tusimple_duc.engine.plot import plot_training_log
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("log", help="<model_dir>/<prefix>-metrics.jsonl written by train.py")
+    parser.add_argument("png", help="output image (PNG)")
+    parser.add_argument("--title", default="", help="figure title (default: the log's file name)")
+    args = parser.parse_args(argv)
+    counts = plot_training_log(args.log, args.png, args.title)
+    print(f"wrote {args.png} ({counts['train:loss']} training points, {counts['val:mean_iou']} validations)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

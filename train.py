@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Train a DUC/HDC segmentation network from an INI config (original TuSimple-DUC keys or new ones).
+
+    python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...] [--resume]
+
+Checkpoints, logs and the resolved config go to ``<model_dir>/<save_model_prefix>-*``;
+``--resume`` continues from the newest complete checkpoint there. docs/TRAINING.md has the
+details (devices, several machines, the paper's experiments).
+"""
+import argparse
+import sys
+
+import tusimple_duc  # noqa: F401  (before mxnet: thread settings, CUDA preload)
+from tusimple_duc.cli import add_set_argument, run_cli
+from tusimple_duc.config import load_train_config
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="training config (INI)")
+    add_set_argument(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest complete checkpoint of <model_dir>/<save_model_prefix>")
+    args = parser.parse_args(argv)
+    config = load_train_config(args.config, args.overrides)
+    from tusimple_duc.engine.run import train
+
+    result = train(config, resume=args.resume)
+    print(f"done: epoch {result.epoch}, {result.updates} updates, last checkpoint {result.checkpoint}, "
+          f"parameters sha1 {result.params_sha1}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,116 @@
+"""Training and validation batches of a config, and their split across devices.
+
+Labels are 2-D maps at the network's prediction stride ``s`` (``label_layout='map'``,
+``label_stride = net.prediction_stride``): the loss compares them with ``net(x)``
+``(N, L, H/s, W/s)`` directly. (The released flattened DUC layout is the same
+information, see ``tusimple_duc.layout``.)
+
+Training data: the released augmentation (``[data]`` keys), order and augmentation a
+function of ``(seed, epoch)``; worker ``rank`` of ``num_workers`` reads part ``rank`` of
+every epoch (``tusimple_duc.data.iterator``). With ``patch_scheme = 12fold`` the network
+input is ``inner_crop`` taken inside the ``crop_shape`` patch around each list centre.
+
+Validation (``use_val``): the released ``val_args``: scale 1, no jitter, no flip, a fixed
+``crop_shape`` crop (``inner_crop`` for 12-fold) around each line's centre (the image centre
+for 3-field lines), every sample once (``last_batch='keep'``), on the chief worker.
+It measures crop-level mIoU at the prediction stride; the official full-resolution
+numbers come from ``test.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from tusimple_duc.config import TrainConfig
+from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
+from tusimple_duc.data.sample import SamplingSpec
+from tusimple_duc.runtime import physical_core_count
+
+
+def sampling_spec(config: TrainConfig, prediction_stride: int) -> SamplingSpec:
+    """The training :class:`SamplingSpec` of ``config`` for a network of stride ``prediction_stride``."""
+    data, net = config.data, config.network
+    twelve_fold = data.patch_scheme == "12fold"
+    return SamplingSpec(
+        crop_shape=data.inner_crop if twelve_fold else data.crop_shape,
+        scale_factors=data.scale_factors, random_bound=data.random_bound, use_mirror=data.use_mirror,
+        use_random_crop=data.use_random_crop, rgb_mean=data.rgb_mean,
+        convert_label=data.dataset if data.convert_label else "none", num_classes=net.label_num,
+        ds_rate=data.ds_rate, cell_width=net.cell_width, label_layout="map",
+        label_stride=prediction_stride, ignore_label=net.ignore_label, patch_scheme=data.patch_scheme,
+        patch_shape=data.crop_shape)
+
+
+def validation_spec(train_spec: SamplingSpec) -> SamplingSpec:
+    """The released validation sampling: scale 1, no jitter, no flip, same crop size."""
+    return dataclasses.replace(train_spec, scale_factors=(1.0,), use_random_crop=False,
+                               use_mirror=False, patch_scheme="7fold")
+
+
+def loader_processes(config: TrainConfig) -> int:
+    """Prefetch processes: ``num_workers``, else the core count with ``multi_thread``, else 0."""
+    if config.data.num_workers is not None:
+        return config.data.num_workers
+    return physical_core_count() if config.env.multi_thread else 0
+
+
+def train_iterator(config: TrainConfig, spec: SamplingSpec, rank: int = 0, num_workers: int = 1) -> SegmentationIter:
+    """Batches of part ``rank`` of ``num_workers`` of the training list."""
+    data = config.data
+    dataset = SegmentationDataset(data.train_list, spec, data.data_dir, data.label_dir, seed=config.env.seed)
+    return SegmentationIter(dataset, data.batch_size, shuffle=True, num_workers=loader_processes(config),
+                            last_batch=data.last_batch, num_parts=num_workers, part_index=rank,
+                            skip_bad=data.skip_bad)
+
+
+def validation_iterator(config: TrainConfig, spec: SamplingSpec) -> SegmentationIter:
+    """Every sample of the validation list once, in list order."""
+    data = config.data
+    dataset = SegmentationDataset(data.val_list, validation_spec(spec), data.data_dir, data.label_dir,
+                                  seed=config.env.seed)
+    return SegmentationIter(dataset, data.batch_size, shuffle=False, num_workers=loader_processes(config),
+                            last_batch="keep", skip_bad=data.skip_bad)
+
+
+def batches_per_epoch(num_samples: int, batch_size: int, num_workers: int, last_batch: str) -> int:
+    """Batches of one worker's part per epoch (without skipped samples)."""
+    part = num_samples // num_workers
+    return part // batch_size if last_batch == "discard" else -(-part // batch_size)
+
+
+def device_slices(data: np.ndarray, label: np.ndarray, count: int,
+                  ignore_label: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Consecutive slices of a batch, one per device (sizes differ by at most 1).
+
+    Every device must run forward and backward in every update (the kvstore sums all of
+    their gradients), so when the batch has fewer samples than devices the missing slices
+    are copies of the first sample with every label ignored: they add nothing to the loss,
+    its gradient or the metrics.
+
+    Parameters
+    ----------
+    data : (N, 3, H, W) float32 images
+    label : (N, h, w) float32 labels
+    count : number of devices
+    ignore_label : label value of the filler slices
+
+    Returns
+    -------
+    ``count`` pairs ``(data_i, label_i)`` of host arrays
+    """
+    if data.shape[0] >= count:
+        bounds = np.linspace(0, data.shape[0], count + 1).round().astype(int)
+        return [(data[a:b], label[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    filler = (data[:1], np.full_like(label[:1], ignore_label))
+    pieces = [(data[i:i + 1], label[i:i + 1]) for i in range(data.shape[0])]
+    return pieces + [filler] * (count - data.shape[0])
+
+
+def to_devices(pieces: Sequence[Tuple[np.ndarray, np.ndarray]],
+               contexts: Sequence[mx.Context]) -> List[Tuple[mx.nd.NDArray, mx.nd.NDArray]]:
+    """Copy each ``(data_i, label_i)`` to ``contexts[i]``."""
+    return [(mx.nd.array(x, ctx=ctx, dtype=np.float32), mx.nd.array(y, ctx=ctx, dtype=np.float32))
+            for (x, y), ctx in zip(pieces, contexts)]

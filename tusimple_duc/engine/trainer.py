@@ -1,0 +1,170 @@
+"""One SGD update on a global batch, across devices and workers; validation.
+
+An update (:meth:`SegmentationTrainer.step`):
+
+1. the worker's batch is split into one slice per device (``batches.device_slices``);
+2. every device computes the summed cross-entropy of its non-ignored pixels and its
+   gradient (``loss.masked_cross_entropy_sum``);
+3. the workers exchange ``(loss sum, valid pixels, has a batch)`` (``contexts.WorkerSum``;
+   identity in one process): a non-finite loss stops every worker before any parameter
+   changes (:class:`TrainingDivergedError`), a worker out of batches ends the epoch for all;
+4. the kvstore sums the gradients of all devices and workers and every device applies
+   ``SGD(momentum, wd, clip_gradient)`` with ``rescale_grad = 1 / (valid pixels of the
+   global batch)`` and the learning rate of the schedule at this update. The gradient is
+   thus that of the loss normalised over the global batch (``loss.py``); clipping acts on
+   it element-wise, as MXNet's ``clip_gradient``.
+
+BatchNorm: with ``bn_use_global_stats`` (released) the statistics are frozen and the
+result does not depend on the split; when BN learns, each device normalises with its own
+slice's statistics (no synchronised BN, as in the released MXNet solver).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from tusimple_duc.config import ModelSection
+from tusimple_duc.engine.batches import device_slices, to_devices
+from tusimple_duc.engine.contexts import DeviceSetup, WorkerSum
+from tusimple_duc.engine.loss import masked_cross_entropy_sum
+from tusimple_duc.engine.metrics import SegmentationMetrics
+from tusimple_duc.engine.schedules import LRSchedule
+from tusimple_duc.errors import DUCError
+
+
+class TrainingDivergedError(DUCError):
+    """The loss or the parameters became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one update did: global ``loss`` (per non-ignored pixel), ``valid_pixels`` of the
+    global batch, the ``lr`` applied and the update number ``update`` (1-based)."""
+
+    loss: float
+    valid_pixels: float
+    lr: float
+    update: int
+
+
+def sgd_parameters(model: ModelSection) -> Dict[str, float]:
+    """Gluon SGD arguments of ``[model]`` (the learning rate is set before every update)."""
+    params = dict(learning_rate=model.lr, momentum=model.momentum, wd=model.weight_decay, rescale_grad=1.0)
+    if model.clip_gradient > 0:
+        params["clip_gradient"] = model.clip_gradient
+    return params
+
+
+class SegmentationTrainer:
+    """A network, its optimizer and learning-rate schedule on the devices of one worker.
+
+    Parameters
+    ----------
+    net : initialised and (for speed) hybridized network, ``net(x) -> (N, L, H/s, W/s)``
+    devices : contexts, kvstore and rank of this worker
+    schedule : learning rate per update
+    model : ``[model]`` section (momentum, weight decay, clipping)
+    ignore_label : label excluded from loss and metrics
+    updates : updates already applied in this run (resume)
+    """
+
+    def __init__(self, net: gluon.HybridBlock, devices: DeviceSetup, schedule: LRSchedule,
+                 model: ModelSection, ignore_label: int, updates: int = 0) -> None:
+        self.net = net
+        self.devices = devices
+        self.schedule = schedule
+        self.model = model
+        self.ignore_label = ignore_label
+        self.updates = updates
+        params = net.collect_params()
+        self.trainer = gluon.Trainer(params, "sgd", sgd_parameters(model), kvstore=devices.kvstore,
+                                     update_on_kvstore=False if devices.kvstore is not None else None)
+        self._exchange = WorkerSum(devices, key=len(list(params.keys())), size=3)
+
+    # ------------------------------------------------------------------ optimizer state
+    def save_optimizer(self, path: str) -> None:
+        """Write the optimizer state (momentum of every parameter, optimizer settings)."""
+        self.trainer.save_states(path)
+
+    def load_optimizer(self, path: str) -> None:
+        """Read :meth:`save_optimizer`'s file; the config's hyper-parameters stay in effect."""
+        self.trainer.load_states(path)
+        optimizer = self.trainer.optimizer
+        for key, value in sgd_parameters(self.model).items():
+            if key != "learning_rate":
+                setattr(optimizer, key, value)
+        if self.model.clip_gradient <= 0:
+            optimizer.clip_gradient = None
+
+    # ------------------------------------------------------------------ one update
+    def step(self, data: Optional[np.ndarray], label: Optional[np.ndarray],
+             metrics: Sequence[SegmentationMetrics] = (), where: str = "") -> Optional[StepResult]:
+        """Apply one update on the worker's batch ``data`` (N, 3, H, W), ``label`` (N, h, w).
+
+        ``data=None`` means this worker has no batch left. Returns None, without updating,
+        when any worker had no batch (the epoch is over), else the :class:`StepResult`.
+        ``metrics`` are updated with this batch. Raises :class:`TrainingDivergedError` if the
+        global loss is not finite (parameters untouched); ``where`` locates the batch in
+        that message.
+        """
+        contexts = self.devices.contexts
+        if data is None:
+            self._exchange([0.0, 0.0, 0.0])
+            return None
+        pieces = device_slices(data, label, len(contexts), self.ignore_label)
+        on_devices = to_devices(pieces, contexts)
+        with autograd.record():
+            scores = [self.net(x) for x, _ in on_devices]
+            sums = [masked_cross_entropy_sum(s, y, self.ignore_label)[0] for s, (_, y) in zip(scores, on_devices)]
+        autograd.backward(sums)
+        local_loss = float(sum(s.asscalar() for s in sums))
+        local_valid = float(sum((y != self.ignore_label).sum() for _, y in pieces))
+        loss_sum, valid, workers_with_batch = self._exchange([local_loss, local_valid, 1.0])
+        if workers_with_batch < self.devices.num_workers:
+            return None
+        update = self.updates + 1
+        lr = self.schedule(update)
+        if not math.isfinite(loss_sum):
+            raise TrainingDivergedError(
+                f"loss is {loss_sum} at {where or 'update ' + str(update)} (update {update}, lr {lr:.3g}): "
+                f"training diverged; this update was not applied")
+        for metric in metrics:
+            metric.update(scores, [y for _, y in pieces], local_loss, local_valid)
+        self.trainer.set_learning_rate(lr)
+        self.trainer.step(max(valid, 1.0))
+        self.updates = update
+        return StepResult(loss=loss_sum / max(valid, 1.0), valid_pixels=valid, lr=lr, update=update)
+
+    # ------------------------------------------------------------------ parameters
+    def parameter_arrays(self) -> Dict[str, np.ndarray]:
+        """Host copies of every parameter (first device), by Gluon name."""
+        context = self.devices.contexts[0]
+        return {name: p.data(context).asnumpy() for name, p in self.net.collect_params().items()}
+
+    def non_finite_parameters(self) -> List[str]:
+        """Names of parameters holding NaN or inf (first device)."""
+        context = self.devices.contexts[0]
+        return [name for name, p in self.net.collect_params().items()
+                if not np.isfinite(p.data(context).asnumpy()).all()]
+
+
+def validate(net: gluon.HybridBlock, batches, contexts: Sequence[mx.Context], num_classes: int,
+             ignore_label: int) -> SegmentationMetrics:
+    """Loss, pixel accuracy and mIoU of ``net`` (inference mode) over ``batches``
+    (an ``mx.io.DataIter`` of (N, 3, H, W) images and (N, h, w) labels)."""
+    metrics = SegmentationMetrics(num_classes, ignore_label)
+    for batch in batches:
+        data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
+        pieces = device_slices(data, label, len(contexts), ignore_label)
+        on_devices = to_devices(pieces, contexts)
+        scores = [net(x) for x, _ in on_devices]
+        loss = sum(masked_cross_entropy_sum(s, y, ignore_label)[0].asscalar()
+                   for s, (_, y) in zip(scores, on_devices))
+        valid = sum(float((y != ignore_label).sum()) for _, y in pieces)
+        metrics.update(scores, [y for _, y in pieces], loss, valid)
+    return metrics
