@@ -154,8 +154,6 @@ class SegmentationIter(mx.io.DataIter):
         self._stream: Optional[Iterator[mx.io.DataBatch]] = None
         capacity = prefetch if prefetch is not None else 2 * max(batch_size, num_workers)
         self._fetcher = ProcessFetcher(dataset, num_workers, capacity) if num_workers else InProcessFetcher(dataset)
-        self._image_batch = np.empty((batch_size,) + dataset.image_shape, dtype=np.float32)
-        self._label_batch = np.empty((batch_size,) + dataset.label_shape, dtype=np.float32)
 
     # -------------------------------------------------------------- DataIter API
     @property
@@ -244,39 +242,42 @@ class SegmentationIter(mx.io.DataIter):
 
     def _batches(self, epoch: int) -> Iterator[mx.io.DataBatch]:
         order = self.order()
+        images, labels = self._new_buffers()
         rows: List[int] = []
         good = 0
         for index, image, label in self._good_samples(order, epoch):
-            self._put(len(rows), image, label)
+            images[len(rows)], labels[len(rows)] = image, label
             rows.append(index)
             good += 1
             if len(rows) == self.batch_size:
-                yield self._batch(rows, pad=0)
+                yield self._batch(images, labels, rows, pad=0)
+                images, labels = self._new_buffers()
                 rows = []
         if not good:
             raise DataError(f"{self.dataset.source}: all {len(order)} samples of epoch {epoch} are bad")
         if not rows or self.last_batch == "discard":
             return
         if self.last_batch == "keep":
-            yield self._batch(rows, pad=0)
+            yield self._batch(images, labels, rows, pad=0)
             return
         real = len(rows)
         while len(rows) < self.batch_size:
             wrap = order[:self.batch_size - len(rows)]
             for index, image, label in self._good_samples(wrap, epoch):
-                self._put(len(rows), image, label)
+                images[len(rows)], labels[len(rows)] = image, label
                 rows.append(index)
             order = np.roll(order, -len(wrap))
-        yield self._batch(rows, pad=self.batch_size - real)
+        yield self._batch(images, labels, rows, pad=self.batch_size - real)
 
-    def _put(self, row: int, image: np.ndarray, label: np.ndarray) -> None:
-        self._image_batch[row] = image
-        self._label_batch[row] = label
+    def _new_buffers(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Fresh batch arrays: each batch's NDArrays take them over without a copy."""
+        return (np.empty((self.batch_size,) + self.dataset.image_shape, dtype=np.float32),
+                np.empty((self.batch_size,) + self.dataset.label_shape, dtype=np.float32))
 
-    def _batch(self, rows: List[int], pad: int) -> mx.io.DataBatch:
+    def _batch(self, images: np.ndarray, labels: np.ndarray, rows: List[int], pad: int) -> mx.io.DataBatch:
         count = len(rows)
-        data = mx.nd.array(self._image_batch[:count], dtype=np.float32)
-        label = mx.nd.array(self._label_batch[:count], dtype=np.float32)
+        data = mx.nd.from_numpy(images[:count], zero_copy=True)
+        label = mx.nd.from_numpy(labels[:count], zero_copy=True)
         return mx.io.DataBatch(
             data=[data], label=[label], pad=pad, index=np.array(rows),
             provide_data=[mx.io.DataDesc(self.data_name, data.shape, np.float32, "NCHW")],

@@ -75,7 +75,7 @@ def parse_list_line(line: str, where: str) -> ListEntry:
     """Parse one non-empty list line (no trailing newline); ``where`` names it in errors."""
     fields = line.split("\t")
     if len(fields) not in (3, 5):
-        hint = " (fields must be TAB-separated)" if len(fields) == 1 and " " in line.strip() else ""
+        hint = " (the line has spaces but no TAB)" if len(fields) == 1 and " " in line.strip() else ""
         raise DataError(f"{where}: expected 3 or 5 TAB-separated fields, got {len(fields)}{hint}")
     try:
         index = int(fields[0])

@@ -191,6 +191,7 @@ class ProcessFetcher:
 
     def _receive(self, generation: int, arrived: dict) -> None:
         """Wait for one result; keep it in ``arrived`` if it is of ``generation``, else free its slot."""
+        self._check_workers()
         while True:
             try:
                 result_generation, position, slot, report = self._results.get(timeout=POLL_SECONDS)

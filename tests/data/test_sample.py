@@ -1,0 +1,229 @@
+"""One training sample: geometry, label conversion, DUC layout, flip, padding, and the windowed scaling."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+from cityscapesscripts.helpers.labels import id2label
+
+from tusimple_duc.data.lists import ListEntry
+from tusimple_duc.data.sample import SamplingSpec, make_sample, make_sample_into, plan_crop
+from tusimple_duc.errors import ConfigError
+from tusimple_duc.layout import label_to_duc_layout
+
+MEAN = (122.675, 116.669, 104.008)
+
+
+def fixed(**overrides) -> SamplingSpec:
+    """Scale 1, no jitter, no flip, label map at full resolution, unless overridden."""
+    options = dict(scale_factors=(1.0,), use_random_crop=False, use_mirror=False, label_layout="map",
+                   label_stride=1, cell_width=1)
+    options.update(overrides)
+    return SamplingSpec(**options)
+
+
+def write_pair(folder, image_bgr, label, name="x"):
+    image_path, label_path = os.path.join(folder, f"{name}.png"), os.path.join(folder, f"{name}_label.png")
+    assert cv2.imwrite(image_path, image_bgr) and cv2.imwrite(label_path, label)
+    return image_path, label_path
+
+
+def smooth_image(shape, seed):
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (shape[0] // 8, shape[1] // 8, 3), dtype=np.uint8)
+    image = cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).astype(int)
+    return np.clip(image + rng.integers(-12, 13, image.shape), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ labels
+def test_train_ids_equal_cityscapesscripts_for_all_34_ids(tmp_path):
+    ids = np.repeat(np.arange(34, dtype=np.uint8), 8)[None, :].repeat(8, axis=0)  # 8 x 272
+    image = np.zeros(ids.shape + (3,), dtype=np.uint8)
+    entry = ListEntry(0, *write_pair(str(tmp_path), image, ids))
+    _, label = make_sample(entry, 0, fixed(crop_shape=(8, 272)))
+    for label_id in range(34):
+        official = id2label[label_id].trainId
+        expected = 255 if official in (-1, 255) else official
+        assert np.all(label[:, label_id * 8:(label_id + 1) * 8] == expected), label_id
+
+
+def test_kitti_colours_become_road_labels(kitti_root):
+    entry = ListEntry(0, "training/image_2/um_000000.png", "training/gt_image_2/um_road_000000.png")
+    _, label = make_sample(entry, 0, fixed(crop_shape=(50, 130), convert_label="kitti", num_classes=2),
+                           kitti_root, kitti_root)
+    expected = np.zeros((50, 130))
+    expected[25:] = 1  # magenta road in the lower half, red not-road above
+    expected[:, :5] = 255  # black: don't care
+    np.testing.assert_array_equal(label, expected)
+
+
+def test_voc_label_is_the_palette_index_not_the_colour(voc_root, toys):
+    entry = ListEntry(0, "VOC2012/JPEGImages/2007_000039.jpg", "VOC2012/SegmentationClass/2007_000039.png")
+    _, label = make_sample(entry, 0, fixed(crop_shape=(40, 50), convert_label="voc", num_classes=21),
+                           voc_root, voc_root)
+    np.testing.assert_array_equal(label, toys.voc_index((40, 50), 1))
+    assert label[3, 10] == 255 and label[10, 10] == 2
+
+
+# ------------------------------------------------------------------ layout, flip, padding
+def test_duc_label_layout_against_hand_built_pattern(tmp_path):
+    # crop 16x32, d = 8, c = 2: the label at 1/2 is 8x16, r = 4, cells h x w = 2 x 4.
+    rows, cols = np.mgrid[0:16, 0:32]
+    label = ((rows // 2) * 16 + cols // 2).astype(np.uint8)  # pixel (2i, 2j) holds i*16 + j
+    entry = ListEntry(0, *write_pair(str(tmp_path), np.zeros((16, 32, 3), np.uint8), label))
+    spec = fixed(crop_shape=(16, 32), convert_label="none", num_classes=200, label_layout="duc",
+                 label_stride=None, cell_width=2, ds_rate=8)
+    _, flat = make_sample(entry, 0, spec)
+    expected = np.zeros(16 * 2 * 4)
+    for dy in range(4):
+        for dx in range(4):
+            for y in range(2):
+                for x in range(4):
+                    expected[(dy * 4 + dx) * 8 + y * 4 + x] = (4 * y + dy) * 16 + (4 * x + dx)
+    np.testing.assert_array_equal(flat, expected)
+
+
+def test_image_and_label_flip_together(tmp_path):
+    columns = np.arange(160, dtype=np.uint8)
+    image = np.zeros((8, 160, 3), dtype=np.uint8)
+    image[:, :, 2] = columns  # red (BGR order on disk) = column
+    label = np.broadcast_to(columns, (8, 160)).copy()
+    entry = ListEntry(0, *write_pair(str(tmp_path), image, label))
+    spec = fixed(crop_shape=(8, 160), use_mirror=True, convert_label="none", num_classes=200)
+    flips = set()
+    for seed in range(12):
+        data, lab = make_sample(entry, np.random.default_rng(seed), spec)
+        flipped = bool(plan_crop((8, 160), None, spec, np.random.default_rng(seed)).flip)
+        flips.add(flipped)
+        np.testing.assert_array_equal(data[0] + np.float32(MEAN[0]), lab)
+        np.testing.assert_array_equal(lab[0], columns[::-1] if flipped else columns)
+    assert flips == {True, False}
+
+
+def test_padding_is_exactly_zero_and_ignore(tmp_path):
+    image = smooth_image((16, 24), 1)
+    label = np.full((16, 24), 26, dtype=np.uint8)  # car -> trainId 13
+    entry = ListEntry(0, *write_pair(str(tmp_path), image, label), centre=(4, 20))
+    data, lab = make_sample(entry, 0, fixed(crop_shape=(32, 48)))
+    # crop rows -12..19, cols -4..43: image at rows 12..27, cols 4..27 of the crop
+    inside = np.zeros((32, 48), dtype=bool)
+    inside[12:28, 4:28] = True
+    assert np.all(data[:, ~inside] == 0.0)
+    assert np.all(lab[~inside] == 255) and np.all(lab[inside] == 13)
+    rgb = image[:, :, ::-1].astype(np.float32)
+    np.testing.assert_array_equal(data[:, 12:28, 4:28], (rgb - np.float32(MEAN)).transpose(2, 0, 1))
+
+
+# ------------------------------------------------------------------ geometry
+def test_centre_is_scaled_and_crop_size_is_not():
+    spec = SamplingSpec(crop_shape=(800, 800), scale_factors=(0.75,), use_random_crop=False, use_mirror=False)
+    window = plan_crop((1024, 2048), (512, 768), spec, np.random.default_rng(0))
+    assert (window.scale, window.top, window.left, window.rows, window.cols) == (0.75, 384 - 400, 576 - 400, 800, 800)
+
+
+@pytest.mark.parametrize("bound", [(120, 120), (80, 40)])
+def test_seven_fold_jitter_stays_within_bound_times_scale(bound):
+    spec = SamplingSpec(crop_shape=(880, 880), random_bound=bound)
+    rng = np.random.default_rng(0)
+    seen = {s: [0, 0] for s in spec.scale_factors}
+    for _ in range(3000):
+        window = plan_crop((1024, 2048), (512, 1280), spec, rng)
+        s = window.scale
+        offsets = (window.top + 440 - round(512 * s), window.left + 440 - round(1280 * s))
+        for axis in range(2):
+            assert abs(offsets[axis]) <= round(bound[axis] * s)
+            seen[s][axis] = max(seen[s][axis], abs(offsets[axis]))
+    for s, largest in seen.items():  # the jitter reaches (close to) its bound at every scale
+        assert largest[0] >= 0.9 * bound[0] * s and largest[1] >= 0.9 * bound[1] * s
+
+
+def test_twelve_fold_crop_stays_inside_the_scaled_patch():
+    spec = SamplingSpec(crop_shape=(544, 544), patch_scheme="12fold", patch_shape=(800, 800))
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        window = plan_crop((1024, 2048), (400, 650), spec, rng)
+        s = window.scale
+        patch = round(800 * s)
+        patch_top, patch_left = round(400 * s) - patch // 2, round(650 * s) - patch // 2
+        if patch >= 544:
+            assert patch_top <= window.top and window.top + 544 <= patch_top + patch
+            assert patch_left <= window.left and window.left + 544 <= patch_left + patch
+        else:  # scale 0.5: 400 px patch, the crop is centred on it
+            assert (window.top, window.left) == (round(400 * s) - 272, round(650 * s) - 272)
+
+
+# ------------------------------------------------------------------ windowed scaling == straightforward order
+def straightforward(image_bgr, label_ids, window, spec):
+    """Resize the whole image and label, pad, crop, flip, convert, subtract, downsample: the released order."""
+    s = window.scale
+    image = cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label_ids, None, fx=s, fy=s, interpolation=cv2.INTER_NEAREST)
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)
+    pad = max(window.rows, window.cols) * 2
+    image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=MEAN)
+    label = cv2.copyMakeBorder(label, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=255)
+    top, left = window.top + pad, window.left + pad
+    image = image[top:top + window.rows, left:left + window.cols]
+    label = label[top:top + window.rows, left:left + window.cols]
+    if window.flip:
+        image, label = image[:, ::-1], label[:, ::-1]
+    table = np.full(256, 255, dtype=np.uint8)
+    for label_id, official in id2label.items():
+        if label_id >= 0 and official.trainId not in (-1, 255):
+            table[label_id] = official.trainId
+    label = table[label]
+    image = (image - np.float32(MEAN)).transpose(2, 0, 1)
+    c = spec.prediction_stride
+    label = cv2.resize(np.ascontiguousarray(label), (window.cols // c, window.rows // c),
+                       interpolation=cv2.INTER_NEAREST)
+    return image, (label_to_duc_layout(label, spec.duc_ratio) if spec.label_layout == "duc" else label)
+
+
+@pytest.mark.parametrize("scale, tolerance", [(0.5, 0), (0.75, 0), (1.0, 0), (1.25, 0), (1.5, 0), (1.1, 1)])
+@pytest.mark.parametrize("layout", ["duc", "bilinear"])
+def test_windowed_scaling_equals_the_straightforward_order(tmp_path, scale, tolerance, layout):
+    image = smooth_image((256, 512), 5)
+    label = ((np.arange(512)[None, :] // 3 + np.arange(256)[:, None] // 5) % 34).astype(np.uint8)
+    image_path, label_path = write_pair(str(tmp_path), image, label)
+    options = dict(label_layout="map", label_stride=8) if layout == "bilinear" else {}
+    spec = SamplingSpec(crop_shape=(208, 160), scale_factors=(scale,), random_bound=(150, 300), **options)
+    centres = [(128, 256), (10, 20), (250, 500), (0, 511)]
+    for seed in range(8):
+        entry = ListEntry(0, image_path, label_path, centres[seed % 4])
+        data = np.empty(spec.image_shape, np.float32)
+        lab = np.empty(spec.label_shape, np.float32)
+        window = make_sample_into(entry, np.random.default_rng(seed), spec, data, lab)
+        expected_image, expected_label = straightforward(image, label, window, spec)
+        assert np.abs(data - expected_image).max() <= tolerance + 1e-4
+        np.testing.assert_array_equal(lab, expected_label)
+
+
+# ------------------------------------------------------------------ spec
+@pytest.mark.parametrize("options, key", [
+    (dict(crop_shape=(804, 800)), "[data] crop_shape"),
+    (dict(crop_shape=(36, 36), label_layout="map", label_stride=8), "[data] crop_shape"),
+    (dict(cell_width=3), "[network] cell_width"),
+    (dict(convert_label="ids"), "[data] convert_label"),
+    (dict(scale_factors=()), "[data] scale_factors"),
+    (dict(random_bound=(-1, 3)), "[data] random_bound"),
+    (dict(label_layout="duc", label_stride=8), "label_stride"),
+    (dict(patch_scheme="9fold"), "patch_scheme"),
+])
+def test_invalid_spec_names_the_key(options, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        SamplingSpec(**options)
+
+
+def test_same_seed_same_sample_other_seed_other_sample(cityscapes_root):
+    entry = ListEntry(0, "leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png",
+                      "gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png", (32, 64))
+    spec = SamplingSpec(crop_shape=(48, 48), random_bound=(16, 16))
+    first = make_sample(entry, 3, spec, cityscapes_root, cityscapes_root)
+    again = make_sample(entry, 3, spec, cityscapes_root, cityscapes_root)
+    other = make_sample(entry, 4, spec, cityscapes_root, cityscapes_root)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
+    assert first[0].shape == (3, 48, 48) and first[0].dtype == np.float32
+    assert first[1].shape == (24 * 24,) and first[1].dtype == np.float32
