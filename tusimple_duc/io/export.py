@@ -112,8 +112,14 @@ def check_shape(net: Any, shape: Tuple[int, int]) -> Tuple[int, int]:
 
 
 def preset_symbol_text(name: str, ignore_label: int = DEFAULT_IGNORE_LABEL) -> str:
-    """The released-layout training symbol JSON of preset ``name`` (deterministic text)."""
-    return symbol_text(training_symbol(get_model(name), ignore_label))
+    """The released-layout training symbol JSON of preset ``name`` (deterministic text).
+
+    The network is built under a fresh ``mx.name.NameManager``: Gluon names blocks without
+    an explicit prefix (the stem's max-pool) from a process-wide counter at construction.
+    """
+    with mx.name.NameManager():
+        net = get_model(name)
+    return symbol_text(training_symbol(net, ignore_label))
 
 
 def preset_symbol_path(folder: str, name: str) -> str:

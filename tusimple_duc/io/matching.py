@@ -123,4 +123,4 @@ def _first(names: Sequence[str]) -> str:
 
 
 def _fmt(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(int(d)) for d in shape) + ")"
+    return str(tuple(int(d) for d in shape))

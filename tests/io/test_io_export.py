@@ -1,0 +1,145 @@
+"""Export: the released-format files run under plain mx.mod.Module (inference and training), ONNX."""
+import warnings
+
+import tusimple_duc  # noqa: F401  (before mxnet)
+import mxnet as mx
+import numpy as np
+import onnxruntime
+import pytest
+
+from io_helpers import RELEASED, load_tool, module_forward, randomize, released_arrays
+from tusimple_duc.errors import CheckpointError, ConfigError
+from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
+from tusimple_duc.io.export import export_model
+from tusimple_duc.layout import label_to_duc_layout
+from tusimple_duc.models.presets import get_model
+
+TINY = "tiny_duc_hdc"
+
+
+def released_layout_probabilities(net, x: np.ndarray) -> np.ndarray:
+    """Independent expectation: softmax over classes of ``net(x)`` (N, L, H/c, W/c), each class
+    map laid out with :func:`tusimple_duc.layout.label_to_duc_layout` -> (N, L, r*r*h*w)."""
+    scores = net(mx.nd.array(x)).asnumpy().astype(np.float64)
+    prob = np.exp(scores - scores.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    ratio = net.output_stride // net.prediction_stride
+    return np.stack([np.stack([label_to_duc_layout(p, ratio) for p in image]) for image in prob])
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    net = get_model(TINY)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    randomize(net, seed=7)
+    prefix = str(tmp_path / "tiny")
+    save_checkpoint(net, prefix, 3)
+    return prefix, net
+
+
+def test_tiny_export_runs_in_module_like_the_original_tester(tiny_checkpoint, tmp_path):
+    prefix, net = tiny_checkpoint
+    result = export_model(prefix, 3, str(tmp_path / "out"), preset=TINY)
+    assert (result.symbol, result.params, result.onnx) == (
+        str(tmp_path / "out-symbol.json"), str(tmp_path / "out-0000.params"), None)
+    x = np.random.RandomState(0).uniform(-120, 120, (1, 3, 64, 96)).astype(np.float32)
+    out = module_forward(str(tmp_path / "out"), 0, x)
+    assert out.shape == (1, 19, 16 * 8 * 12)
+    np.testing.assert_allclose(out, released_layout_probabilities(net, x), rtol=0, atol=1e-5)
+
+
+def test_released_preset_export_equals_gluon_at_64x64(tmp_path):
+    prefix = str(tmp_path / "ResNet_DUC_HDC_CityScapes")
+    mx.nd.save(prefix + "-0020.params", released_arrays(seed=3))
+    export_model(prefix, 20, str(tmp_path / "export"))
+    net = get_model(RELEASED)
+    load_checkpoint(net, prefix, 20)
+    x = np.random.RandomState(1).uniform(-120, 120, (1, 3, 64, 64)).astype(np.float32)
+    out = module_forward(str(tmp_path / "export"), 0, x)
+    assert out.shape == (1, 19, 16 * 8 * 8)
+    np.testing.assert_allclose(out, released_layout_probabilities(net, x), rtol=0, atol=1e-5)
+
+
+def test_exported_files_train_with_module_and_the_released_loss(tiny_checkpoint, tmp_path):
+    prefix, _ = tiny_checkpoint
+    export_model(prefix, 3, str(tmp_path / "out"), preset=TINY)
+    symbol, args, auxs = mx.model.load_checkpoint(str(tmp_path / "out"), 0)
+    module = mx.mod.Module(symbol, data_names=["data"], label_names=["seg_loss_label"], context=mx.cpu())
+    h, w, r, classes = 4, 6, 4, 19
+    module.bind(data_shapes=[("data", (1, 3, 8 * h, 8 * w))],
+                label_shapes=[("seg_loss_label", (1, r * r * h * w))], for_training=True)
+    module.set_params(args, auxs)
+    rng = np.random.RandomState(2)
+    x = rng.uniform(-120, 120, (1, 3, 8 * h, 8 * w)).astype(np.float32)
+    label = rng.randint(0, classes, (1, r * r * h * w)).astype(np.float32)
+    label[0, rng.rand(r * r * h * w) < 0.3] = 255
+    module.forward_backward(mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(label)]))
+    prob = module.get_outputs()[0].asnumpy()[0]
+    np.testing.assert_allclose(prob, module_forward(str(tmp_path / "out"), 0, x)[0], rtol=0, atol=1e-6)
+    # SoftmaxOutput(use_ignore, normalization='valid'): d loss / d score = (p - onehot) / #valid, 0 where ignored
+    valid = label[0] != 255
+    grad = prob.copy()
+    grad[label[0, valid].astype(int), np.flatnonzero(valid)] -= 1
+    grad[:, ~valid] = 0
+    grad /= valid.sum()
+    # score channel l*r*r + j at cell (y, x) is element j*h*w + y*w + x of class l: bias gradient sums the cells
+    expected_bias_grad = grad.reshape(classes, r * r, h * w).sum(axis=2).reshape(-1)
+    grads = dict(zip(module._exec_group.param_names, module._exec_group.grad_arrays))
+    for branch in range(4):
+        np.testing.assert_allclose(grads[f"fc1_cityscapes_c{branch}_bias"][0].asnumpy(), expected_bias_grad,
+                                   rtol=1e-4, atol=1e-7)
+
+
+def test_onnx_equals_mxnet_with_dynamic_batch_and_size(tiny_checkpoint, tmp_path):
+    prefix, _ = tiny_checkpoint
+    onnx_path = str(tmp_path / "tiny.onnx")
+    result = export_model(prefix, 3, str(tmp_path / "out"), preset=TINY, shape=(64, 96), onnx_path=onnx_path)
+    assert result.onnx == onnx_path
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["data"]
+    assert [o.name for o in session.get_outputs()] == ["seg_prob"]
+    rng = np.random.RandomState(4)
+    for shape in ((1, 3, 64, 96), (2, 3, 32, 64)):
+        x = rng.uniform(-120, 120, shape).astype(np.float32)
+        expected = np.concatenate([module_forward(str(tmp_path / "out"), 0, x[i:i + 1]) for i in range(shape[0])])
+        (out,) = session.run(None, {"data": x})
+        assert out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
+
+
+def test_export_from_a_gluon_parameter_file(tiny_checkpoint, tmp_path):
+    _, net = tiny_checkpoint
+    net.save_parameters(str(tmp_path / "gluon.params"))
+    export_model(str(tmp_path / "gluon.params"), None, str(tmp_path / "out"), preset=TINY)
+    x = np.random.RandomState(5).uniform(-120, 120, (1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(module_forward(str(tmp_path / "out"), 0, x), released_layout_probabilities(net, x),
+                               rtol=0, atol=1e-5)
+
+
+def test_export_errors(tiny_checkpoint, tmp_path):
+    prefix, _ = tiny_checkpoint
+    with pytest.raises(ConfigError, match="shape 60,96: H and W must be positive multiples of the output stride 8"):
+        export_model(prefix, 3, str(tmp_path / "out"), preset=TINY, shape=(60, 96), onnx_path=str(tmp_path / "x.onnx"))
+    with pytest.raises(CheckpointError, match="tiny-symbol.json: symbol describes another network: 5 missing"):
+        export_model(prefix, 3, str(tmp_path / "out"), preset="tiny_baseline")
+    assert not (tmp_path / "out-0000.params").exists() and not (tmp_path / "x.onnx").exists()
+
+
+def test_export_tool(tiny_checkpoint, tmp_path, capsys):
+    from tusimple_duc.cli import run_cli
+
+    prefix, _ = tiny_checkpoint
+    tool = load_tool("export_model")
+    out = str(tmp_path / "cli")
+    assert tool.main(["--prefix", prefix, "--epoch", "3", "--out", out, "--preset", TINY]) == 0
+    assert capsys.readouterr().out.split() == [out + "-symbol.json", out + "-0000.params"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_cli(tool.main, ["--prefix", prefix, "--epoch", "9", "--out", out, "--preset", TINY]) == 2
+    assert capsys.readouterr().err == f"error: {prefix}-0009.params: no such checkpoint (epochs found: 3)\n"
+    with pytest.raises(SystemExit) as exit_code:
+        tool.main(["--prefix", prefix, "--out", out, "--shape", "64x96"])
+    assert exit_code.value.code == 2 and "expected H,W" in capsys.readouterr().err
