@@ -120,17 +120,27 @@ def cityscapes_path(root: str, split: str, city: str, sequence: int, frame: int,
     return os.path.join(root, suffix.split("_")[0], split, city, name)
 
 
+def check_count(name: str, count: object) -> None:
+    """Raise ConfigError unless ``count`` (an image count called ``name``) is an int >= 0."""
+    if not isinstance(count, int) or count < 0:
+        raise ConfigError(f"{name}: {count!r} is not a non-negative integer")
+
+
+def check_image_size(image_size: Sequence[int]) -> None:
+    """Raise ConfigError unless ``image_size`` is (height, width), two ints >= 16."""
+    if len(image_size) != 2 or any(not isinstance(v, int) or v < 16 for v in image_size):
+        raise ConfigError(f"image_size: {tuple(image_size)} is not two integers >= 16 (height, width)")
+
+
 def _check_arguments(splits: Mapping[str, int], image_size: Tuple[int, int],
                      cities: Optional[Sequence[str]], coarse: bool) -> None:
     for split, count in splits.items():
         if split not in _SPLIT_CODES:
             raise ConfigError(f"splits: unknown split {split!r} (expected one of {', '.join(_SPLIT_CODES)})")
-        if not isinstance(count, int) or count < 0:
-            raise ConfigError(f"splits: {split} count {count!r} is not a non-negative integer")
+        check_count(f"splits[{split!r}]", count)
     if "train_extra" in splits and not coarse:
         raise ConfigError("splits: train_extra has only coarse annotations; it needs coarse=True")
-    if len(image_size) != 2 or any(not isinstance(v, int) or v < 16 for v in image_size):
-        raise ConfigError(f"image_size: {tuple(image_size)} is not two integers >= 16 (height, width)")
+    check_image_size(image_size)
     for city in cities or ():
         if not _CITY_NAME.match(city):
             raise ConfigError(f"cities: {city!r} is not a city name (lower-case letters and '-')")
@@ -144,11 +154,11 @@ def _split_cities(split: str, count: int, cities: Optional[Sequence[str]]) -> Tu
     return real[:max(1, min(len(real), math.ceil(count / 2)))]
 
 
-def _write_png(path: str, array: np.ndarray) -> None:
-    """Write ``array`` (cv2 channel order) as a PNG, atomically."""
+def write_image(path: str, array: np.ndarray) -> None:
+    """Write ``array`` (OpenCV channel order) atomically, as PNG or JPEG by ``path``'s extension."""
     def write(tmp_path: str) -> None:
         if not cv2.imwrite(tmp_path, array):
-            raise DataError(f"{path}: OpenCV could not write the PNG")
+            raise DataError(f"{path}: OpenCV could not write the image")
     atomic_write_with(path, write)
 
 
@@ -158,10 +168,10 @@ def _write_annotation(files: Dict[str, str], paths: Dict[str, str], kind: str,
     height, width = annotation.label_ids.shape
     for suffix in _ANNOTATION_PARTS:
         files[f"{kind}_{suffix}"] = paths[f"{kind}_{suffix}"]
-    _write_png(files[f"{kind}_labelIds"], annotation.label_ids)
-    _write_png(files[f"{kind}_instanceIds"], annotation.instance_ids)
+    write_image(files[f"{kind}_labelIds"], annotation.label_ids)
+    write_image(files[f"{kind}_instanceIds"], annotation.instance_ids)
     rgba = np.dstack([CITYSCAPES_ID_PALETTE[annotation.label_ids], np.full((height, width), 255, np.uint8)])
-    _write_png(files[f"{kind}_color"], cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    write_image(files[f"{kind}_color"], cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     atomic_write_json(files[f"{kind}_polygons"], {
         "imgHeight": height, "imgWidth": width,
         "objects": [{"label": name, "polygon": polygon.tolist()} for name, polygon in objects],
@@ -232,7 +242,7 @@ def write_synthetic_cityscapes(root: str, splits: Mapping[str, int] = {"train": 
             scene = render_street_scene(rng, image_size, CITYSCAPES_STYLE, force,
                                         COMMON_LABELS | labels_of_kinds(force))
             files = {"leftImg8bit": paths["leftImg8bit"]}
-            _write_png(files["leftImg8bit"], cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+            write_image(files["leftImg8bit"], cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
             counted: Optional[Annotation] = None
             if split != "train_extra":
                 objects, annotation = scene.objects, scene.annotation

@@ -299,7 +299,7 @@ def _vehicles(b: SceneBuilder, sides: List[Side], left: float, right: float,
             b.groups.append((z0, _motorcycle(b, lane + rng.uniform(-0.8, 0.8), z0)))
         else:
             b.groups.append((z0, _vehicle(b, kind, lane + rng.uniform(-0.3, 0.3), z0, size)))
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(2, 7)) if lanes else 0):
         lane = lanes[int(rng.integers(len(lanes)))]
         size = (rng.uniform(1.7, 1.95), rng.uniform(1.4, 1.6), rng.uniform(4.0, 4.8))
         z0 = place(lane, size[2], 8.0, 60.0)

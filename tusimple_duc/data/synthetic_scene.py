@@ -83,6 +83,7 @@ class StreetScene:
 
 def _sides(rng: np.random.Generator, style: SceneStyle, rare: FrozenSet[str],
            left: float, right: float) -> List[Side]:
+    """Left and right side of a road from ``left`` to ``right`` (m): urban or green, their strips."""
     urban = [bool(rng.random() < style.urban_probability) for _ in range(2)]
     for index in range(min(style.min_urban_sides, 2)):
         if sum(urban) < style.min_urban_sides:
@@ -119,10 +120,9 @@ def _ground(b: SceneBuilder, sides: List[Side], left: float, right: float,
         b.background += b.make("steel", [world_polygon(b.camera, ground_quad(x, x + 0.08, z0, z1))
                                          for x in (rail - 0.76, rail + 0.68)], False)
     if markings:
-        lanes = np.arange(np.ceil((left + 0.5) / LANE_WIDTH - 0.5), np.floor((right - 0.5) / LANE_WIDTH - 0.5) + 1)
+        boundaries = [(k + 0.5) * LANE_WIDTH for k in range(-8, 8) if left + 0.5 < (k + 0.5) * LANE_WIDTH < right - 0.5]
         dashes = [world_polygon(b.camera, ground_quad(x - 0.07, x + 0.07, z, z + 3.0))
-                  for x in (lanes + 0.5) * LANE_WIDTH for z in np.arange(z0 - b.rng.uniform(0, 9), z1, 9.0)
-                  if left + 0.5 < x < right - 0.5]
+                  for x in boundaries for z in np.arange(z0 - b.rng.uniform(0.0, 9.0), z1, 9.0)]
         edges = [world_polygon(b.camera, ground_quad(x - 0.06, x + 0.06, z0, z1)) for x in (left + 0.3, right - 0.3)]
         b.background += b.make("road", dashes + edges, False, "marking")
     for side in sides:
