@@ -1,0 +1,132 @@
+"""test.py end to end: synthetic Cityscapes, a tiny checkpoint in the released format."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from tusimple_duc.config import load_test_config
+from tusimple_duc.data.labels import CITYSCAPES_TRAINID_TO_ID
+from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.errors import CheckpointError, DataError
+from tusimple_duc.evaluation import evaluate_cityscapes
+from tusimple_duc.io.checkpoint import save_checkpoint
+from tusimple_duc.models.presets import get_model
+from tusimple_duc.pipelines.segment import run_test
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIZE = (64, 128)
+MEAN = np.array([122.675, 116.669, 104.008], dtype=np.float32)
+
+
+def _net(preset: str, seed: int = 3):
+    mx.random.seed(seed)
+    net = get_model(preset)
+    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
+    net(mx.nd.zeros((1, 3) + SIZE))
+    return net
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segment")
+    summary = write_synthetic_cityscapes(str(root / "cityscapes"), {"val": 2}, image_size=SIZE, seed=5)
+    lines = []
+    for index, frame in enumerate(summary.frames["val"]):
+        image = os.path.relpath(frame.image, summary.root)
+        label = os.path.relpath(frame.files["gtFine_labelIds"], summary.root)
+        lines.append(f"{index}\t{image}\t{label}")
+    (root / "val.lst").write_text("\n".join(lines) + "\n")
+    net = _net("tiny_duc_hdc")
+    save_checkpoint(net, str(root / "models" / "tiny"), 7)
+    return root, summary, net
+
+
+def _config(root, result_dir, *extra):
+    return [
+        f"data.image_list={root / 'val.lst'}", f"data.test_img_dir={root / 'cityscapes'}",
+        f"data.gt_dir={root / 'cityscapes'}", f"model.model_dir={root / 'models'}", "model.model_prefix=tiny",
+        "model.model_epoch=7", "model.gpu=-1", f"model.result_dir={result_dir}", "network.preset=tiny_duc_hdc",
+        f"data.test_shape={SIZE[0]},{SIZE[1]}", f"data.result_shape={SIZE[0]},{SIZE[1]}", *extra,
+    ]
+
+
+def _released_protocol(net, image_rgb):
+    """Independent released protocol: mean-subtract, forward, softmax, cv2 bilinear resize, argmax."""
+    x = (image_rgb.astype(np.float32) - MEAN).transpose(2, 0, 1)[None]
+    prob = mx.nd.softmax(net(mx.nd.array(x)), axis=1)[0].asnumpy()
+    full = cv2.resize(prob.transpose(1, 2, 0), (SIZE[1], SIZE[0]), interpolation=cv2.INTER_LINEAR)
+    return full.argmax(axis=2), full.max(axis=2).mean()
+
+
+def test_released_protocol_outputs_and_metrics(dataset, tmp_path):
+    root, summary, net = dataset
+    config = load_test_config(os.path.join(ROOT, "configs", "test", "test_full_image.cfg"),
+                              _config(root, tmp_path / "out", "output.save_probabilities=True"))
+    run = run_test(config, show_progress=False)
+    assert len(run.images) == 2
+    for frame, confidence in zip(summary.frames["val"], run.confidences):
+        name = os.path.basename(frame.image)
+        score = cv2.imread(str(tmp_path / "out" / "score" / name), cv2.IMREAD_UNCHANGED)
+        assert score.dtype == np.uint8 and score.shape == SIZE
+        image = cv2.imread(frame.image)[:, :, ::-1]
+        expected, expected_confidence = _released_protocol(net, image)
+        agree = (score == CITYSCAPES_TRAINID_TO_ID[expected]).mean()
+        assert agree > 0.999
+        assert confidence == pytest.approx(expected_confidence, abs=1e-4)
+        for folder in ("color", "overlay"):
+            written = cv2.imread(str(tmp_path / "out" / folder / name))
+            assert written.shape == SIZE + (3,)
+        with np.load(tmp_path / "out" / "prob" / name.replace(".png", ".npz")) as archive:
+            assert archive["probabilities"].dtype == np.float16
+            assert archive["probabilities"].shape == (19,) + SIZE
+    stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    folder = evaluate_cityscapes(str(tmp_path / "out" / "score"), summary.root, "val")
+    assert stored["summary"]["mIoU"] == pytest.approx(folder.summary["mIoU"], abs=1e-12)
+    assert stored["summary"]["iIoU"] == pytest.approx(folder.summary["iIoU"], abs=1e-12)
+    assert (tmp_path / "out" / "figures").is_dir()
+    lines = (tmp_path / "out" / "confidence.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == run.images
+
+
+def test_images_mode_without_list(dataset, tmp_path):
+    root, summary, _ = dataset
+    config = load_test_config(None, _config(root, tmp_path / "own", "data.result_shape=None"))
+    folder = os.path.dirname(summary.frames["val"][0].image)
+    run = run_test(config, images=[folder], show_progress=False)
+    assert run.metrics is None and len(run.images) >= 1
+    assert (tmp_path / "own" / "score" / run.images[0]).is_file()
+
+
+def test_cli_errors_are_one_line(dataset, tmp_path):
+    root, summary, _ = dataset
+    cfg = os.path.join(ROOT, "configs", "test", "test_full_image.cfg")
+    sets = []
+    for item in _config(root, tmp_path / "cli", "model.model_epoch=9"):
+        sets += ["--set", item]
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "test.py"), cfg, "--quiet", *sets],
+                            capture_output=True, text=True, cwd=str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "tiny-0009.params: no such checkpoint (epochs found: 7)" in result.stderr
+
+
+def test_checkpoint_of_another_network_is_refused(dataset, tmp_path):
+    root, _, _ = dataset
+    save_checkpoint(_net("tiny_baseline"), str(tmp_path / "models" / "tiny"), 1)
+    overrides = _config(root, tmp_path / "x", f"model.model_dir={tmp_path / 'models'}", "model.model_epoch=1")
+    with pytest.raises(CheckpointError, match="tiny"):
+        run_test(load_test_config(None, overrides), show_progress=False)
+
+
+def test_unreadable_image_names_the_file(dataset, tmp_path):
+    root, _, _ = dataset
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    config = load_test_config(None, _config(root, tmp_path / "y"))
+    with pytest.raises(DataError, match="broken.png"):
+        run_test(config, images=[str(bad)], show_progress=False)
