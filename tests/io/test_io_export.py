@@ -123,8 +123,9 @@ def test_export_errors(tiny_checkpoint, tmp_path):
     prefix, _ = tiny_checkpoint
     with pytest.raises(ConfigError, match="shape 60,96: H and W must be positive multiples of the output stride 8"):
         export_model(prefix, 3, str(tmp_path / "out"), preset=TINY, shape=(60, 96), onnx_path=str(tmp_path / "x.onnx"))
-    with pytest.raises(CheckpointError, match="tiny-symbol.json: symbol describes another network: 5 missing"):
+    with pytest.raises(CheckpointError, match="tiny-symbol.json: symbol describes another network: 5 missing") as err:
         export_model(prefix, 3, str(tmp_path / "out"), preset="tiny_baseline")
+    assert str(err.value).endswith("(is it a tiny_baseline checkpoint? choose the preset)")
     assert not (tmp_path / "out-0000.params").exists() and not (tmp_path / "x.onnx").exists()
 
 

@@ -126,10 +126,10 @@ def load_params_file(net: Any, path: str, strict: bool = True, allow_missing: bo
     raise_if_mismatch(comparison, path, "does not match the network", allow_missing, allow_extra)
     contexts = [ctx] if isinstance(ctx, mx.Context) else ctx
     for key in comparison.matched:
-        _set_value(by_key[key], arrays[key], contexts)
-    if comparison.missing or comparison.mismatched or comparison.unexpected:
-        log.warning("%s: loaded %d arrays, left %s", path, len(comparison.matched),
-                    comparison.summary() or "nothing out")
+        assign_parameter(by_key[key], arrays[key], contexts)
+    skipped = comparison.summary()
+    if skipped:
+        log.warning("%s: loaded %d arrays; not loaded: %s", path, len(comparison.matched), skipped)
     return LoadReport(path, file_format, comparison,
                       tuple(by_key[key].name for key in comparison.matched))
 
@@ -182,8 +182,10 @@ def _key_space(net: Any, arrays: Dict[str, mx.nd.NDArray]) -> Tuple[str, Dict[st
     return FORMAT_GLUON, structural
 
 
-def _set_value(param: Any, value: mx.nd.NDArray, contexts: Optional[Sequence[mx.Context]]) -> None:
-    """Copy ``value`` into ``param`` (initialising it on ``contexts`` if it is not yet)."""
+def assign_parameter(param: Any, value: mx.nd.NDArray,
+                     contexts: Optional[Sequence[mx.Context]] = None) -> None:
+    """Copy ``value`` into the Gluon ``param`` bit for bit (cast to its dtype if it differs);
+    a parameter that is not initialised yet is initialised on ``contexts`` (default CPU)."""
     try:
         param.list_ctx()
         target = None  # initialised (or deferred): keep its own contexts

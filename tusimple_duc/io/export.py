@@ -32,6 +32,7 @@ from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
 from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint,
                                         load_params_file, save_checkpoint)
+from tusimple_duc.io.matching import CheckpointMismatchError
 from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, probability_symbol, symbol_text,
                                     training_symbol)
 from tusimple_duc.models.presets import PRESETS, get_model
@@ -74,10 +75,11 @@ def export_model(prefix: str, epoch: Optional[int], out: str, preset: str = RELE
     net = get_model(preset)
     if onnx_path:
         check_shape(net, shape)
-    if epoch is None:
-        report = load_params_file(net, prefix)
-    else:
-        report = load_checkpoint(net, prefix, epoch)
+    try:
+        report = load_params_file(net, prefix) if epoch is None else load_checkpoint(net, prefix, epoch)
+    except CheckpointMismatchError as err:
+        raise CheckpointMismatchError(f"{err} (is it a {preset} checkpoint? choose the preset)",
+                                      err.path, err.comparison) from None
     sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
     onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
     return ExportResult(sym_file, params_file, onnx_file, report)

@@ -75,6 +75,7 @@ import numpy as np
 from mxnet.gluon import nn
 
 from tusimple_duc.errors import CheckpointError
+from tusimple_duc.io.checkpoint import assign_parameter
 from tusimple_duc.io.matching import compare_shapes, raise_if_mismatch
 from tusimple_duc.io.paramfile import read_params
 
@@ -179,7 +180,7 @@ def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str
     raise_if_mismatch(comparison, path, f"{source} weights do not fit the network's backbone")
     params = net.collect_params()
     for name, value in values.items():
-        _assign(params[name], value)
+        assign_parameter(params[name], mx.nd.array(value, dtype=value.dtype))
     _warn_differences(net, source)
     untouched = tuple(name for name in params if name not in values)
     log.info("%s: initialised %d backbone arrays from %s; %d left for the caller (head)",
@@ -319,17 +320,6 @@ def _batchnorm_eps(block: nn.HybridBlock) -> Dict[str, float]:
 
     block.apply(visit)
     return found
-
-
-def _assign(param: Any, value: np.ndarray) -> None:
-    """Set ``param`` to ``value`` (initialising it on the CPU when it is not yet)."""
-    try:
-        param.list_ctx()
-        target = None
-    except RuntimeError:
-        target = [mx.cpu()]
-    param._load_init(mx.nd.array(value, dtype=value.dtype), target, cast_dtype=True,
-                     dtype_source="current")
 
 
 def _check_stem(net: Any, source: str, path: str) -> None:
