@@ -97,8 +97,10 @@ class ModelSection:
     load_model_dir: Optional[str] = None
     load_model_prefix: Optional[str] = None
     load_epoch: Optional[int] = None
-    #: ImageNet initialisation: a GluonCV ``resnet*_v1s`` .params file or an MXNet
-    #: symbol checkpoint ``<prefix>-0000.params``; ignored when resuming from a checkpoint.
+    #: ImageNet initialisation: a GluonCV ``resnet{50,101,152}_v1s`` (deep stem) or Gluon
+    #: model-zoo ``resnet{50,101,152}_v1`` (classic stem) .params file or source name
+    #: (looked up in ``$MXNET_HOME/models``); ignored when resuming from a checkpoint.
+    #: MXNet's symbol ``resnet-101-0000.params`` files are pre-activation ResNet v2 and are refused.
     pretrained: Optional[str] = None
     #: Allow missing/extra names when loading (fine-tuning with another head).
     allow_missing: bool = False

@@ -12,6 +12,18 @@ import tempfile
 from typing import IO, Any, Callable, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp_path: str, path: str) -> None:
+    """Give the temporary file the permissions of a normally created file, then rename it."""
+    os.chmod(tmp_path, 0o666 & ~_umask())
+    os.replace(tmp_path, path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to ``path``; rename it onto ``path`` on success.
@@ -28,7 +40,7 @@ def atomic_open(path: str, mode: str = "wb") -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
+        _publish(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
@@ -50,7 +62,7 @@ def atomic_write_with(path: str, writer: Callable[[str], Any]) -> None:
     os.close(fd)
     try:
         writer(tmp_path)
-        os.replace(tmp_path, path)
+        _publish(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)

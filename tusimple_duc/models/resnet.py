@@ -173,7 +173,7 @@ class Stem(HybridBlock):
                     self.convs.add(ConvBN("conv1_7x7_s2", 3, c[0], 7, config, stride=2, padding=3))
             padding = 0 if config.stem == "deep" else 1
             self.pool = nn.MaxPool2D(pool_size=3, strides=2, padding=padding,
-                                     ceil_mode=config.stem_pool_ceil())
+                                     ceil_mode=config.stem_pool_ceil(), prefix="pool1_3x3_s2_")
 
     def hybrid_forward(self, F, x):
         return self.pool(self.convs(x))
