@@ -1,0 +1,184 @@
+"""Optimized CPU forward: oneDNN-fused static graph in fp32, bf16 or int8.
+
+:class:`FastForward` turns a ``SegmentationNet`` into a drop-in replacement of
+:func:`~tusimple_duc.inference.predictor.forward_probabilities` (the predictor's ONE network
+call)::
+
+    fast = FastForward(net)                                  # fp32, weights shared with net
+    predictor = Predictor(net, spec, forward=fast)           # forward(batch) -> probabilities
+
+How (each lever measured by ``tools/bench.py``):
+
+1. **One static graph.** ``softmax(net(data), axis=1)`` is traced once to a symbol, so the DUC
+   rearrangement and the softmax run inside the graph, and executed by a ``SymbolBlock``
+   hybridized with ``static_alloc`` and ``static_shape`` (memory planned once per input shape).
+2. **ReLU the fuser can see.** The models apply ``F.relu``; oneDNN's subgraph pass only fuses
+   ``Activation(act_type='relu')`` into a convolution. Every ``relu`` node is rewritten to that
+   operator (:func:`fusable_symbol`, the same function), otherwise each un-fused ReLU runs on
+   plain NCHW and forces two layout reorders of its tensor (a third of the time at 512x1024).
+3. **oneDNN fusion** (``optimize_for(backend='MKLDNN')``): conv + BatchNorm folding + ReLU +
+   residual sum in one primitive, blocked / NHWC layouts kept between convolutions. The
+   partitioning depends on the input shape, so the graph is optimized for the first batch's
+   shape and re-planned when the shape changes (keep shapes fixed: pad or use windows).
+4. **bf16** (``precision='bf16'``): ``mx.contrib.amp`` converts the graph (parameters cast,
+   softmax kept in fp32), then the same fusion. **int8** (``'int8'``):
+   ``mx.contrib.quantization.quantize_net_v2`` with calibration on ``calibration`` batches
+   (``naive`` min/max or ``entropy``), per-channel weight scales; layers whose names contain
+   one of ``exclude`` stay fp32.
+
+Threads: ``import tusimple_duc`` (before mxnet) sets ``OMP_NUM_THREADS`` to the physical cores.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon import HybridBlock, SymbolBlock
+
+from tusimple_duc.errors import ConfigError
+
+PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8")
+CALIBRATION_MODES: Tuple[str, ...] = ("naive", "entropy")
+FUSION_BACKEND = "MKLDNN"
+INPUT_NAME = "data"
+
+log = logging.getLogger(__name__)
+
+
+def fusable_symbol(symbol: mx.sym.Symbol) -> mx.sym.Symbol:
+    """``symbol`` with every ``relu`` node replaced by ``Activation(act_type='relu')``.
+
+    Both compute ``max(x, 0)``; only the latter is fused into convolutions by oneDNN.
+    """
+    graph: Dict[str, Any] = json.loads(symbol.tojson())
+    for node in graph["nodes"]:
+        if node["op"] == "relu":
+            node["op"] = "Activation"
+            node["attrs"] = {"act_type": "relu"}
+    return mx.sym.load_json(json.dumps(graph))
+
+
+def probability_symbol(net: HybridBlock, raw_head: bool = False) -> mx.sym.Symbol:
+    """The traced inference graph ``softmax(net(data), axis=1)`` with fusable ReLUs.
+
+    Parameters
+    ----------
+    net : a ``SegmentationNet``-like block: ``(N, 3, H, W) -> (N, L, H/s, W/s)`` scores.
+    raw_head : trace ``net.head_scores`` instead (DUC: softmax over ``L`` of the
+        ``(N, L, r*r, h, w)`` view, no rearrangement; for measuring the rearrangement's cost).
+        Output then ``(N, L, r*r, h, w)``.
+    """
+    data = mx.sym.var(INPUT_NAME)
+    if raw_head:
+        ratio = net.head.ratio
+        scores = mx.sym.reshape(net.head_scores(data), shape=(0, -4, -1, ratio * ratio, -2))
+    else:
+        scores = net(data)
+    return fusable_symbol(mx.sym.softmax(scores, axis=1))
+
+
+def _symbol_block(net: HybridBlock, raw_head: bool) -> SymbolBlock:
+    """A SymbolBlock of :func:`probability_symbol` sharing ``net``'s parameters."""
+    params = net.collect_params()
+    return SymbolBlock(probability_symbol(net, raw_head), [mx.sym.var(INPUT_NAME)], params=params)
+
+
+def _bf16_block(block: SymbolBlock, ctx: mx.Context, example_shape: Tuple[int, ...]) -> SymbolBlock:
+    from mxnet.contrib import amp
+
+    block.hybridize()
+    block(mx.nd.zeros(example_shape, ctx=ctx))  # amp converts the cached graph
+    return amp.convert_hybrid_block(block, target_dtype="bfloat16", ctx=ctx,
+                                    cast_optional_params=True)
+
+
+def _int8_block(block: SymbolBlock, ctx: mx.Context, calibration: np.ndarray, mode: str,
+                exclude: Sequence[str]) -> SymbolBlock:
+    from mxnet.contrib import quantization
+
+    data = mx.io.NDArrayIter(data={INPUT_NAME: calibration}, batch_size=1)
+    return quantization.quantize_net_v2(
+        block, quantized_dtype="auto", quantize_mode="full", quantize_granularity="channel-wise",
+        exclude_layers_match=list(exclude) or None, calib_data=data, calib_mode=mode,
+        num_calib_examples=len(calibration), ctx=ctx)
+
+
+class FastForward:
+    """Optimized ``batch -> softmax probabilities`` for one CPU context.
+
+    Parameters
+    ----------
+    net : an initialised ``SegmentationNet``-like block (``prediction_stride``, ``num_classes``);
+        fp32 shares its parameters (later changes to ``net``'s weights are seen only by fp32).
+    precision : ``fp32``, ``bf16`` or ``int8``.
+    calibration : int8 only, required: (N, 3, H, W) float32 network inputs (mean-subtracted RGB)
+        whose layer statistics set the quantization ranges.
+    calibration_mode : int8: ``naive`` (min/max) or ``entropy`` (KL-optimal thresholds; slower).
+    exclude : int8: layers whose symbol name contains one of these strings stay fp32
+        (e.g. ``('fc1_cityscapes',)`` for the head).
+    fuse : apply the oneDNN fusion pass (False only to measure what it buys).
+    raw_head : output softmax over classes of the head's raw ``(N, L, r*r, h, w)`` (DUC only;
+        to measure the rearrangement). Not a predictor forward.
+    ctx : the CPU context.
+
+    Calling ``fast(batch)`` with a (N, 3, H, W) float32 NumPy batch returns (N, L, H/s, W/s)
+    float32 probabilities: the :data:`~tusimple_duc.inference.predictor.ForwardFn` contract.
+    """
+
+    def __init__(self, net: HybridBlock, precision: str = "fp32",
+                 calibration: Optional[np.ndarray] = None, calibration_mode: str = "naive",
+                 exclude: Sequence[str] = (), fuse: bool = True, raw_head: bool = False,
+                 ctx: mx.Context = mx.cpu()) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"fast forward: precision must be one of {', '.join(PRECISIONS)}, "
+                              f"got {precision!r}")
+        if precision == "int8":
+            if calibration_mode not in CALIBRATION_MODES:
+                raise ConfigError(f"fast forward: calibration_mode must be one of "
+                                  f"{', '.join(CALIBRATION_MODES)}, got {calibration_mode!r}")
+            if calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0:
+                raise ConfigError("fast forward: int8 needs calibration inputs, a non-empty "
+                                  "(N, 3, H, W) float32 array")
+        self.net = net
+        self.precision = precision
+        self.fuse = fuse
+        self.ctx = ctx
+        self.num_classes = int(net.num_classes)
+        self.prediction_stride = int(net.prediction_stride)
+        block = _symbol_block(net, raw_head)
+        if precision == "bf16":
+            stride = int(net.output_stride)
+            block = _bf16_block(block, ctx, (1, 3, 4 * stride, 4 * stride))
+        elif precision == "int8":
+            block = _int8_block(block, ctx, np.asarray(calibration, dtype=np.float32),
+                                calibration_mode, exclude)
+        self.block = block
+        self._optimized_for: Optional[Tuple[int, ...]] = None
+
+    def _prepare(self, x: mx.nd.NDArray) -> None:
+        """Hybridize with static memory for ``x``'s shape and run the fusion pass on it."""
+        self.block.hybridize(static_alloc=True, static_shape=True)
+        # int8 graphs come out of quantize_net_v2 already partitioned for oneDNN
+        if self.fuse and self.precision != "int8":
+            self.block.optimize_for(x, backend=FUSION_BACKEND, static_alloc=True,
+                                    static_shape=True)
+        self._optimized_for = tuple(x.shape)
+
+    def probabilities_nd(self, x: mx.nd.NDArray) -> mx.nd.NDArray:
+        """(N, 3, H, W) NDArray -> (N, L, H/s, W/s) float32 probabilities (asynchronous)."""
+        if self._optimized_for is None:
+            self._prepare(x)
+        elif tuple(x.shape) != self._optimized_for:
+            log.info("fast forward: input shape %s replaces %s, re-planning",
+                     tuple(x.shape), self._optimized_for)
+            self._optimized_for = tuple(x.shape)
+        out = self.block(x)
+        return out if out.dtype == np.float32 else out.astype(np.float32)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 NumPy -> (N, L, H/s, W/s) float32 NumPy probabilities."""
+        x = mx.nd.array(batch, ctx=self.ctx, dtype=np.float32)
+        return self.probabilities_nd(x).asnumpy()
