@@ -13,6 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from tusimple_duc.data.benchmark import format_table, run_benchmark
 from tusimple_duc.data.datasets import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter, epoch_order
 from tusimple_duc.data.sample import SamplingSpec
@@ -172,6 +173,7 @@ def test_dropped_iterator_stops_its_workers(seven_fold, cityscapes_root):
 SCRIPT = """
 import sys, time
 import tusimple_duc
+from tusimple_duc.data.benchmark import format_table, run_benchmark
 from tusimple_duc.data.datasets import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec
@@ -231,3 +233,13 @@ def test_a_killed_worker_is_reported(seven_fold, cityscapes_root):
         with pytest.raises(RuntimeError, match="died with exit code -9"):
             for _ in range(10):
                 next(iterator)
+
+
+def test_benchmark_measures_every_worker_count(seven_fold, cityscapes_root):
+    floor, rows = run_benchmark(seven_fold, cityscapes_root, cityscapes_root, SPEC, workers=(0, 2), samples=4)
+    assert floor.wall > 0 and floor.cpu > 0
+    assert [(row.workers, row.samples) for row in rows] == [(0, 4), (2, 4)]
+    assert all(row.samples_per_second > 0 and row.worker_cpu_per_sample >= 0 for row in rows)
+    assert rows[1].wall_per_sample == pytest.approx(2 / rows[1].samples_per_second)
+    table = format_table(floor, rows, (48, 48)).splitlines()
+    assert len(table) == 4 and table[2].split()[0] == "0" and table[3].split()[0] == "2"

@@ -7,9 +7,13 @@ import cv2
 import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import id2label
+from PIL import Image
 
+from tusimple_duc.data.datasets import dataset_lists
 from tusimple_duc.data.lists import ListEntry
 from tusimple_duc.data.sample import SamplingSpec, make_sample, make_sample_into, plan_crop
+from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.data.synthetic_other import write_synthetic_kitti_road, write_synthetic_voc
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.layout import label_to_duc_layout
 
@@ -227,3 +231,39 @@ def test_same_seed_same_sample_other_seed_other_sample(cityscapes_root):
     assert not np.array_equal(first[0], other[0])
     assert first[0].shape == (3, 48, 48) and first[0].dtype == np.float32
     assert first[1].shape == (24 * 24,) and first[1].dtype == np.float32
+
+
+# ------------------------------------------------------------------ the synthetic datasets of the real layouts
+@pytest.fixture(scope="module")
+def synthetic_roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_cityscapes(str(base / "cityscapes"), splits={"train": 2}, image_size=(64, 128))
+    write_synthetic_kitti_road(str(base / "kitti"), n_train=2, n_test=1, image_size=(48, 160))
+    write_synthetic_voc(str(base / "voc"), n_images=3, n_aug_only=1, image_size=(40, 56))
+    return {name: str(base / name) for name in ("cityscapes", "kitti", "voc")}
+
+
+def independent_label(dataset, path):
+    """The training label of a ground-truth file, computed without the package."""
+    if dataset == "cityscapes":
+        ids = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        table = {i: (255 if l.trainId in (-1, 255) else l.trainId) for i, l in id2label.items() if i >= 0}
+        return np.vectorize(table.get)(ids)
+    if dataset == "kitti":  # official devkit: road = blue > 0, valid = red > 0
+        rgb = cv2.imread(path)[:, :, ::-1]
+        return np.where(rgb[..., 0] > 0, (rgb[..., 2] > 0).astype(int), 255)
+    return np.asarray(Image.open(path))
+
+
+@pytest.mark.parametrize("dataset, list_name", [("cityscapes", "train"), ("kitti", "train"), ("voc", "val"),
+                                                ("voc", "train_aug")])
+def test_synthetic_datasets_give_the_official_labels(synthetic_roots, dataset, list_name):
+    root = synthetic_roots[dataset]
+    for entry in dataset_lists(dataset, root)[list_name]:
+        expected = independent_label(dataset, os.path.join(root, entry.label))
+        spec = fixed(crop_shape=expected.shape, convert_label=dataset,
+                     num_classes={"cityscapes": 19, "kitti": 2, "voc": 21}[dataset])
+        image, label = make_sample(entry, 0, spec, root, root)
+        np.testing.assert_array_equal(label, expected)
+        rgb = cv2.imread(os.path.join(root, entry.image))[:, :, ::-1].astype(np.float32)
+        np.testing.assert_array_equal(image, (rgb - np.float32(MEAN)).transpose(2, 0, 1))

@@ -84,8 +84,8 @@ def cityscapes_pairs(root: str, split: str, annotation: str = "gtFine") -> List[
 
 
 def cityscapes_lists(root: str, coarse: bool = False, patch: int = 800) -> Lists:
-    """Cityscapes lists: ``train_7fold``, ``train_12fold``, ``train``, ``val``, ``val_7fold`` and
-    ``test`` (when ``leftImg8bit/test`` exists); with ``coarse`` also ``train_extra_7fold``,
+    """Cityscapes lists of the splits present under ``leftImg8bit/``: ``train_7fold``, ``train_12fold``,
+    ``train``; ``val``, ``val_7fold``; ``test``; with ``coarse`` also ``train_extra_7fold``,
     ``train_extra_12fold``, ``train_extra`` (``gtCoarse``).
 
     Parameters
@@ -99,19 +99,20 @@ def cityscapes_lists(root: str, coarse: bool = False, patch: int = 800) -> Lists
     def twelve(height: int, width: int) -> List[Tuple[int, int]]:
         return twelve_fold_centres(height, width, patch)
 
-    lists: Lists = {}
-    splits = [("train", "gtFine", "train"), ("val", "gtFine", "val")]
-    if os.path.isdir(os.path.join(root, "leftImg8bit", "test")):
-        splits.append(("test", "gtFine", "test"))
+    splits = [(split, "gtFine") for split in ("train", "val", "test")
+              if os.path.isdir(os.path.join(root, "leftImg8bit", split))]
+    if not splits:
+        raise DataError(f"{os.path.join(root, 'leftImg8bit')}: no train, val or test folder")
     if coarse:
-        splits.append(("train_extra", "gtCoarse", "train_extra"))
-    for split, annotation, name in splits:
+        splits.append(("train_extra", "gtCoarse"))
+    lists: Lists = {}
+    for split, annotation in splits:
         pairs = cityscapes_pairs(root, split, annotation)
-        lists[name] = whole_image_entries(pairs)
+        lists[split] = whole_image_entries(pairs)
         if split != "test":
-            lists[f"{name}_7fold"] = patch_entries(root, pairs, seven_fold_centres)
+            lists[f"{split}_7fold"] = patch_entries(root, pairs, seven_fold_centres)
         if split in ("train", "train_extra"):
-            lists[f"{name}_12fold"] = patch_entries(root, pairs, twelve)
+            lists[f"{split}_12fold"] = patch_entries(root, pairs, twelve)
     return lists
 
 
@@ -169,8 +170,9 @@ def voc_lists(root: str) -> Lists:
     """VOC 2012 lists ``train``, ``val``, ``trainval`` (``SegmentationClass``) and, with
     ``SegmentationClassAug``, ``train_aug`` and ``trainval_aug`` (= train_aug + val).
 
-    ``train_aug`` comes from ``ImageSets/Segmentation/train_aug.txt`` when present, else it is
-    every ``SegmentationClassAug`` label not in ``val`` (10,582 images with the SBD labels).
+    ``train_aug`` comes from ``ImageSets/Segmentation/train_aug.txt`` or
+    ``ImageSets/SegmentationAug/train_aug.txt`` when present, else it is every
+    ``SegmentationClassAug`` label not in ``val`` (10,582 images with the SBD labels).
     """
     folder, relative = voc_folder(root)
     prefix = f"{relative}/" if relative else ""
@@ -200,10 +202,15 @@ def voc_lists(root: str) -> Lists:
     return lists
 
 
+#: Where distributions of the SBD-augmented set put their train_aug list, relative to ImageSets/.
+TRAIN_AUG_LISTS = ("Segmentation/train_aug.txt", "SegmentationAug/train_aug.txt")
+
+
 def _train_aug_names(sets_dir: str, aug_dir: str, val: set) -> List[str]:
-    listed = os.path.join(sets_dir, "train_aug.txt")
-    if os.path.isfile(listed):
-        return read_image_set(listed)
+    for relative in TRAIN_AUG_LISTS:
+        listed = os.path.join(os.path.dirname(sets_dir), relative)
+        if os.path.isfile(listed):
+            return read_image_set(listed)
     names = sorted(os.path.splitext(name)[0] for name in os.listdir(aug_dir) if name.endswith(".png"))
     return [name for name in names if name not in val]
 

@@ -6,7 +6,7 @@ depends only on ``(seed, epoch, index)``), so where it runs does not change the 
 workers finish in.
 
 Worker processes (``multiprocessing``, start method ``fork``; they use NumPy and OpenCV,
-never MXNet) write each sample into a slot of an anonymous shared memory map created
+single-threaded, never MXNet) write each sample into a slot of an anonymous shared memory map created
 before they are forked, so no sample is pickled; the queues carry only slot numbers.
 At most ``capacity`` samples are in flight (the queues are bounded by it). Workers are
 daemonic, ignore SIGINT (the consumer handles Ctrl-C), exit when their parent is gone,
@@ -104,7 +104,6 @@ def _worker_main(filler: SampleFiller, arena: SlotArena, tasks: mp.Queue, result
                  parent_pid: int) -> None:
     """Worker loop: ``(generation, position, index, epoch, slot)`` in, ``(..., slot, report)`` out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
     while True:
         try:
             task = tasks.get(timeout=POLL_SECONDS)
@@ -175,12 +174,19 @@ class ProcessFetcher:
         self._tasks = self._context.Queue(maxsize=self.capacity)
         self._results = self._context.Queue(maxsize=self.capacity)
         self._free = list(range(self.capacity))
-        for number in range(self.num_workers):
-            worker = self._context.Process(
-                target=_worker_main, name=f"duc-data-{number}", daemon=True,
-                args=(self.filler, self._arena, self._tasks, self._results, os.getpid()))
-            worker.start()
-            self._workers.append(worker)
+        # OpenCV's thread pool does not survive fork: a child that touches it may join threads that
+        # exist only in the parent. Stop the pool while forking; the workers then run single-threaded.
+        parent_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            for number in range(self.num_workers):
+                worker = self._context.Process(
+                    target=_worker_main, name=f"duc-data-{number}", daemon=True,
+                    args=(self.filler, self._arena, self._tasks, self._results, os.getpid()))
+                worker.start()
+                self._workers.append(worker)
+        finally:
+            cv2.setNumThreads(parent_threads)
 
     def _check_workers(self) -> None:
         for worker in self._workers:
