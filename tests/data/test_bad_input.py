@@ -11,6 +11,7 @@ from PIL import Image
 
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.lists import ListEntry, read_list
+from tusimple_duc.data.readers import read_rgb_image
 from tusimple_duc.data.sample import SamplingSpec, make_sample
 from tusimple_duc.errors import DataError
 
@@ -67,6 +68,13 @@ def entry_of(image: str, label: str) -> ListEntry:
 def test_the_valid_pair_is_accepted(pair, mode):
     image, label = make_sample(entry_of(*pair(mode)), 0, spec_for(mode))
     assert image.shape == (3,) + SHAPE and label.shape == SHAPE
+
+
+def test_read_rgb_image_returns_rgb(tmp_path):
+    bgr = np.zeros((2, 3, 3), np.uint8)
+    bgr[..., 0], bgr[..., 2] = 10, 200  # blue 10, red 200
+    rgb = read_rgb_image(write(str(tmp_path / "c.png"), bgr))
+    assert rgb.shape == (2, 3, 3) and np.all(rgb[..., 0] == 200) and np.all(rgb[..., 2] == 10)
 
 
 # ------------------------------------------------------------------ files

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import cv2
 import mxnet as mx
 import numpy as np
 import pytest
@@ -224,6 +225,27 @@ def test_worker_exception_is_raised_in_the_consumer(seven_fold, cityscapes_root,
             next(iterator)
         iterator.reset()
         assert list(next(iterator).index) == [0, 1, 2]  # usable again after the error
+
+
+class ThreadCountDataset(SegmentationDataset):
+    """Writes the OpenCV thread count of the process computing the sample into its first label value."""
+
+    def fill(self, index, epoch, image_out, label_out):
+        super().fill(index, epoch, image_out, label_out)
+        label_out[0] = cv2.getNumThreads()
+
+
+def test_workers_run_opencv_single_threaded_and_the_parent_keeps_its_pool(seven_fold, cityscapes_root):
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        dataset = ThreadCountDataset(seven_fold, SPEC, cityscapes_root, cityscapes_root)
+        with SegmentationIter(dataset, 4, num_workers=2) as iterator:
+            counts = [batch.label[0].asnumpy()[:, 0] for batch in iterator]
+            assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(threads)
+    assert np.all(np.concatenate(counts) == 1)
 
 
 def test_a_killed_worker_is_reported(seven_fold, cityscapes_root):

@@ -231,7 +231,9 @@ def as_fraction(scale: float) -> Fraction:
 
 
 def _clip(start: int, size: int, length: int) -> Tuple[int, int]:
-    return max(start, 0), max(min(start + size, length), max(start, 0))
+    """The part ``[lo, hi)`` of ``[start, start + size)`` inside ``[0, length)``; ``lo == hi`` if none."""
+    lo = min(max(start, 0), length)
+    return lo, max(min(start + size, length), lo)
 
 
 def _source_span(start: int, stop: int, scale: float, length: int) -> Tuple[int, int]:
