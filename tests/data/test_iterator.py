@@ -190,17 +190,21 @@ while True:
 """
 
 
-def test_keyboard_interrupt_leaves_no_orphans(cityscapes_root):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_or_killed_consumer_leaves_no_orphans(cityscapes_root, stop):
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SCRIPT), cityscapes_root],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pids = [int(p) for p in process.stdout.readline().split()]
         assert len(pids) == 2 and not any(is_gone(pid) for pid in pids)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, err = process.communicate(timeout=30)
     finally:
         process.kill()
-    assert "KeyboardInterrupt" in err
+    if stop == signal.SIGINT:
+        assert "KeyboardInterrupt" in err
+    else:  # no clean-up code ran in the consumer: the workers notice their parent is gone
+        assert process.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 10
     while not all(is_gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -221,7 +225,12 @@ def test_worker_exception_is_raised_in_the_consumer(seven_fold, cityscapes_root,
     dataset = FailingDataset(seven_fold, SPEC, cityscapes_root, cityscapes_root)
     with SegmentationIter(dataset, 3, shuffle=False, num_workers=workers) as iterator:
         next(iterator)
-        with pytest.raises(ValueError, match="boom in sample 5"):
+        with pytest.raises(ValueError, match="boom in sample 5") as caught:
+            next(iterator)
+        if workers:
+            assert "raised in a data worker process" in caught.value.__notes__[0]
+            assert "in fill" in caught.value.__notes__[0]  # the worker's traceback
+        with pytest.raises(StopIteration):  # the error ended the epoch
             next(iterator)
         iterator.reset()
         assert list(next(iterator).index) == [0, 1, 2]  # usable again after the error

@@ -190,17 +190,16 @@ class SegmentationIter(mx.io.DataIter):
         self.set_epoch(self._epoch + 1 if self._batches_taken else self._epoch)
 
     def next(self) -> mx.io.DataBatch:
+        """The next batch; StopIteration at the end of the epoch, also after an error ended it.
+
+        Ctrl-C (KeyboardInterrupt) while waiting for a batch also stops the workers.
+        """
         if self._stream is None:
             self._stream = self._batches(self._epoch)
         try:
             batch = next(self._stream)
-        except StopIteration:
-            raise
         except KeyboardInterrupt:
             self.close()
-            raise
-        except BaseException:
-            self._close_stream()
             raise
         self._batches_taken += 1
         return batch
