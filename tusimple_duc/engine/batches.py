@@ -1,7 +1,7 @@
 """Training and validation batches of a config, and their split across devices.
 
 Labels are 2-D maps at the network's prediction stride ``s`` (``label_layout='map'``,
-``label_stride = net.prediction_stride``): the loss compares them with ``net(x)``
+``label_stride = spec.prediction_stride``): the loss compares them with ``net(x)``
 ``(N, L, H/s, W/s)`` directly. (The released flattened DUC layout is the same
 information, see ``tusimple_duc.layout``.)
 
@@ -27,11 +27,12 @@ import numpy as np
 from tusimple_duc.config import TrainConfig
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec
+from tusimple_duc.models.presets import ModelSpec
 from tusimple_duc.runtime import physical_core_count
 
 
-def sampling_spec(config: TrainConfig, prediction_stride: int) -> SamplingSpec:
-    """The training :class:`SamplingSpec` of ``config`` for a network of stride ``prediction_stride``."""
+def sampling_spec(config: TrainConfig, model: ModelSpec) -> SamplingSpec:
+    """The training :class:`SamplingSpec` of ``config`` for the network ``model``."""
     data, net = config.data, config.network
     twelve_fold = data.patch_scheme == "12fold"
     return SamplingSpec(
@@ -39,8 +40,8 @@ def sampling_spec(config: TrainConfig, prediction_stride: int) -> SamplingSpec:
         scale_factors=data.scale_factors, random_bound=data.random_bound, use_mirror=data.use_mirror,
         use_random_crop=data.use_random_crop, rgb_mean=data.rgb_mean,
         convert_label=data.dataset if data.convert_label else "none", num_classes=net.label_num,
-        ds_rate=data.ds_rate, cell_width=net.cell_width, label_layout="map",
-        label_stride=prediction_stride, ignore_label=net.ignore_label, patch_scheme=data.patch_scheme,
+        ds_rate=model.output_stride, cell_width=model.cell_width, label_layout="map",
+        label_stride=model.prediction_stride, ignore_label=net.ignore_label, patch_scheme=data.patch_scheme,
         patch_shape=data.crop_shape)
 
 

@@ -11,6 +11,13 @@
   locally (``update_on_kvstore=False``), so the optimizer state and the learning rate
   live in the worker: they are checkpointed and resumed like in a single process.
   ``dist_async`` needs the update on the servers and is rejected.
+* Across workers the sum goes through :class:`WorkerAllreduce`, not Gluon's Trainer:
+  MXNet's distributed kvstore sends the arrays' raw memory, which fails for the oneDNN
+  (MKLDNN) blocked layouts that CPU convolutions leave in weights and gradients
+  ("We can't generate TBlob for MKLDNN data"; the server then dies with "init <key> first").
+  :class:`WorkerAllreduce` stages every array in plain host memory first. Both
+  ``dist_sync`` and ``dist_device_sync`` therefore sum the devices of a worker on its
+  first device and the workers on the servers.
 """
 from __future__ import annotations
 
@@ -96,12 +103,57 @@ def setup_devices(env: EnvSection, source: str = "<config>") -> DeviceSetup:
     return DeviceSetup(contexts, env.kv_store if len(contexts) > 1 else None)
 
 
+class WorkerAllreduce:
+    """Parameter broadcast and gradient sum over all devices and workers of a dist job.
+
+    Construction (collective: every worker, same parameters, same order) stores rank 0's
+    value of every parameter under keys ``0 .. P-1`` and copies it into every worker, so
+    all workers start from identical parameters. :meth:`__call__` then replaces every
+    device's gradient by the sum of the gradients of all devices of all workers.
+
+    Parameters
+    ----------
+    kvstore : the ``dist_sync`` / ``dist_device_sync`` kvstore
+    params : all parameters of the network, in a fixed order
+    """
+
+    def __init__(self, kvstore: "mx.kv.KVStore", params: Sequence) -> None:
+        self._kv = kvstore
+        self._params = list(params)
+        keys = list(range(len(self._params)))
+        host = [mx.nd.array(p.data(p.list_ctx()[0]).asnumpy(), ctx=mx.cpu()) for p in self._params]
+        kvstore.init(keys, host)
+        kvstore.pull(keys, out=host)
+        for param, value in zip(self._params, host):
+            param.set_data(value)
+        self._trainable = [i for i, p in enumerate(self._params) if p.grad_req != "null"]
+        self._sent = [mx.nd.zeros(self._params[i].shape, ctx=mx.cpu()) for i in self._trainable]
+        self._received = [mx.nd.zeros(self._params[i].shape, ctx=mx.cpu()) for i in self._trainable]
+
+    @property
+    def num_keys(self) -> int:
+        """Keys used (``0 .. num_keys - 1``)."""
+        return len(self._params)
+
+    def __call__(self) -> None:
+        for index, sent in zip(self._trainable, self._sent):
+            grads = self._params[index].list_grad()
+            total = grads[0] if len(grads) == 1 else mx.nd.add_n(*[g.as_in_context(grads[0].context)
+                                                                    for g in grads])
+            total.copyto(sent)
+        self._kv.pushpull(self._trainable, self._sent, out=self._received)
+        for index, received in zip(self._trainable, self._received):
+            for grad in self._params[index].list_grad():
+                received.copyto(grad)
+
+
 class WorkerSum:
     """Elementwise sum of a small float vector over all workers of a distributed job
     (identity otherwise).
 
-    Uses kvstore key ``key`` (pick one after the parameters' keys); every worker must call
-    it the same number of times in the same order. The servers add in float32: integers
+    Uses kvstore key ``key`` (pick one after the parameters' keys), initialised when
+    constructed; every worker must construct it and call it the same number of times in
+    the same order. The servers add in float32: integers
     are exact up to 2**24.
     """
 
@@ -109,15 +161,13 @@ class WorkerSum:
         self._kv = devices.kvstore if devices.distributed else None
         self._key = key
         self._size = size
-        self._initialised = False
+        if self._kv is not None:
+            self._kv.init(self._key, mx.nd.zeros((self._size,)))
 
     def __call__(self, values: Sequence[float]) -> np.ndarray:
         local = np.asarray(values, dtype=np.float64)
         if self._kv is None:
             return local
-        if not self._initialised:
-            self._kv.init(self._key, mx.nd.zeros((self._size,)))
-            self._initialised = True
         out = mx.nd.zeros((self._size,))
         self._kv.pushpull(self._key, mx.nd.array(local, dtype=np.float32), out=out)
         return out.asnumpy().astype(np.float64)

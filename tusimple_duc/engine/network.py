@@ -1,10 +1,7 @@
 """The network of a training config: build, initialise, describe.
 
-Architecture: ``[network] preset`` names a :data:`tusimple_duc.models.presets.PRESETS` entry;
-``label_num``, ``aspp``, ``aspp_stride``, ``cell_width``, ``bn_use_global_stats`` and
-``[data] ds_rate`` (the output stride) always override it (they are original keys with
-defaults, so a config should state them), ``depth``, ``stem``, ``head``,
-``dilation_schedule``, ``width`` and ``blocks_per_stage`` only when set.
+Architecture: ``[network] preset`` with the keys that are set on top
+(:func:`tusimple_duc.models.from_config.spec_from_train_config`).
 
 Initialisation, in the released solver's order of precedence:
 
@@ -21,9 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import mxnet as mx
 
@@ -31,36 +27,27 @@ from tusimple_duc.config import TrainConfig
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import load_checkpoint
-from tusimple_duc.models.presets import ModelSpecError, get_model
+from tusimple_duc.models.from_config import spec_from_train_config
+from tusimple_duc.models.presets import build_model
 from tusimple_duc.models.segnet import SegmentationNet
-
-log = logging.getLogger(__name__)
 
 #: The released solver's initializer of every parameter not loaded from a file.
 XAVIER = dict(rnd_type="uniform", factor_type="in", magnitude=2.34)
-_OPTIONAL_OVERRIDES = ("depth", "stem", "head", "dilation_schedule", "width", "blocks_per_stage")
-
-
-def model_overrides(config: TrainConfig) -> Dict[str, Any]:
-    """ModelSpec fields set by the config (see the module docstring)."""
-    net = config.network
-    overrides: Dict[str, Any] = dict(
-        num_classes=net.label_num, aspp=net.aspp, aspp_stride=net.aspp_stride,
-        cell_width=net.cell_width, bn_use_global_stats=net.bn_use_global_stats,
-        output_stride=config.data.ds_rate)
-    for key in _OPTIONAL_OVERRIDES:
-        value = getattr(net, key)
-        if value is not None:
-            overrides[key] = value
-    return overrides
 
 
 def build_network(config: TrainConfig) -> SegmentationNet:
-    """The uninitialised network of ``config`` (:class:`ConfigError` naming the field)."""
-    try:
-        return get_model(config.network.preset, **model_overrides(config))
-    except ModelSpecError as err:
-        raise ConfigError(f"{config.source}: [network] preset {config.network.preset!r}: {err}") from None
+    """The uninitialised network of ``config``; its ``spec`` holds the resolved architecture.
+
+    Raises :class:`ConfigError` naming the key for an invalid architecture, or a crop
+    that is not a multiple of the output stride.
+    """
+    spec = spec_from_train_config(config)
+    data = config.data
+    crop, key = (data.inner_crop, "inner_crop") if data.patch_scheme == "12fold" else (data.crop_shape, "crop_shape")
+    if any(side % spec.output_stride for side in crop):
+        raise ConfigError(f"{config.source}: [data] {key}: sides must be multiples of the output stride "
+                          f"{spec.output_stride} of preset {config.network.preset}, got {crop}")
+    return build_model(spec)
 
 
 def initialise(net: SegmentationNet, contexts: Sequence[mx.Context], seed: int,

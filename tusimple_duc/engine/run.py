@@ -171,7 +171,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     train_iter = val_iter = None
     try:
         net = network.build_network(config)
-        spec = batch_setup.sampling_spec(config, net.prediction_stride)
+        spec = batch_setup.sampling_spec(config, net.spec)
         train_iter = batch_setup.train_iterator(config, spec, devices.rank, devices.num_workers)
         updates_per_epoch = batch_setup.batches_per_epoch(len(train_iter.dataset), config.data.batch_size,
                                                           devices.num_workers, config.data.last_batch)

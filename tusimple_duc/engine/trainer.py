@@ -8,7 +8,8 @@ An update (:meth:`SegmentationTrainer.step`):
 3. the workers exchange ``(loss sum, valid pixels, has a batch)`` (``contexts.WorkerSum``;
    identity in one process): a non-finite loss stops every worker before any parameter
    changes (:class:`TrainingDivergedError`), a worker out of batches ends the epoch for all;
-4. the kvstore sums the gradients of all devices and workers and every device applies
+4. the kvstore sums the gradients of all devices (Gluon's Trainer) and workers
+   (``contexts.WorkerAllreduce``) and every device applies
    ``SGD(momentum, wd, clip_gradient)`` with ``rescale_grad = 1 / (valid pixels of the
    global batch)`` and the learning rate of the schedule at this update. The gradient is
    thus that of the loss normalised over the global batch (``loss.py``); clipping acts on
@@ -30,7 +31,7 @@ from mxnet import autograd, gluon
 
 from tusimple_duc.config import ModelSection
 from tusimple_duc.engine.batches import device_slices, to_devices
-from tusimple_duc.engine.contexts import DeviceSetup, WorkerSum
+from tusimple_duc.engine.contexts import DeviceSetup, WorkerAllreduce, WorkerSum
 from tusimple_duc.engine.loss import masked_cross_entropy_sum
 from tusimple_duc.engine.metrics import SegmentationMetrics
 from tusimple_duc.engine.schedules import LRSchedule
@@ -82,8 +83,10 @@ class SegmentationTrainer:
         self.ignore_label = ignore_label
         self.updates = updates
         params = net.collect_params()
-        self.trainer = gluon.Trainer(params, "sgd", sgd_parameters(model), kvstore=devices.kvstore,
-                                     update_on_kvstore=False if devices.kvstore is not None else None)
+        local_kvstore = None if devices.distributed else devices.kvstore
+        self.trainer = gluon.Trainer(params, "sgd", sgd_parameters(model), kvstore=local_kvstore,
+                                     update_on_kvstore=False if local_kvstore is not None else None)
+        self._allreduce = WorkerAllreduce(devices.kvstore, params.values()) if devices.distributed else None
         self._exchange = WorkerSum(devices, key=len(list(params.keys())), size=3)
 
     # ------------------------------------------------------------------ optimizer state
@@ -135,6 +138,8 @@ class SegmentationTrainer:
                 f"training diverged; this update was not applied")
         for metric in metrics:
             metric.update(scores, [y for _, y in pieces], local_loss, local_valid)
+        if self._allreduce is not None:
+            self._allreduce()
         self.trainer.set_learning_rate(lr)
         self.trainer.step(max(valid, 1.0))
         self.updates = update

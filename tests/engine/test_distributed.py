@@ -1,0 +1,102 @@
+"""kvstore dist_sync on loopback (scheduler + server + 2 workers) and the local launcher."""
+import io
+import os
+import re
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from engine_helpers import TINY_CFG, TRAIN_PY, set_args, single_thread_env, tiny_config, tiny_overrides
+from tusimple_duc.engine.batches import batches_per_epoch, sampling_spec, train_iterator
+from tusimple_duc.engine.contexts import DeviceSetup
+from tusimple_duc.engine.launcher import launch_local, port_is_free
+from tusimple_duc.engine.network import build_network, initialise
+from tusimple_duc.engine.schedules import schedule_from_config
+from tusimple_duc.engine.trainer import SegmentationTrainer
+from tusimple_duc.io.names import gluon_name
+from tusimple_duc.io.paramfile import read_params
+
+PORTS = range(9531, 9546)
+EPOCHS = 2
+WORKERS = 2
+
+
+def launch_with_retry(command, workers):
+    """Run the job on the first free port of PORTS; retry when the scheduler could not bind."""
+    for port in PORTS:
+        if not port_is_free(port):
+            continue
+        out = io.StringIO()
+        status = launch_local(command, workers, 1, port=port, out=out, env=single_thread_env(),
+                              shutdown_timeout=20)
+        text = out.getvalue()
+        if status != 0 and re.search(r"bind|Address already in use", text, re.IGNORECASE):
+            continue
+        return status, text
+    pytest.fail(f"no usable port in {PORTS.start}..{PORTS.stop - 1}")
+
+
+def reference_parameters(config):
+    """One process, one device, fed the concatenation of both workers' batches."""
+    net = build_network(config)
+    initialise(net, [mx.cpu()], config.env.seed, (1, 3, 64, 64))
+    net.hybridize(static_alloc=True)
+    spec = sampling_spec(config, net.spec)
+    parts = [train_iterator(config, spec, rank, WORKERS) for rank in range(WORKERS)]
+    per_epoch = batches_per_epoch(len(parts[0].dataset), config.data.batch_size, WORKERS, "discard")
+    trainer = SegmentationTrainer(net, DeviceSetup([mx.cpu()], None), schedule_from_config(config.model, per_epoch),
+                                  config.model, config.network.ignore_label)
+    try:
+        for epoch in range(EPOCHS):
+            for part in parts:
+                part.set_epoch(epoch)
+            for batches in zip(*parts):
+                data = np.concatenate([b.data[0].asnumpy() for b in batches])
+                label = np.concatenate([b.label[0].asnumpy() for b in batches])
+                trainer.step(data, label)
+    finally:
+        for part in parts:
+            part.close()
+    assert trainer.updates == EPOCHS * per_epoch == 6
+    return trainer.parameter_arrays()
+
+
+def test_two_workers_match_one_process_on_the_same_global_batches(synthetic_root, tmp_path):
+    model_dir = str(tmp_path / "dist")
+    extra = [f"model.num_epochs={EPOCHS}", "data.use_val=False", "model.checkpoint_interval=1"]
+    overrides = tiny_overrides(synthetic_root, model_dir, *extra)
+    status, output = launch_with_retry([sys.executable, TRAIN_PY, TINY_CFG,
+                                        *set_args(overrides + ["env.kv_store=dist_sync"])], WORKERS)
+    assert status == 0, output
+    digests = re.findall(r"\[worker \d\] done: .* parameters sha1 ([0-9a-f]{40})", output)
+    assert len(digests) == WORKERS and len(set(digests)) == 1, output  # bit-identical workers
+    assert "3 batches of 2 per epoch on 1 device(s) x 2 worker(s)" in output
+
+    saved = read_params(os.path.join(model_dir, f"tiny_duc_hdc-{EPOCHS:04d}.params"))
+    expected = reference_parameters(tiny_config(synthetic_root, str(tmp_path / "reference"), *extra))
+    assert len(saved) == len(expected)
+    for key, value in saved.items():
+        np.testing.assert_allclose(value.asnumpy(), expected[gluon_name(key.split(":", 1)[1])],
+                                   rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_launcher_kills_every_process_when_a_worker_fails(tmp_path):
+    marker = str(tmp_path / "first")
+    # The first worker to start exits with 3; the other would sleep for a minute.
+    worker = [sys.executable, "-c",
+              f"import os, sys, time\n"
+              f"try:\n    os.close(os.open({marker!r}, os.O_CREAT | os.O_EXCL))\n"
+              f"except FileExistsError:\n    print('sleeping', flush=True); time.sleep(60)\n"
+              f"print('failing', flush=True); sys.exit(3)\n"]
+    start = time.monotonic()
+    out = io.StringIO()
+    port = next(p for p in PORTS if port_is_free(p))
+    status = launch_local(worker, 2, 1, port=port, out=out)
+    assert status == 3
+    assert time.monotonic() - start < 30
+    lines = out.getvalue().splitlines()
+    assert any(re.fullmatch(r"\[worker \d\] failing", line) for line in lines)
+    assert any(re.fullmatch(r"\[worker \d\] sleeping", line) for line in lines)

@@ -1,0 +1,96 @@
+"""The masked cross-entropy against a per-pixel brute force, and the device split."""
+import math
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd
+
+from tusimple_duc.engine.batches import device_slices
+from tusimple_duc.engine.loss import masked_cross_entropy_sum
+
+IGNORE = 255
+
+
+def brute_force(scores, label):
+    """Sum of -log softmax over non-ignored pixels and their count, pixel by pixel."""
+    total, valid = 0.0, 0
+    n, classes, height, width = scores.shape
+    for i in range(n):
+        for y in range(height):
+            for x in range(width):
+                target = int(label[i, y, x])
+                if target == IGNORE:
+                    continue
+                logits = [float(scores[i, c, y, x]) for c in range(classes)]
+                top = max(logits)
+                log_norm = top + math.log(sum(math.exp(v - top) for v in logits))
+                total += log_norm - logits[target]
+                valid += 1
+    return total, valid
+
+
+def random_case(seed, shape=(3, 5, 4, 6)):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0, 3, size=shape).astype(np.float32)
+    label = rng.integers(0, shape[1], size=(shape[0],) + shape[2:]).astype(np.float32)
+    label[rng.random(label.shape) < 0.3] = IGNORE
+    return scores, label
+
+
+def test_sum_and_count_match_brute_force():
+    scores, label = random_case(0)
+    total, valid = masked_cross_entropy_sum(mx.nd.array(scores), mx.nd.array(label), IGNORE)
+    expected_total, expected_valid = brute_force(scores, label)
+    assert valid.asscalar() == expected_valid
+    assert total.asscalar() == pytest.approx(expected_total, rel=1e-5)
+
+
+def test_gradient_is_softmax_minus_onehot_on_valid_pixels():
+    scores, label = random_case(1)
+    x = mx.nd.array(scores)
+    x.attach_grad()
+    with autograd.record():
+        total, _ = masked_cross_entropy_sum(x, mx.nd.array(label), IGNORE)
+    total.backward()
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected = exp / exp.sum(axis=1, keepdims=True)
+    for i, y, xx in np.ndindex(*label.shape):
+        target = int(label[i, y, xx])
+        if target == IGNORE:
+            expected[i, :, y, xx] = 0
+        else:
+            expected[i, target, y, xx] -= 1
+    np.testing.assert_allclose(x.grad.asnumpy(), expected, atol=1e-6)
+
+
+def test_all_ignored_gives_zero():
+    scores, label = random_case(2)
+    label[:] = IGNORE
+    total, valid = masked_cross_entropy_sum(mx.nd.array(scores), mx.nd.array(label), IGNORE)
+    assert total.asscalar() == 0 and valid.asscalar() == 0
+
+
+def test_shape_mismatch_is_rejected():
+    with pytest.raises(ValueError, match="do not match"):
+        masked_cross_entropy_sum(mx.nd.zeros((1, 2, 4, 4)), mx.nd.zeros((1, 4, 5)), IGNORE)
+
+
+def test_device_slices_cover_the_batch_in_order():
+    data = np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1)
+    label = np.arange(5, dtype=np.float32).reshape(5, 1, 1)
+    slices = device_slices(data, label, 2, IGNORE)
+    assert [s[0].shape[0] for s in slices] == [2, 3]
+    np.testing.assert_array_equal(np.concatenate([s[0] for s in slices]), data)
+    np.testing.assert_array_equal(np.concatenate([s[1] for s in slices]), label)
+
+
+def test_device_slices_fill_missing_devices_with_ignored_copies():
+    data = np.ones((1, 3, 2, 2), dtype=np.float32)
+    label = np.zeros((1, 2, 2), dtype=np.float32)
+    slices = device_slices(data, label, 3, IGNORE)
+    assert len(slices) == 3
+    np.testing.assert_array_equal(slices[0][1], label)
+    for filler_data, filler_label in slices[1:]:
+        np.testing.assert_array_equal(filler_data, data)
+        assert (filler_label == IGNORE).all()
