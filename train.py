@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     from tusimple_duc.engine.run import train
 
     result = train(config, resume=args.resume)
-    print(f"done: epoch {result.epoch}, {result.updates} updates, last checkpoint {result.checkpoint}, "
+    written = result.checkpoint or "none written by this worker"
+    print(f"done: epoch {result.epoch}, {result.updates} updates, last checkpoint {written}, "
           f"parameters sha1 {result.params_sha1}")
     return 0
 

@@ -14,7 +14,7 @@ from tusimple_duc.engine.plot import plot_training_log
 from tusimple_duc.engine.run import train
 from tusimple_duc.engine.state import load_training_state, parameter_digest
 from tusimple_duc.engine.trainer import TrainingDivergedError
-from tusimple_duc.errors import ConfigError, DUCError
+from tusimple_duc.errors import CheckpointError, ConfigError, DUCError
 from tusimple_duc.io.names import gluon_name
 from tusimple_duc.io.paramfile import read_params
 
@@ -183,3 +183,9 @@ def test_metrics_log_lines_are_json(trained):
     with open(os.path.join(model_dir, f"{PREFIX}-metrics.jsonl")) as handle:
         for line in handle:
             assert isinstance(json.loads(line), dict)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(synthetic_root, tmp_path):
+    config = tiny_config(synthetic_root, str(tmp_path), "data.use_val=False")
+    with pytest.raises(CheckpointError, match=r"tiny_duc_hdc-\*\.state\.json: no complete checkpoint to resume from"):
+        train(config, resume=True)

@@ -60,7 +60,7 @@ def setup_logging(log_file: Optional[str], rank: int = 0) -> logging.Logger:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    prefix = f"[worker {rank}] " if rank else ""
+    prefix = f"[rank {rank}] " if rank else ""
     console = _BarFriendlyHandler(sys.stderr)
     console.setFormatter(logging.Formatter(prefix + _FORMAT))
     logger.addHandler(console)
