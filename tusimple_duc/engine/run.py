@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import mxnet as mx
+import numpy as np
 
 from tusimple_duc.config import TrainConfig, to_ini
 from tusimple_duc.engine import batches as batch_setup
@@ -71,15 +72,16 @@ class _Run:
 
     # -------------------------------------------------------------- checkpoints
     def save(self, trainer: SegmentationTrainer, epoch: int, updates_per_epoch: int, begin_epoch: int) -> None:
-        """Write checkpoint ``epoch`` (chief only), refusing non-finite parameters."""
-        if not self.devices.is_chief:
-            return
-        bad = trainer.non_finite_parameters()
+        """Write checkpoint ``epoch`` (chief only), refusing non-finite parameters (every
+        worker checks, so that all of them stop together)."""
+        arrays = trainer.parameter_arrays()
+        bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
         if bad:
             raise TrainingDivergedError(
                 f"parameter {bad[0]} (and {len(bad) - 1} more) is NaN or infinite after epoch {epoch - 1}: "
                 f"checkpoint {epoch} not written; last good checkpoint: {self.last_checkpoint or 'none'}")
-        arrays = trainer.parameter_arrays()
+        if not self.devices.is_chief:
+            return
         _, params_file = save_checkpoint(trainer.net, self.prefix, epoch, self.config.network.ignore_label)
         state = TrainingState(epoch=epoch, updates=trainer.updates, updates_per_epoch=updates_per_epoch,
                               begin_epoch=begin_epoch, seed=self.config.env.seed,

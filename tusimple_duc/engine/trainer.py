@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -150,12 +150,6 @@ class SegmentationTrainer:
         """Host copies of every parameter (first device), by Gluon name."""
         context = self.devices.contexts[0]
         return {name: p.data(context).asnumpy() for name, p in self.net.collect_params().items()}
-
-    def non_finite_parameters(self) -> List[str]:
-        """Names of parameters holding NaN or inf (first device)."""
-        context = self.devices.contexts[0]
-        return [name for name, p in self.net.collect_params().items()
-                if not np.isfinite(p.data(context).asnumpy()).all()]
 
 
 def validate(net: gluon.HybridBlock, batches, contexts: Sequence[mx.Context], num_classes: int,
