@@ -31,7 +31,7 @@ from tusimple_duc.engine import network
 from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, setup_devices
 from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
 from tusimple_duc.engine.metrics import SegmentationMetrics, reported_keys
-from tusimple_duc.engine.schedules import schedule_from_config
+from tusimple_duc.engine.schedules import check_schedule, schedule_from_config
 from tusimple_duc.engine.state import (TrainingState, capture_rng, checkpoint_prefix, complete_checkpoints,
                                        epoch_seed, latest_checkpoint, optimizer_path, parameter_digest,
                                        restore_rng, save_training_state)
@@ -168,12 +168,13 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     and :class:`TrainingDivergedError` on a non-finite loss."""
     check_kvstore(config.env, config.source)
     reported_keys(config.model.eval_metric, config.source)
+    check_schedule(config.model, config.source)
+    net = network.build_network(config)
+    spec = batch_setup.sampling_spec(config, net.spec)
     devices = setup_devices(config.env, config.source)
     run = _Run(config, devices)
     train_iter = val_iter = None
     try:
-        net = network.build_network(config)
-        spec = batch_setup.sampling_spec(config, net.spec)
         train_iter = batch_setup.train_iterator(config, spec, devices.rank, devices.num_workers)
         updates_per_epoch = batch_setup.batches_per_epoch(len(train_iter.dataset), config.data.batch_size,
                                                           devices.num_workers, config.data.last_batch)

@@ -87,13 +87,10 @@ class LRSchedule:
         return poly_lr(self.base_lr, update, self.max_updates, self.power)
 
 
-def schedule_from_config(model: ModelSection, updates_per_epoch: int, source: str = "<config>") -> LRSchedule:
-    """The :class:`LRSchedule` of a ``[model]`` section.
-
-    Raises :class:`ConfigError` for settings the released schedulers rejected: a step
-    ``lr_factor`` above 1, a released-meaning poly power (``lr_factor``) above 1, or a
-    ``poly_power`` that is not positive.
-    """
+def check_schedule(model: ModelSection, source: str = "<config>") -> None:
+    """Reject settings the released schedulers rejected (:class:`ConfigError` naming the key):
+    a step ``lr_factor`` above 1, a released-meaning poly power (``lr_factor``) above 1, or a
+    ``poly_power`` that is not positive."""
     if model.lr_policy == "step" and model.lr_factor > 1:
         raise ConfigError(f"{source}: [model] lr_factor: the step policy multiplies the lr by it, "
                           f"must be <= 1, got {model.lr_factor}")
@@ -103,6 +100,11 @@ def schedule_from_config(model: ModelSection, updates_per_epoch: int, source: st
                               f"(released meaning), must be <= 1, got {model.lr_factor}")
         if model.poly_power is not None and model.poly_power <= 0:
             raise ConfigError(f"{source}: [model] poly_power: must be > 0, got {model.poly_power}")
+
+
+def schedule_from_config(model: ModelSection, updates_per_epoch: int, source: str = "<config>") -> LRSchedule:
+    """The :class:`LRSchedule` of a ``[model]`` section (checked by :func:`check_schedule`)."""
+    check_schedule(model, source)
     if updates_per_epoch < 1:
         raise ConfigError(f"{source}: [data] train_list: gives no batch per epoch "
                           f"(check batch_size, last_batch and the number of workers)")
