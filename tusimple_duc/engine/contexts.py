@@ -130,11 +130,6 @@ class WorkerAllreduce:
         self._sent = [mx.nd.zeros(self._params[i].shape, ctx=mx.cpu()) for i in self._trainable]
         self._received = [mx.nd.zeros(self._params[i].shape, ctx=mx.cpu()) for i in self._trainable]
 
-    @property
-    def num_keys(self) -> int:
-        """Keys used (``0 .. num_keys - 1``)."""
-        return len(self._params)
-
     def __call__(self) -> None:
         for index, sent in zip(self._trainable, self._sent):
             grads = self._params[index].list_grad()
