@@ -11,7 +11,7 @@ import pytest
 from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
 from PIL import Image
 
-from conftest import write_cityscapes_case
+from eval_cases import write_cityscapes_case
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.cityscapes import (
     AVERAGE_INSTANCE_SIZE, CATEGORY_NAMES, CLASS_NAMES, EVALUATED_IDS, CityscapesEvaluator, evaluate_cityscapes)
