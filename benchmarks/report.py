@@ -1,0 +1,75 @@
+"""Plain-text tables of a :mod:`benchmarks.suite` result."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager"}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def _seconds(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _memory(result: Dict[str, object]) -> str:
+    return f"{result['peak_rss_mb'] / 1024:.2f}" if "peak_rss_mb" in result else "-"
+
+
+def format_report(results: Dict[str, object]) -> str:
+    """The machine, GEMM peak and one table per section."""
+    m = results["machine"]
+    gemm = results["gemm_gflops"]
+    lines = [f"CPU: {m['cpu_model']}, {m['physical_cores']} cores / {m['logical_cpus']} logical, "
+             f"avx512 {m['avx512']}, avx512_bf16 {m['avx512_bf16']}, amx {m['amx']}; "
+             f"MXNet {m['mxnet']} (oneDNN {m['mxnet_onednn']}), OMP_NUM_THREADS {m['omp_num_threads']}",
+             f"GEMM peak fp32 {gemm['size']}^3: {gemm['peak']:.0f} GFLOP/s (mx.nd.dot {gemm['mxnet_dot']:.0f}, "
+             f"numpy {gemm['numpy_matmul']:.0f}, oneDNN FullyConnected {gemm['onednn_fully_connected']:.0f})",
+             f"weights: {results['weights']['source']}", ""]
+    for entry in results.get("main", []):
+        tag = "x".join(map(str, entry["shape"]))
+        macs = results["macs"][tag]["gemm"]
+        rows = [[MAIN_LABELS[name], _seconds(v["median_s"]), f"{v['gflops']:.0f}",
+                 f"{100 * v['fraction_of_peak']:.0f}%", _memory(v),
+                 f"{entry['max_abs_difference_vs_gluon'].get(name, 0.0):.1e}"]
+                for name, v in entry["variants"].items()]
+        lines += [f"Whole image {tag} ({macs / 1e12:.3f} T multiply-adds), median of "
+                  f"{len(entry['variants']['gluon']['runs_s'])} interleaved runs:"]
+        lines += _table(["variant", "latency s", "GFLOP/s", "of peak", "peak RSS GB", "max |dp| vs (a)"], rows)
+        lines += [f"a/b = {entry['ratio_a_over_b']:.2f}, a/c = {entry['ratio_a_over_c']:.2f}", ""]
+    if "levers" in results:
+        levers = results["levers"]
+        rows = [[name, _seconds(v["median_s"]), f"{v['gflops']:.0f}", f"{100 * v['fraction_of_peak']:.0f}%",
+                 f"{v['max_abs_difference_vs_gluon']:.1e}"] for name, v in levers["variants"].items()]
+        lines += [f"Levers at {'x'.join(map(str, levers['shape']))} (one process at a time; MXNet default "
+                  f"threads = {levers['omp_threads_default']}):"]
+        lines += _table(["variant", "latency s", "GFLOP/s", "of peak", "max |dp| vs gluon"], rows) + [""]
+    if "sliding" in results:
+        s = results["sliding"]
+        lines += [f"Predictor at {'x'.join(map(str, s['shape']))}: whole image "
+                  f"{s['variants']['predict-whole']['median_s']:.3f} s, sliding ({s['windows']} windows) "
+                  f"{s['variants']['predict-sliding']['median_s']:.3f} s: x{s['sliding_over_whole']:.2f}", ""]
+    precision = results.get("precision")
+    if precision:
+        for key in ("random_weights", "trained"):
+            if key not in precision:
+                continue
+            block = precision[key]
+            rows = [[p, _seconds(v.get("median_s")), f"x{v['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in v else "-",
+                     f"{100 * v['argmax_agreement']:.2f}%", f"{v['max_abs_difference']:.3f}",
+                     f"{100 * v['miou']:.2f}", f"{100 * v['miou_change']:+.2f}", _memory(v)]
+                    for p, v in block["variants"].items()]
+            lines += [f"Precision at {'x'.join(map(str, precision['shape']))}, {block['weights']}, "
+                      f"{block['images']} synthetic val images:"]
+            lines += _table(["precision", "latency s", "speed-up", "argmax = fp32", "max |dp|", "mIoU %",
+                             "change", "peak RSS GB"], rows) + [""]
+    if "train" in results:
+        t = results["train"]
+        lines += [f"Training {'x'.join(map(str, t['crop']))}, batch {t['batch']}: {t['median_s']:.3f} s per "
+                  f"update = {t['iterations_per_s']:.3f} it/s, peak RSS {_memory(t)} GB", ""]
+    lines += ["Targets:"] + [f"  {'met    ' if met else 'NOT met'}  {name}" for name, met in results["targets"].items()]
+    return "\n".join(lines)

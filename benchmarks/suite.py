@@ -1,0 +1,425 @@
+"""The benchmark suite: every variant in its own worker process, timings interleaved.
+
+Sections (:data:`SECTIONS`):
+
+``main``       per input shape: (a) ``gluon`` (this project's optimized forward), (b) ``module``
+               (``mx.mod.Module`` on the released-format symbol JSON), (c) ``torch`` (PyTorch
+               eager). The probabilities of (a), (b), (c) must agree (max abs difference
+               < ``tolerance``) before anything is timed; then ``warmup`` more runs and ``runs``
+               rounds a, b, c, a, b, c, ...; median latency, GFLOP/s (``models.flops``) and its
+               fraction of the measured GEMM peak, peak resident memory of each process.
+``levers``     at ``levers_shape``, one worker at a time: imperative, hybridized, static graph,
+               oneDNN fusion with the models' plain ``relu``, all levers (= ``gluon``), without
+               the DUC rearrangement, and ``gluon`` with MXNet's default thread count.
+``sliding``    at ``sliding_shape``: ``Predictor.predict`` whole image vs 800x800 windows
+               (stride 600), interleaved.
+``precision``  at ``precision_shape``: fp32, bf16, int8 interleaved; per low precision the
+               speed-up, the fraction of pixels whose argmax equals fp32's and the mIoU change
+               on the synthetic val split (at prediction resolution), with the benchmark's
+               random weights and, if given, a trained checkpoint (``trained``).
+``train``      one engine SGD update (forward, backward, update) on a ``train_crop`` batch of 1.
+
+Weights: ``checkpoint``/``epoch`` exported to the released format (``io.export``), or random
+ones (the released solver's initializer, ``seed``) saved with ``io.checkpoint``. Inputs are
+synthetic Cityscapes images (``data.synthetic``), mean-subtracted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+from benchmarks.machine import describe_machine, gemm_peak
+from benchmarks.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
+from benchmarks.worker import REPLY_PREFIX
+from tusimple_duc.data.labels import CITYSCAPES_ID_TO_TRAINID
+from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.engine.network import initialise
+from tusimple_duc.errors import DUCError
+from tusimple_duc.evaluation.confusion import confusion_matrix, mean_of_present, safe_ratio
+from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
+from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
+from tusimple_duc.io.checkpoint import save_checkpoint
+from tusimple_duc.io.export import export_model
+from tusimple_duc.models import get_model
+from tusimple_duc.models.flops import achieved_gflops, count_macs
+
+Shape = Tuple[int, int]
+SECTIONS = ("main", "levers", "sliding", "precision", "train")
+MAIN_VARIANTS = ("gluon", "module", "torch")
+LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu", "gluon",
+          "lever-raw-head")
+HALF_THREADS = "gluon (MXNet default threads)"
+PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8"}
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+IGNORE = 255
+
+
+class BenchError(DUCError):
+    """A worker failed, or the variants' outputs disagree."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything ``tools/bench.py`` can set (see the module docstring)."""
+
+    workdir: str
+    preset: str = "resnet101_duc_hdc_released"
+    shapes: Tuple[Shape, ...] = ((1024, 2048), (512, 1024))
+    runs: int = 5
+    warmup: int = 1
+    sections: Tuple[str, ...] = SECTIONS
+    checkpoint: Optional[str] = None
+    epoch: int = 0
+    seed: int = 0
+    tolerance: float = 1e-3
+    levers_shape: Optional[Shape] = None      # default: the smallest of ``shapes``
+    sliding_shape: Optional[Shape] = None     # default: the largest
+    precision_shape: Optional[Shape] = None   # default: the smallest
+    precision_images: int = 2
+    calibration_images: int = 2
+    calibration_mode: str = "naive"
+    train_crop: Shape = (544, 544)
+    trained: Optional[Tuple[str, str, int]] = None   # (preset, prefix, epoch)
+    gemm_size: int = 4096
+
+
+class Worker:
+    """One variant in its own process (``benchmarks/worker.py``); stderr goes to ``log_path``."""
+
+    def __init__(self, label: str, config: VariantConfig, log_path: str,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.label = label
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen([sys.executable, WORKER, json.dumps(asdict(config))],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self._log, text=True, env=env)
+        self.ready: Dict[str, object] = {}
+
+    def _reply(self) -> Dict[str, object]:
+        for line in self.process.stdout:
+            if line.startswith(REPLY_PREFIX):
+                message = json.loads(line[len(REPLY_PREFIX):])
+                if "error" in message:
+                    raise BenchError(f"{self.label}: {message['error']} (log: {self.log_path})")
+                return message
+        raise BenchError(f"{self.label}: worker exited with status {self.process.wait()} "
+                         f"(log: {self.log_path})")
+
+    def wait_ready(self) -> Dict[str, object]:
+        self.ready = self._reply()
+        return self.ready
+
+    def request(self, **command) -> Dict[str, object]:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def run(self, save: Optional[str] = None) -> float:
+        return float(self.request(op="run", save=save)["seconds"])
+
+    def close(self) -> Dict[str, object]:
+        memory = self.request(op="exit")
+        self.process.wait()
+        self._log.close()
+        return memory
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+class Suite:
+    """Runs the sections of :class:`BenchOptions`; ``log`` receives progress lines."""
+
+    def __init__(self, options: BenchOptions, log: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.log = log
+        self.workers: List[Worker] = []
+        self.prefix = os.path.join(options.workdir, "weights")
+        self.peak = 0.0
+        self._synthetic: Dict[Shape, object] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def spawn(self, label: str, variant: str, input_path: str, prefix: Optional[str] = None,
+              preset: Optional[str] = None, epoch: int = 0, env: Optional[Dict[str, str]] = None,
+              **extra) -> Worker:
+        config = VariantConfig(variant=variant, preset=preset or self.options.preset,
+                               prefix=prefix or self.prefix, epoch=epoch, input=input_path, **extra)
+        log_path = os.path.join(self.options.workdir, f"worker-{len(self.workers)}-{variant}.log")
+        worker = Worker(label, config, log_path, env)
+        self.workers.append(worker)
+        return worker
+
+    def close_all(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.options.workdir, name)
+
+    def synthetic(self, shape: Shape):
+        """Synthetic Cityscapes at ``shape`` (train: calibration images, val: evaluation)."""
+        if shape not in self._synthetic:
+            o = self.options
+            self._synthetic[shape] = write_synthetic_cityscapes(
+                self.path(f"synthetic-{shape[0]}x{shape[1]}"),
+                {"train": max(o.calibration_images, 1), "val": max(o.precision_images, 1)},
+                image_size=shape, seed=o.seed)
+        return self._synthetic[shape]
+
+    def network_input(self, image_path: str, name: str) -> str:
+        """Save the mean-subtracted (1, 3, H, W) input of an image; returns the ``.npy`` path."""
+        image = read_rgb(image_path)
+        path = self.path(f"{name}.npy")
+        np.save(path, network_input(image, RELEASED_RGB_MEAN, image.shape[:2])[None])
+        return path
+
+    def timed(self, workers: Dict[str, Worker]) -> Dict[str, Dict[str, object]]:
+        """Warm-up, then ``runs`` interleaved rounds; medians and memory of each worker."""
+        o = self.options
+        for _ in range(o.warmup):
+            for worker in workers.values():
+                worker.run()
+        times: Dict[str, List[float]] = {name: [] for name in workers}
+        for round_index in range(o.runs):
+            for name, worker in workers.items():
+                times[name].append(worker.run())
+            self.log(f"  round {round_index + 1}/{o.runs}: " +
+                     ", ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()))
+        results = {}
+        for name, worker in workers.items():
+            results[name] = {"median_s": statistics.median(times[name]), "runs_s": times[name],
+                             "build_s": worker.ready.get("build_seconds"),
+                             "threads": worker.ready.get("threads"), **worker.close()}
+        return results
+
+    def first_outputs(self, workers: Dict[str, Worker], tag: str) -> Dict[str, np.ndarray]:
+        """One run of every worker (the first warm-up) saving its probabilities."""
+        outputs = {}
+        for name, worker in workers.items():
+            worker.wait_ready()
+            path = self.path(f"out-{tag}-{name}.npy")
+            worker.run(save=path)
+            outputs[name] = np.load(path)
+        return outputs
+
+    # ------------------------------------------------------------------ sections
+    def prepare_weights(self) -> Dict[str, object]:
+        o = self.options
+        if o.checkpoint:
+            export_model(o.checkpoint, o.epoch, self.prefix, o.preset)
+            return {"source": f"{o.checkpoint} epoch {o.epoch}"}
+        net = get_model(o.preset)
+        stride = int(net.output_stride)
+        initialise(net, [mx.cpu()], o.seed, (1, 3, 4 * stride, 4 * stride))
+        save_checkpoint(net, self.prefix, 0)
+        return {"source": f"random (released initializer, seed {o.seed})"}
+
+    def add_throughput(self, variants: Dict[str, Dict[str, object]], shape: Shape) -> None:
+        macs = count_macs(self.options.preset, *shape).gemm
+        for result in variants.values():
+            result["gflops"] = achieved_gflops(macs, result["median_s"])
+            result["fraction_of_peak"] = result["gflops"] / self.peak
+
+    def main_shape(self, shape: Shape) -> Dict[str, object]:
+        tag = f"{shape[0]}x{shape[1]}"
+        self.log(f"main {tag}: (a) gluon, (b) module, (c) torch")
+        x = self.network_input(self.synthetic(shape).frames["val"][0].image, f"input-{tag}")
+        workers = {name: self.spawn(name, name, x) for name in MAIN_VARIANTS}
+        outputs = self.first_outputs(workers, tag)
+        differences = {name: float(np.abs(outputs[name] - outputs["gluon"]).max())
+                       for name in ("module", "torch")}
+        for name, difference in differences.items():
+            if not difference < self.options.tolerance:
+                raise BenchError(f"{tag}: gluon and {name} probabilities differ by {difference:.3g} "
+                                 f">= {self.options.tolerance}: not timing different computations")
+        variants = self.timed(workers)
+        self.add_throughput(variants, shape)
+        a = variants["gluon"]["median_s"]
+        return {"shape": list(shape), "variants": variants, "max_abs_difference_vs_gluon": differences,
+                "ratio_a_over_b": a / variants["module"]["median_s"],
+                "ratio_a_over_c": a / variants["torch"]["median_s"]}
+
+    def levers(self, shape: Shape) -> Dict[str, object]:
+        tag = f"{shape[0]}x{shape[1]}"
+        self.log(f"levers {tag} (one process at a time)")
+        x = self.network_input(self.synthetic(shape).frames["val"][0].image, f"input-{tag}")
+        half = str(max(1, (os.cpu_count() or 2) // 2))
+        plans = [(name, name, None) for name in LEVERS]
+        plans.append((HALF_THREADS, "gluon", dict(os.environ, OMP_NUM_THREADS=half)))
+        variants, reference = {}, None
+        for label, variant, env in plans:
+            worker = self.spawn(label, variant, x, env=env)
+            output = self.first_outputs({label: worker}, f"lever-{len(variants)}")[label]
+            reference = output if variant == "gluon" and reference is None else reference
+            variants[label] = self.timed({label: worker})[label]
+            variants[label]["output"] = output
+        for result in variants.values():
+            result["max_abs_difference_vs_gluon"] = float(np.abs(result.pop("output") - reference).max())
+        self.add_throughput(variants, shape)
+        return {"shape": list(shape), "variants": variants, "omp_threads_default": int(half)}
+
+    def sliding(self, shape: Shape) -> Dict[str, object]:
+        tag = f"{shape[0]}x{shape[1]}"
+        self.log(f"sliding {tag}: whole image vs {SLIDING_WINDOW} windows, stride {SLIDING_STRIDE}")
+        image = self.synthetic(shape).frames["val"][0].image
+        workers = {name: self.spawn(name, name, image) for name in ("predict-whole", "predict-sliding")}
+        for worker in workers.values():
+            worker.wait_ready()
+            worker.run()
+        variants = self.timed(workers)
+        windows = len(window_origins(padded_shape(shape, 8, SLIDING_WINDOW), SLIDING_WINDOW, SLIDING_STRIDE))
+        return {"shape": list(shape), "variants": variants, "windows": windows,
+                "sliding_over_whole": variants["predict-sliding"]["median_s"] / variants["predict-whole"]["median_s"]}
+
+    def precision(self, shape: Shape) -> Dict[str, object]:
+        o = self.options
+        tag = f"{shape[0]}x{shape[1]}"
+        self.log(f"precision {tag}: fp32, bf16, int8 ({o.calibration_mode} calibration)")
+        data = self.synthetic(shape)
+        calibration = self.path(f"calibration-{tag}.npy")
+        np.save(calibration, np.concatenate([np.load(self.network_input(f.image, f"train-{tag}-{i}"))
+                                             for i, f in enumerate(data.frames["train"])]))
+        result = {"shape": list(shape), "calibration_images": len(data.frames["train"])}
+        result["random_weights"] = self.precision_set(shape, None, timed=True, calibration=calibration)
+        if o.trained:
+            result["trained"] = self.precision_set(shape, o.trained, timed=False, calibration=calibration)
+        return result
+
+    def precision_set(self, shape: Shape, trained: Optional[Tuple[str, str, int]], timed: bool,
+                      calibration: str) -> Dict[str, object]:
+        o = self.options
+        tag = f"{shape[0]}x{shape[1]}" + ("-trained" if trained else "")
+        frames = self.synthetic(shape).frames["val"]
+        inputs = [self.network_input(f.image, f"val-{tag}-{i}") for i, f in enumerate(frames)]
+        preset, prefix, epoch = trained or (o.preset, self.prefix, 0)
+        workers = {p: self.spawn(p, variant, inputs[0], prefix=prefix, preset=preset, epoch=epoch,
+                                 calibration=calibration if p == "int8" else None,
+                                 calibration_mode=o.calibration_mode)
+                   for p, variant in PRECISIONS.items()}
+        probabilities = {p: [first] for p, first in self.first_outputs(workers, tag).items()}
+        for i, path in enumerate(inputs[1:], start=1):
+            for p, worker in workers.items():
+                out = self.path(f"out-{tag}-{p}-{i}.npy")
+                worker.request(op="probabilities", input=path, save=out)
+                probabilities[p].append(np.load(out))
+        if timed:
+            variants = self.timed(workers)
+        else:
+            variants = {p: {"threads": w.ready.get("threads"), **w.close()} for p, w in workers.items()}
+        stride = shape[0] // probabilities["fp32"][0].shape[2]
+        labels = [train_id_map(f.files["gtFine_labelIds"], stride) for f in frames]
+        num_classes = probabilities["fp32"][0].shape[1]
+        fp32_labels = [p.argmax(axis=1)[0] for p in probabilities["fp32"]]
+        fp32_miou = mean_iou(fp32_labels, labels, num_classes)
+        for p, result in variants.items():
+            predicted = [q.argmax(axis=1)[0] for q in probabilities[p]]
+            result["argmax_agreement"] = float(np.mean([(a == b).mean() for a, b in zip(predicted, fp32_labels)]))
+            result["max_abs_difference"] = float(max(np.abs(q - r).max() for q, r in
+                                                     zip(probabilities[p], probabilities["fp32"])))
+            result["miou"] = mean_iou(predicted, labels, num_classes)
+            result["miou_change"] = result["miou"] - fp32_miou
+            if timed:
+                result["speedup_vs_fp32"] = variants["fp32"]["median_s"] / result["median_s"]
+        return {"weights": f"{prefix} epoch {epoch} ({preset})", "images": len(frames), "variants": variants}
+
+    def train(self, crop: Shape) -> Dict[str, object]:
+        tag = f"{crop[0]}x{crop[1]}"
+        self.log(f"train {tag}: engine SGD update, batch 1")
+        frame = self.synthetic(crop).frames["train"][0]
+        stride = int(get_model(self.options.preset).prediction_stride)
+        path = self.path(f"train-batch-{tag}.npz")
+        label = train_id_map(frame.files["gtFine_labelIds"], stride).astype(np.float32)[None]
+        np.savez(path, data=np.load(self.network_input(frame.image, f"train-{tag}")), label=label)
+        worker = self.spawn("train-step", "train-step", path)
+        worker.wait_ready()
+        worker.run()
+        result = self.timed({"train-step": worker})["train-step"]
+        result["iterations_per_s"] = 1.0 / result["median_s"]
+        return {"crop": list(crop), "batch": 1, **result}
+
+    def run(self) -> Dict[str, object]:
+        o = self.options
+        smallest = min(o.shapes, key=lambda s: s[0] * s[1])
+        largest = max(o.shapes, key=lambda s: s[0] * s[1])
+        results: Dict[str, object] = {"machine": describe_machine(), "options": options_record(o)}
+        self.log("GEMM peak ...")
+        results["gemm_gflops"] = gemm_peak(o.gemm_size)
+        self.peak = results["gemm_gflops"]["peak"]
+        results["weights"] = self.prepare_weights()
+        results["macs"] = {f"{h}x{w}": {"gemm": count_macs(o.preset, h, w).gemm,
+                                        "batchnorm": count_macs(o.preset, h, w).of_kind("batchnorm")}
+                           for h, w in o.shapes}
+        try:
+            if "main" in o.sections:
+                results["main"] = [self.main_shape(shape) for shape in o.shapes]
+            if "levers" in o.sections:
+                results["levers"] = self.levers(o.levers_shape or smallest)
+            if "sliding" in o.sections:
+                results["sliding"] = self.sliding(o.sliding_shape or largest)
+            if "precision" in o.sections:
+                results["precision"] = self.precision(o.precision_shape or smallest)
+            if "train" in o.sections:
+                results["train"] = self.train(o.train_crop)
+        finally:
+            self.close_all()
+        results["targets"] = targets(results)
+        return results
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file."""
+    return np.ascontiguousarray(cv2.imread(path, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def train_id_map(label_ids_path: str, stride: int) -> np.ndarray:
+    """(H/s, W/s) uint8 trainIds of a ``labelIds`` PNG (nearest-neighbour downsampling)."""
+    ids = cv2.imread(label_ids_path, cv2.IMREAD_GRAYSCALE)
+    train_ids = CITYSCAPES_ID_TO_TRAINID[ids]
+    return cv2.resize(train_ids, (ids.shape[1] // stride, ids.shape[0] // stride),
+                      interpolation=cv2.INTER_NEAREST)
+
+
+def mean_iou(predictions: Sequence[np.ndarray], labels: Sequence[np.ndarray], num_classes: int) -> float:
+    """mIoU over classes present in ground truth or prediction, summed over images."""
+    matrix = sum(confusion_matrix(p.astype(np.int64), l.astype(np.int64), num_classes, IGNORE)
+                 for p, l in zip(predictions, labels))
+    tp = np.diag(matrix)
+    return mean_of_present(safe_ratio(tp, matrix.sum(axis=0) + matrix.sum(axis=1) - tp))
+
+
+def options_record(options: BenchOptions) -> Dict[str, object]:
+    record = asdict(options)
+    record.pop("workdir")
+    return record
+
+
+def targets(results: Dict[str, object]) -> Dict[str, object]:
+    """The issue's targets, met or not, per shape."""
+    out: Dict[str, object] = {}
+    for entry in results.get("main", []):
+        tag = "x".join(map(str, entry["shape"]))
+        v = entry["variants"]
+        out[f"{tag} fp32 (a) <= min(b, c)"] = v["gluon"]["median_s"] <= min(v["module"]["median_s"], v["torch"]["median_s"])
+        out[f"{tag} (a) >= 60% of GEMM peak"] = v["gluon"]["fraction_of_peak"] >= 0.6
+        if entry["shape"] == [1024, 2048]:
+            out["1024x2048 (a) peak memory < 8 GB"] = v["gluon"]["peak_rss_mb"] < 8192
+    precision = results.get("precision", {})
+    for weights in ("random_weights", "trained"):
+        for p in ("bf16", "int8"):
+            if weights in precision:
+                out[f"{p} argmax agreement >= 99% ({weights})"] = \
+                    precision[weights]["variants"][p]["argmax_agreement"] >= 0.99
+    return out

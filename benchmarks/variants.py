@@ -1,0 +1,257 @@
+"""Every measured way of running the network, built inside a worker process.
+
+A variant is built from a :class:`VariantConfig` and exposes ``run()`` (one timed iteration on
+its loaded input) and ``probabilities()`` (the last run's class probabilities in the pixel
+layout ``(N, L, H/s, W/s)``, or None for variants without one). The timed region of a forward
+variant is host input -> host probabilities in the variant's native layout; conversions to the
+pixel layout for comparisons happen outside it.
+
+Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
+
+=========================  =====================================================================
+``gluon``                  (a) this project: :class:`~tusimple_duc.inference.fast.FastForward` fp32
+``gluon-bf16``             the same in bfloat16 (``mx.contrib.amp``)
+``gluon-int8``             the same quantized to int8 (calibrated on ``calibration``)
+``module``                 (b) the original pipeline: ``mx.mod.Module.load`` of the released-format
+                           checkpoint (io's symbol JSON), bound for inference; output (N, L, r*r*h*w)
+``torch``                  (c) PyTorch eager (``benchmarks.torch_duc``), channels-last tensors
+``torch-nchw``             the same with plain NCHW tensors
+``lever-imperative``       Gluon, not hybridized (softmax outside)
+``lever-hybridized``       ``net.hybridize()``: cached graph, dynamic memory
+``lever-static``           traced graph, ``static_alloc`` + ``static_shape``, no oneDNN fusion
+``lever-fused-plain-relu`` + oneDNN fusion, but the models' ``relu`` nodes left as they are
+``lever-raw-head``         (a) without the DUC rearrangement (softmax over (N, L, r*r, h, w))
+=========================  =====================================================================
+
+``gluon`` run with ``OMP_NUM_THREADS`` = half the logical CPUs (MXNet's default) is the thread
+lever; the suite sets that in the worker's environment.
+
+Other variants: ``predict-whole`` / ``predict-sliding`` (one ``Predictor.predict`` of a uint8
+image with the fast forward, whole image or ``[inference]``-default 800x800 windows, stride 600)
+and ``train-step`` (one engine SGD update on a crop, batch 1).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import mxnet as mx
+import numpy as np
+
+from tusimple_duc import layout
+from tusimple_duc.io.checkpoint import load_checkpoint, params_path
+from tusimple_duc.models import get_model
+
+FORWARD_VARIANTS = ("gluon", "gluon-bf16", "gluon-int8", "module", "torch", "torch-nchw",
+                    "lever-imperative", "lever-hybridized", "lever-static",
+                    "lever-fused-plain-relu", "lever-raw-head")
+OTHER_VARIANTS = ("predict-whole", "predict-sliding", "train-step")
+SLIDING_WINDOW = (800, 800)
+SLIDING_STRIDE = (600, 600)
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """What a worker builds.
+
+    variant : a name of :data:`FORWARD_VARIANTS` or :data:`OTHER_VARIANTS`.
+    preset, prefix, epoch : the network and its released-format checkpoint.
+    input : ``.npy`` network input (forward variants), ``.png`` image (predict), or ``.npz`` with
+        ``data`` (1, 3, H, W) and ``label`` (1, H/s, W/s) trainIds (train-step).
+    calibration, calibration_mode : int8 only: ``.npy`` (N, 3, H, W) inputs and ``naive``/``entropy``.
+    """
+
+    variant: str
+    preset: str
+    prefix: str
+    epoch: int
+    input: str
+    calibration: Optional[str] = None
+    calibration_mode: str = "naive"
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "VariantConfig":
+        return cls(**values)
+
+
+def load_net(config: VariantConfig):
+    """The preset's Gluon network with the checkpoint's weights."""
+    net = get_model(config.preset)
+    load_checkpoint(net, config.prefix, config.epoch, ctx=mx.cpu())
+    return net
+
+
+def duc_ratio(net) -> int:
+    """r = d / c of a DUC network."""
+    return int(net.output_stride) // int(net.prediction_stride)
+
+
+class ForwardVariant:
+    """``run()``: ``self.forward(input)`` -> native output; ``probabilities()`` in pixel layout."""
+
+    def __init__(self, forward, x: np.ndarray, to_pixels=None) -> None:
+        self.forward = forward
+        self.x = x
+        self.to_pixels = to_pixels
+        self.last: Optional[np.ndarray] = None
+
+    def run(self) -> None:
+        self.last = self.forward(self.x)
+
+    def probabilities(self) -> Optional[np.ndarray]:
+        """The last run's probabilities, (N, L, H/s, W/s)."""
+        if self.last is None:
+            return None
+        return self.to_pixels(self.last) if self.to_pixels else self.last
+
+    def probabilities_of(self, x: np.ndarray) -> np.ndarray:
+        """(N, L, H/s, W/s) probabilities of another input of the same shape (not timed)."""
+        out = self.forward(x)
+        return self.to_pixels(out) if self.to_pixels else out
+
+
+def _gluon(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
+    from tusimple_duc.inference.fast import FastForward
+    from tusimple_duc.inference.predictor import forward_probabilities
+
+    net = load_net(config)
+    name = config.variant
+    if name in ("gluon", "gluon-bf16", "gluon-int8"):
+        precision = {"gluon": "fp32", "gluon-bf16": "bf16", "gluon-int8": "int8"}[name]
+        calibration = np.load(config.calibration) if config.calibration else None
+        return ForwardVariant(FastForward(net, precision, calibration, config.calibration_mode), x)
+    if name == "lever-raw-head":
+        ratio = duc_ratio(net)
+        return ForwardVariant(FastForward(net, raw_head=True), x,
+                              lambda cells: layout.cells_to_pixels(cells, ratio))
+    if name == "lever-static":
+        return ForwardVariant(FastForward(net, fuse=False), x)
+    if name == "lever-fused-plain-relu":
+        return ForwardVariant(_fused_plain_relu(net, x), x)
+    if name == "lever-hybridized":
+        net.hybridize()
+    return ForwardVariant(lambda batch: forward_probabilities(net, batch, [mx.cpu()]), x)
+
+
+def _fused_plain_relu(net, x: np.ndarray):
+    """oneDNN fusion of ``softmax(net(data))`` as traced, ``relu`` nodes not rewritten."""
+    data = mx.sym.var("data")
+    block = mx.gluon.SymbolBlock(mx.sym.softmax(net(data), axis=1), [data],
+                                 params=net.collect_params())
+    block.hybridize(static_alloc=True, static_shape=True)
+    block.optimize_for(mx.nd.array(x), backend="MKLDNN", static_alloc=True, static_shape=True)
+    return lambda batch: block(mx.nd.array(batch)).asnumpy()
+
+
+def _module(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
+    import warnings
+
+    with warnings.catch_warnings():  # Module.load's default label name is absent: expected
+        warnings.simplefilter("ignore")
+        module = mx.mod.Module.load(config.prefix, config.epoch, context=mx.cpu())
+        module.bind(data_shapes=[("data", x.shape)], for_training=False)
+    net = get_model(config.preset)
+    ratio = duc_ratio(net)
+    rows, cols = x.shape[2] // int(net.output_stride), x.shape[3] // int(net.output_stride)
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        module.forward(mx.io.DataBatch([mx.nd.array(batch)]), is_train=False)
+        return module.get_outputs()[0].asnumpy()
+
+    def to_pixels(flat: np.ndarray) -> np.ndarray:  # (N, L, r*r*h*w) -> (N, L, h*r, w*r)
+        cells = flat.reshape(flat.shape[0], flat.shape[1], ratio * ratio, rows, cols)
+        return layout.cells_to_pixels(cells, ratio)
+
+    return ForwardVariant(forward, x, to_pixels)
+
+
+def _torch(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
+    import torch
+
+    from benchmarks.torch_duc import TorchDUC, load_named_arrays
+    from tusimple_duc.io.paramfile import read_params
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    model = TorchDUC(config.preset)
+    arrays = read_params(params_path(config.prefix, config.epoch))
+    load_named_arrays(model, {key: value.asnumpy() for key, value in arrays.items()})
+    del arrays
+    channels_last = config.variant == "torch"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            t = torch.from_numpy(batch)
+            if channels_last:
+                t = t.contiguous(memory_format=torch.channels_last)
+            return torch.softmax(model(t), dim=1).contiguous().numpy()
+
+    return ForwardVariant(forward, x)
+
+
+class PredictVariant:
+    """One ``Predictor.predict`` of a uint8 RGB image with the fp32 fast forward."""
+
+    def __init__(self, config: VariantConfig) -> None:
+        import cv2
+
+        from tusimple_duc.inference import InferenceSpec, Predictor
+        from tusimple_duc.inference.fast import FastForward
+
+        net = load_net(config)
+        image = cv2.imread(config.input, cv2.IMREAD_COLOR)
+        self.image = np.ascontiguousarray(image[:, :, ::-1])
+        spec = (InferenceSpec(mode="sliding", window=SLIDING_WINDOW, stride=SLIDING_STRIDE)
+                if config.variant == "predict-sliding" else InferenceSpec())
+        self.predictor = Predictor(net, spec, forward=FastForward(net))
+
+    def run(self) -> None:
+        self.predictor.predict(self.image)
+
+    def probabilities(self) -> None:
+        return None
+
+
+class TrainStepVariant:
+    """One SGD update (forward, backward, update) of the engine on a batch-1 crop."""
+
+    def __init__(self, config: VariantConfig) -> None:
+        from tusimple_duc.config import ModelSection
+        from tusimple_duc.engine.contexts import DeviceSetup
+        from tusimple_duc.engine.schedules import schedule_from_config
+        from tusimple_duc.engine.trainer import SegmentationTrainer
+
+        net = load_net(config)
+        net.hybridize(static_alloc=True)   # as engine.run does
+        model = ModelSection()
+        self.trainer = SegmentationTrainer(net, DeviceSetup([mx.cpu()], None),
+                                           schedule_from_config(model, updates_per_epoch=1000),
+                                           model, ignore_label=255)
+        batch = np.load(config.input)
+        self.data, self.label = batch["data"], batch["label"]
+
+    def run(self) -> None:
+        self.trainer.step(self.data, self.label)
+        mx.nd.waitall()
+
+    def probabilities(self) -> None:
+        return None
+
+
+def build_variant(config: VariantConfig):
+    """The variant object of ``config`` (see the module docstring)."""
+    name = config.variant
+    if name == "predict-whole" or name == "predict-sliding":
+        return PredictVariant(config)
+    if name == "train-step":
+        return TrainStepVariant(config)
+    if name not in FORWARD_VARIANTS:
+        raise ValueError(f"unknown variant {name!r} (known: {', '.join(FORWARD_VARIANTS + OTHER_VARIANTS)})")
+    x = np.load(config.input)
+    if name == "module":
+        return _module(config, x)
+    if name.startswith("torch"):
+        return _torch(config, x)
+    return _gluon(config, x)

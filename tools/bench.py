@@ -1,0 +1,107 @@
+"""CPU inference benchmark: this project's optimized Gluon forward vs mx.mod.Module vs PyTorch eager.
+
+    python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --out bench.json
+
+Every variant runs in its own process (peak memory per variant), timings interleaved; the
+outputs of the three must agree before anything is timed. See ``benchmarks/suite.py`` for the
+sections and ``tusimple_duc/inference/fast.py`` for the optimized forward. Needs ``torch``
+(``pip install -e ".[bench]"``). Prints a table and writes the results as JSON (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from typing import Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tusimple_duc  # noqa: E402,F401  (before mxnet: OMP_NUM_THREADS)
+from benchmarks.report import format_report  # noqa: E402
+from benchmarks.suite import SECTIONS, BenchOptions, Suite  # noqa: E402
+from tusimple_duc.errors import ConfigError, DUCError  # noqa: E402
+from tusimple_duc.io.atomic import atomic_write_json  # noqa: E402
+
+
+def parse_shape(text: str) -> Tuple[int, int]:
+    """``HxW`` -> (H, W), positive multiples of 8."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--shapes: {text!r} is not HxW (e.g. 1024x2048)") from None
+    if height <= 0 or width <= 0 or height % 8 or width % 8:
+        raise ConfigError(f"--shapes: {text}: H and W must be positive multiples of 8")
+    return height, width
+
+
+def parse_trained(text: Optional[str]) -> Optional[Tuple[str, str, int]]:
+    """``PRESET:PREFIX:EPOCH`` -> (preset, prefix, epoch)."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ConfigError(f"--trained: {text!r} is not PRESET:PREFIX:EPOCH")
+    return parts[0], parts[1], int(parts[2])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--shapes", default="1024x2048,512x1024", help="input sizes HxW, comma-separated")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per variant (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs after the output check")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    p.add_argument("--preset", default="resnet101_duc_hdc_released")
+    p.add_argument("--checkpoint", help="checkpoint prefix (default: random weights)")
+    p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and synthetic images")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs probability difference allowed")
+    p.add_argument("--levers-shape", help="HxW of the levers section (default: smallest shape)")
+    p.add_argument("--sliding-shape", help="HxW of the sliding-window section (default: largest shape)")
+    p.add_argument("--precision-shape", help="HxW of the bf16/int8 section (default: smallest shape)")
+    p.add_argument("--precision-images", type=int, default=2, help="synthetic val images for agreement/mIoU")
+    p.add_argument("--calibration-images", type=int, default=2, help="synthetic train images for int8")
+    p.add_argument("--calibration-mode", choices=("naive", "entropy"), default="naive")
+    p.add_argument("--train-crop", default="544x544", help="HxW of the training-step batch")
+    p.add_argument("--trained", help="PRESET:PREFIX:EPOCH of a trained checkpoint for the precision section")
+    p.add_argument("--workdir", help="folder for weights, inputs and worker logs (default: temporary)")
+    p.add_argument("--out", help="JSON results file")
+    return p
+
+
+def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
+    sections = tuple(s for s in args.sections.split(",") if s)
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"--sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    if args.runs < 1 or args.warmup < 0:
+        raise ConfigError("--runs must be >= 1 and --warmup >= 0")
+    optional = lambda text: parse_shape(text) if text else None  # noqa: E731
+    return BenchOptions(
+        workdir=workdir, preset=args.preset, shapes=tuple(parse_shape(s) for s in args.shapes.split(",")),
+        runs=args.runs, warmup=args.warmup, sections=sections, checkpoint=args.checkpoint,
+        epoch=args.epoch, seed=args.seed, tolerance=args.tolerance,
+        levers_shape=optional(args.levers_shape), sliding_shape=optional(args.sliding_shape),
+        precision_shape=optional(args.precision_shape), precision_images=args.precision_images,
+        calibration_images=args.calibration_images, calibration_mode=args.calibration_mode,
+        train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained))
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory(prefix="duc-bench-") as tmp:
+            workdir = args.workdir or tmp
+            os.makedirs(workdir, exist_ok=True)
+            results = Suite(options_from_args(args, workdir), log=lambda line: print(line, flush=True)).run()
+        print(format_report(results))
+        if args.out:
+            atomic_write_json(args.out, results)
+    except DUCError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
