@@ -39,3 +39,11 @@ def test_bad_preset_names_the_key():
     config = load_test_config(TEST_CFG, ["network.preset=nope"])
     with pytest.raises(ConfigError, match=r"test_full_image.cfg: \[network\] unknown model preset 'nope'"):
         spec_from_test_config(config)
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "configs", "test"))))
+def test_every_shipped_test_config_loads_and_builds_a_spec(name):
+    config = load_test_config(os.path.join(ROOT, "configs", "test", name))
+    spec = spec_from_test_config(config)
+    assert spec.num_classes == config.model.label_num
+    assert spec.num_classes == {"cityscapes": 19, "kitti": 2, "voc": 21}[config.data.dataset]
