@@ -170,7 +170,7 @@ def test_quick_training_claims_report(tmp_path):
     assert "## 1. Gridding" not in text
     ceiling = re.search(r"\| mIoU \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", text)
     assert float(ceiling.group(1)) < float(ceiling.group(2)) < float(ceiling.group(3)) <= 100  # strides 8, 4, 2
-    for name in (claims.DUC_FIGURE, claims.HDC_FIGURE, claims.PREDICTIONS_FIGURE):
+    for name in (claims.DUC_FIGURE, claims.HDC_FIGURE, claims.PREDICTIONS_FIGURE, claims.CONFIDENCE_FIGURE):
         assert cv2.imread(str(out / name)) is not None
     # the mIoU row shows each variant's official score, read back from its own metrics.json
     row = next(line for line in text.splitlines() if line.startswith("| mIoU |") and "±" not in line)

@@ -1,8 +1,8 @@
 """The paper's claims reproduced in miniature: ``tools/reproduce_claims.py`` -> ``<out>/REPORT.md``.
 
 1. ``gridding`` (section 3.2, Figure 2): exact coverage counts (:mod:`.claims_gridding`), no training;
-2. ``duc`` (section 4.1.2): DUC vs bilinear upsampling on the same tiny HDC backbone, thin classes
-   and mIoU, over seeds;
+2. ``duc`` (section 4.1.2): the upsampling ceiling of each prediction stride (exact, no training), and
+   DUC vs bilinear upsampling trained on the same tiny HDC backbone: thin classes and mIoU, over seeds;
 3. ``hdc`` (section 4.1.3): HDC (``dilation-bigger``) vs constant rates (``deeplab``) with DUC:
    gridding index of the predictions and mIoU, over seeds.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,8 +23,8 @@ from tusimple_duc.evaluation.report import EvaluationResult
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.pipelines.claims_gridding import GriddingResult, gridding_markdown, run_gridding
 from tusimple_duc.pipelines.claims_report import (MIOU_QUANTITY, THIN_QUANTITIES, Panel, compare,
-                                                  comparison_figure, comparison_rows, gridding, metric_rows,
-                                                  percent, predictions_figure, thin_mean, verdict)
+                                                  comparison_figure, comparison_rows, confidence_figure, gridding,
+                                                  metric_rows, percent, predictions_figure, thin_mean, verdict)
 from tusimple_duc.pipelines.claims_training import (BILINEAR_HDC, DUC_CONSTANT, DUC_HDC, THIN_CLASSES, Budget,
                                                     Experiment, RunResult, spread)
 
@@ -35,6 +35,7 @@ REPORT = "REPORT.md"
 DUC_FIGURE = "duc_vs_bilinear.png"
 HDC_FIGURE = "hdc_vs_constant.png"
 PREDICTIONS_FIGURE = "predictions.png"
+CONFIDENCE_FIGURE = "confidence_hdc_vs_constant.png"
 
 
 def parse_claims(text: str) -> List[str]:
@@ -62,9 +63,16 @@ class ClaimsReport:
 
 
 def reproduce_claims(out_dir: str, work_dir: str, seeds: Sequence[int], claims: Sequence[str], budget: Budget,
-                     train_config: str, test_config: str, gradient_checks=None,
+                     train_config: str, test_config: str,
+                     gradient_checks: Optional[Sequence[Tuple[str, str]]] = None,
                      say: Callable[[str], None] = lambda message: None) -> ClaimsReport:
-    """Measure ``claims`` (names of :data:`CLAIMS`) and write ``out_dir/REPORT.md`` with its figures."""
+    """Measure ``claims`` (names of :data:`CLAIMS`) and write ``out_dir/REPORT.md`` with its figures.
+
+    ``seeds``: one training run per variant and seed; ``budget``: data and epochs of a run;
+    ``train_config`` / ``test_config``: the demo's configs; ``gradient_checks``: ``(preset, schedule)``
+    pairs of claim 1 measured with autograd too (None: :data:`~.claims_gridding.DEFAULT_GRADIENT_CHECKS`);
+    ``say`` receives one line per step.
+    """
     start = time.time()
     report = ClaimsReport(list(claims), list(seeds))
     if "gridding" in claims:
@@ -87,6 +95,8 @@ def reproduce_claims(out_dir: str, work_dir: str, seeds: Sequence[int], claims: 
             report.ceilings = {stride: experiment.ceiling(stride) for stride in CEILING_STRIDES}
         report.networks = {v.key: experiment.describe(v) for v in variants}
         predictions_figure(experiment, variants, seeds[0], os.path.join(out_dir, PREDICTIONS_FIGURE))
+        if "hdc" in claims:
+            confidence_figure(experiment, [DUC_HDC, DUC_CONSTANT], seeds[0], os.path.join(out_dir, CONFIDENCE_FIGURE))
     report.seconds = time.time() - start
     report.markdown = report_markdown(report, budget)
     atomic_write_text(os.path.join(out_dir, REPORT), report.markdown)
@@ -260,4 +270,7 @@ def _hdc_section(report: ClaimsReport) -> List[str]:
          "| quantity | difference | seeds in the paper's direction | p | verdict |", "| --- | --- | --- | --- | --- |"]
         + comparison_rows(constant, hdc, [("G: constant - HDC", gridding)], "constant rates grid more", 1.0, 3)
         + comparison_rows(hdc, constant, [("mIoU: HDC - constant", MIOU_QUANTITY[1])], "HDC better") +
-        ["", f"![HDC vs constant dilation]({HDC_FIGURE})", ""])
+        ["", f"![HDC vs constant dilation]({HDC_FIGURE})", "",
+         f"Confidence (max class probability) of the first val image, seed {report.seeds[0]}; a gridding artefact "
+         "would be a pattern repeating every 2 feature cells (16 pixels):", "",
+         f"![Confidence maps]({CONFIDENCE_FIGURE})", ""])

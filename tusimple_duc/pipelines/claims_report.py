@@ -154,6 +154,20 @@ def predictions_figure(experiment: Experiment, variants: Sequence[Variant], seed
     write_rgb_png(path, np.concatenate(rows, axis=0))
 
 
+def confidence_figure(experiment: Experiment, variants: Sequence[Variant], seed: int, path: str,
+                      image_index: int = 0) -> None:
+    """The max class probability of one val image per variant, side by side (grey, white = 1):
+    gridding shows up as a pattern repeating every 2 feature cells (16 px)."""
+    frame = experiment.summary.frames["val"][image_index]
+    name = os.path.splitext(output_name(frame.image))[0] + ".npz"
+    panels = []
+    for variant in variants:
+        with np.load(os.path.join(experiment.results[(variant.key, seed)].result_dir, "prob", name)) as archive:
+            confidence = archive["probabilities"].astype(np.float32).max(axis=0)
+        panels.append(np.clip(np.rint(255 * confidence), 0, 255).astype(np.uint8))
+    write_rgb_png(path, mosaic(panels, [f"max probability, {variant.short}" for variant in variants]))
+
+
 # ---------------------------------------------------------------------------- tables
 def metric_rows(groups: Sequence[Tuple[str, Sequence[RunResult]]], quantities: Sequence[Tuple[str, Quantity]],
                 scale: float = 100.0, digits: int = 1) -> List[str]:

@@ -72,7 +72,7 @@ class Budget:
                 f"{changes}")
 
 
-#: 3 of the demo's 5 epochs on the demo's data: about 3.5 minutes per run on 2 busy CPU cores.
+#: 3 of the demo's 6 epochs on the demo's data: about 3 minutes per run on 2 busy CPU cores.
 FULL_BUDGET = Budget(DemoData(), ("model.num_epochs=3",))
 QUICK_BUDGET = Budget(QUICK_DATA, QUICK_TRAIN_OVERRIDES)
 
@@ -132,9 +132,11 @@ class Experiment:
         config = self.train_config_of(variant, 0)
         spec = spec_from_train_config(config)
         model, data = config.model, config.data
-        head = f"ASPP {spec.aspp} (rates {aspp_rates(spec.aspp, spec.aspp_stride) or (1,)})"
+        rates = aspp_rates(spec.aspp, spec.aspp_stride)
+        head = f"ASPP of {spec.aspp} 3x3 convs (rates {', '.join(map(str, rates))})" if rates else "one 3x3 conv"
+        head += f", DUC cell width {spec.cell_width}" if spec.head == "duc" else ", bilinear upsampling"
         return (f"width {spec.width}, blocks {'/'.join(map(str, spec.blocks))}, {spec.stem} stem, output stride "
-                f"{spec.output_stride}, head {spec.head} with {head}, DUC cell width {spec.cell_width}, BatchNorm "
+                f"{spec.output_stride}, dilation schedule `{spec.dilation_schedule}`, head: {head}; BatchNorm "
                 f"{'frozen' if spec.bn_use_global_stats else 'learning its statistics'}; SGD lr {model.lr:g} "
                 f"({model.lr_policy}), momentum {model.momentum:g}, weight decay {model.weight_decay:g}, batch "
                 f"{data.batch_size} of {data.crop_shape[0]}x{data.crop_shape[1]} crops at scales "
