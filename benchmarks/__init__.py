@@ -2,5 +2,6 @@
 
 Modules: ``machine`` (CPU description, GEMM peak), ``torch_duc`` (PyTorch eager peer),
 ``variants`` (every measured way of running the network, built inside a worker process),
-``worker`` (the worker process), ``suite`` (orchestration), ``report`` (the table).
+``worker`` (the worker process), ``process`` (a worker seen from the suite), ``scoring``
+(ground truth, mIoU, targets), ``suite`` (orchestration), ``report`` (the table).
 """

@@ -59,6 +59,18 @@ def openmp_threads() -> Dict[str, int]:
     return found
 
 
+def available_memory_mb() -> float:
+    """``MemAvailable`` of /proc/meminfo in MiB (infinite where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("inf")
+
+
 def describe_machine() -> Dict[str, object]:
     """CPU model, logical CPUs, physical cores, ISA flags, MXNet version and oneDNN support,
     ``OMP_NUM_THREADS``, Python version."""
@@ -75,6 +87,7 @@ def describe_machine() -> Dict[str, object]:
         "mxnet": mx.__version__,
         "mxnet_onednn": features.is_enabled("MKLDNN"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "available_memory_mb": available_memory_mb(),
         "python": platform.python_version(),
     }
 

@@ -38,9 +38,13 @@ def format_report(results: Dict[str, object]) -> str:
                  f"{entry['max_abs_difference_vs_gluon'].get(name, 0.0):.1e}"]
                 for name, v in entry["variants"].items()]
         lines += [f"Whole image {tag} ({macs / 1e12:.3f} T multiply-adds), median of "
-                  f"{len(entry['variants']['gluon']['runs_s'])} interleaved runs:"]
+                  f"{len(entry['variants']['gluon']['runs_s'])} runs:"]
         lines += _table(["variant", "latency s", "GFLOP/s", "of peak", "peak RSS GB", "max |dp| vs (a)"], rows)
-        lines += [f"a/b = {entry['ratio_a_over_b']:.2f}, a/c = {entry['ratio_a_over_c']:.2f}", ""]
+        ratios = [f"a/{k} = {entry[f'ratio_a_over_{k}']:.2f}" for k in ("b", "c")
+                  if entry[f"ratio_a_over_{k}"] is not None]
+        skipped = [f"{name} skipped: {why}" for name, why in entry["skipped"].items()]
+        mode = "interleaved" if entry["interleaved"] else "one process at a time (memory)"
+        lines += [", ".join(ratios + [mode] + skipped), ""]
     if "levers" in results:
         levers = results["levers"]
         rows = [[name, _seconds(v["median_s"]), f"{v['gflops']:.0f}", f"{100 * v['fraction_of_peak']:.0f}%",

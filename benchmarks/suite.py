@@ -8,9 +8,10 @@ Sections (:data:`SECTIONS`):
                < ``tolerance``) before anything is timed; then ``warmup`` more runs and ``runs``
                rounds a, b, c, a, b, c, ...; median latency, GFLOP/s (``models.flops``) and its
                fraction of the measured GEMM peak, peak resident memory of each process.
-``levers``     at ``levers_shape``, one worker at a time: imperative, hybridized, static graph,
-               oneDNN fusion with the models' plain ``relu``, all levers (= ``gluon``), without
-               the DUC rearrangement, and ``gluon`` with MXNet's default thread count.
+``levers``     at ``levers_shape``, one worker at a time, each adding a lever: imperative,
+               hybridized, static graph, oneDNN fusion with the models' plain ``relu``, + ReLU
+               rewrite, + 320-channel head (= ``gluon``, all levers); then ``gluon`` without the
+               DUC rearrangement and with MXNet's default thread count.
 ``sliding``    at ``sliding_shape``: ``Predictor.predict`` whole image vs 800x800 windows
                (stride 600), interleaved.
 ``precision``  at ``precision_shape``: fp32, bf16, int8 interleaved; per low precision the
@@ -25,26 +26,20 @@ synthetic Cityscapes images (``data.synthetic``), mean-subtracted.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-import cv2
 import mxnet as mx
 import numpy as np
 
-from benchmarks.machine import describe_machine, gemm_peak
+from benchmarks.machine import available_memory_mb, describe_machine, gemm_peak
+from benchmarks.process import BenchError, Worker
+from benchmarks.scoring import mean_iou, read_rgb, targets, train_id_map
 from benchmarks.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
-from benchmarks.worker import REPLY_PREFIX
-from tusimple_duc.data.labels import CITYSCAPES_ID_TO_TRAINID
 from tusimple_duc.data.synthetic import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
-from tusimple_duc.errors import DUCError
-from tusimple_duc.evaluation.confusion import confusion_matrix, mean_of_present, safe_ratio
 from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
 from tusimple_duc.io.checkpoint import save_checkpoint
@@ -55,16 +50,11 @@ from tusimple_duc.models.flops import achieved_gflops, count_macs
 Shape = Tuple[int, int]
 SECTIONS = ("main", "levers", "sliding", "precision", "train")
 MAIN_VARIANTS = ("gluon", "module", "torch")
-LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu", "gluon",
-          "lever-raw-head")
+LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu",
+          "lever-unpadded-head", "gluon", "lever-raw-head")
 HALF_THREADS = "gluon (MXNet default threads)"
 PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8"}
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-IGNORE = 255
-
-
-class BenchError(DUCError):
-    """A worker failed, or the variants' outputs disagree."""
+MEMORY_HEADROOM = 0.9
 
 
 @dataclass(frozen=True)
@@ -90,54 +80,6 @@ class BenchOptions:
     train_crop: Shape = (544, 544)
     trained: Optional[Tuple[str, str, int]] = None   # (preset, prefix, epoch)
     gemm_size: int = 4096
-
-
-class Worker:
-    """One variant in its own process (``benchmarks/worker.py``); stderr goes to ``log_path``."""
-
-    def __init__(self, label: str, config: VariantConfig, log_path: str,
-                 env: Optional[Dict[str, str]] = None) -> None:
-        self.label = label
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, WORKER, json.dumps(asdict(config))],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._log, text=True, env=env)
-        self.ready: Dict[str, object] = {}
-
-    def _reply(self) -> Dict[str, object]:
-        for line in self.process.stdout:
-            if line.startswith(REPLY_PREFIX):
-                message = json.loads(line[len(REPLY_PREFIX):])
-                if "error" in message:
-                    raise BenchError(f"{self.label}: {message['error']} (log: {self.log_path})")
-                return message
-        raise BenchError(f"{self.label}: worker exited with status {self.process.wait()} "
-                         f"(log: {self.log_path})")
-
-    def wait_ready(self) -> Dict[str, object]:
-        self.ready = self._reply()
-        return self.ready
-
-    def request(self, **command) -> Dict[str, object]:
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        return self._reply()
-
-    def run(self, save: Optional[str] = None) -> float:
-        return float(self.request(op="run", save=save)["seconds"])
-
-    def close(self) -> Dict[str, object]:
-        memory = self.request(op="exit")
-        self.process.wait()
-        self._log.close()
-        return memory
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
 
 class Suite:
@@ -202,6 +144,7 @@ class Suite:
         for name, worker in workers.items():
             results[name] = {"median_s": statistics.median(times[name]), "runs_s": times[name],
                              "build_s": worker.ready.get("build_seconds"),
+                             "built_rss_mb": worker.ready.get("built_rss_mb"),
                              "threads": worker.ready.get("threads"), **worker.close()}
         return results
 
@@ -233,24 +176,66 @@ class Suite:
             result["gflops"] = achieved_gflops(macs, result["median_s"])
             result["fraction_of_peak"] = result["gflops"] / self.peak
 
-    def main_shape(self, shape: Shape) -> Dict[str, object]:
+    def main_shape(self, shape: Shape, memory_estimate_mb: Dict[str, float]) -> Dict[str, object]:
+        """(a), (b), (c) at ``shape``: interleaved when the estimated peak memories of the three
+        fit in 90% of the available memory, else one process at a time (recorded)."""
         tag = f"{shape[0]}x{shape[1]}"
-        self.log(f"main {tag}: (a) gluon, (b) module, (c) torch")
+        available = available_memory_mb()
+        together = sum(memory_estimate_mb.values()) < MEMORY_HEADROOM * available
+        self.log(f"main {tag}: (a) gluon, (b) module, (c) torch, "
+                 f"{'interleaved' if together else 'one process at a time (memory)'}")
         x = self.network_input(self.synthetic(shape).frames["val"][0].image, f"input-{tag}")
-        workers = {name: self.spawn(name, name, x) for name in MAIN_VARIANTS}
-        outputs = self.first_outputs(workers, tag)
-        differences = {name: float(np.abs(outputs[name] - outputs["gluon"]).max())
-                       for name in ("module", "torch")}
-        for name, difference in differences.items():
-            if not difference < self.options.tolerance:
-                raise BenchError(f"{tag}: gluon and {name} probabilities differ by {difference:.3g} "
-                                 f">= {self.options.tolerance}: not timing different computations")
-        variants = self.timed(workers)
+        if together:
+            workers = {name: self.spawn(name, name, x) for name in MAIN_VARIANTS}
+            outputs = self.first_outputs(workers, tag)
+            self.check_outputs(outputs, tag)
+            variants = self.timed(workers)
+        else:
+            outputs, variants, skipped = {}, {}, {}
+            for name in MAIN_VARIANTS:
+                if memory_estimate_mb[name] >= MEMORY_HEADROOM * available_memory_mb():
+                    skipped[name] = (f"estimated peak {memory_estimate_mb[name]:.0f} MB > 90% of the "
+                                     f"{available_memory_mb():.0f} MB available")
+                    self.log(f"  skipping {name}: {skipped[name]}")
+                    continue
+                worker = self.spawn(name, name, x)
+                outputs.update(self.first_outputs({name: worker}, tag))
+                variants.update(self.timed({name: worker}))
+            self.check_outputs(outputs, tag)
         self.add_throughput(variants, shape)
         a = variants["gluon"]["median_s"]
-        return {"shape": list(shape), "variants": variants, "max_abs_difference_vs_gluon": differences,
-                "ratio_a_over_b": a / variants["module"]["median_s"],
-                "ratio_a_over_c": a / variants["torch"]["median_s"]}
+        ratio = lambda name: a / variants[name]["median_s"] if name in variants else None  # noqa: E731
+        return {"shape": list(shape), "variants": variants, "interleaved": together,
+                "skipped": {} if together else skipped,
+                "available_memory_mb": available, "memory_estimate_mb": memory_estimate_mb,
+                "max_abs_difference_vs_gluon": {name: float(np.abs(outputs[name] - outputs["gluon"]).max())
+                                                for name in ("module", "torch") if name in outputs},
+                "ratio_a_over_b": ratio("module"), "ratio_a_over_c": ratio("torch")}
+
+    def check_outputs(self, outputs: Dict[str, np.ndarray], tag: str) -> None:
+        """Raise unless (b) and (c) give the probabilities of (a) within the tolerance."""
+        for name in ("module", "torch"):
+            if name not in outputs:
+                continue
+            difference = float(np.abs(outputs[name] - outputs["gluon"]).max())
+            if not difference < self.options.tolerance:
+                raise BenchError(f"{tag}: gluon and {name} probabilities differ by {difference:.3g} "
+                                 f">= {self.options.tolerance}: they do not compute the same thing")
+
+    def main(self) -> List[Dict[str, object]]:
+        """Every shape, smallest first: the peaks measured at one shape, scaled by the pixel
+        count, estimate the next shape's (unknown for the first: interleaved)."""
+        entries: List[Dict[str, object]] = []
+        for shape in sorted(self.options.shapes, key=lambda s: s[0] * s[1]):
+            estimate = {name: 0.0 for name in MAIN_VARIANTS}
+            if entries:
+                previous = entries[-1]
+                scale = shape[0] * shape[1] / (previous["shape"][0] * previous["shape"][1])
+                for name, v in previous["variants"].items():
+                    built = v["built_rss_mb"]
+                    estimate[name] = built + (v["peak_rss_mb"] - built) * scale
+            entries.append(self.main_shape(shape, estimate))
+        return entries
 
     def levers(self, shape: Shape) -> Dict[str, object]:
         tag = f"{shape[0]}x{shape[1]}"
@@ -364,7 +349,7 @@ class Suite:
                            for h, w in o.shapes}
         try:
             if "main" in o.sections:
-                results["main"] = [self.main_shape(shape) for shape in o.shapes]
+                results["main"] = self.main()
             if "levers" in o.sections:
                 results["levers"] = self.levers(o.levers_shape or smallest)
             if "sliding" in o.sections:
@@ -379,47 +364,7 @@ class Suite:
         return results
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file."""
-    return np.ascontiguousarray(cv2.imread(path, cv2.IMREAD_COLOR)[:, :, ::-1])
-
-
-def train_id_map(label_ids_path: str, stride: int) -> np.ndarray:
-    """(H/s, W/s) uint8 trainIds of a ``labelIds`` PNG (nearest-neighbour downsampling)."""
-    ids = cv2.imread(label_ids_path, cv2.IMREAD_GRAYSCALE)
-    train_ids = CITYSCAPES_ID_TO_TRAINID[ids]
-    return cv2.resize(train_ids, (ids.shape[1] // stride, ids.shape[0] // stride),
-                      interpolation=cv2.INTER_NEAREST)
-
-
-def mean_iou(predictions: Sequence[np.ndarray], labels: Sequence[np.ndarray], num_classes: int) -> float:
-    """mIoU over classes present in ground truth or prediction, summed over images."""
-    matrix = sum(confusion_matrix(p.astype(np.int64), l.astype(np.int64), num_classes, IGNORE)
-                 for p, l in zip(predictions, labels))
-    tp = np.diag(matrix)
-    return mean_of_present(safe_ratio(tp, matrix.sum(axis=0) + matrix.sum(axis=1) - tp))
-
-
 def options_record(options: BenchOptions) -> Dict[str, object]:
     record = asdict(options)
     record.pop("workdir")
     return record
-
-
-def targets(results: Dict[str, object]) -> Dict[str, object]:
-    """The issue's targets, met or not, per shape."""
-    out: Dict[str, object] = {}
-    for entry in results.get("main", []):
-        tag = "x".join(map(str, entry["shape"]))
-        v = entry["variants"]
-        out[f"{tag} fp32 (a) <= min(b, c)"] = v["gluon"]["median_s"] <= min(v["module"]["median_s"], v["torch"]["median_s"])
-        out[f"{tag} (a) >= 60% of GEMM peak"] = v["gluon"]["fraction_of_peak"] >= 0.6
-        if entry["shape"] == [1024, 2048]:
-            out["1024x2048 (a) peak memory < 8 GB"] = v["gluon"]["peak_rss_mb"] < 8192
-    precision = results.get("precision", {})
-    for weights in ("random_weights", "trained"):
-        for p in ("bf16", "int8"):
-            if weights in precision:
-                out[f"{p} argmax agreement >= 99% ({weights})"] = \
-                    precision[weights]["variants"][p]["argmax_agreement"] >= 0.99
-    return out

@@ -20,6 +20,7 @@ Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
 ``lever-hybridized``       ``net.hybridize()``: cached graph, dynamic memory
 ``lever-static``           traced graph, ``static_alloc`` + ``static_shape``, no oneDNN fusion
 ``lever-fused-plain-relu`` + oneDNN fusion, but the models' ``relu`` nodes left as they are
+``lever-unpadded-head``    + ReLU rewrite (all levers but the 320-channel head)
 ``lever-raw-head``         (a) without the DUC rearrangement (softmax over (N, L, r*r, h, w))
 =========================  =====================================================================
 
@@ -45,7 +46,7 @@ from tusimple_duc.models import get_model
 
 FORWARD_VARIANTS = ("gluon", "gluon-bf16", "gluon-int8", "module", "torch", "torch-nchw",
                     "lever-imperative", "lever-hybridized", "lever-static",
-                    "lever-fused-plain-relu", "lever-raw-head")
+                    "lever-fused-plain-relu", "lever-unpadded-head", "lever-raw-head")
 OTHER_VARIANTS = ("predict-whole", "predict-sliding", "train-step")
 SLIDING_WINDOW = (800, 800)
 SLIDING_STRIDE = (600, 600)
@@ -126,7 +127,9 @@ def _gluon(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
         return ForwardVariant(FastForward(net, raw_head=True), x,
                               lambda cells: layout.cells_to_pixels(cells, ratio))
     if name == "lever-static":
-        return ForwardVariant(FastForward(net, fuse=False), x)
+        return ForwardVariant(FastForward(net, fuse=False, pad_head=False), x)
+    if name == "lever-unpadded-head":
+        return ForwardVariant(FastForward(net, pad_head=False), x)
     if name == "lever-fused-plain-relu":
         return ForwardVariant(_fused_plain_relu(net, x), x)
     if name == "lever-hybridized":

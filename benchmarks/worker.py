@@ -10,7 +10,8 @@ lines on stdin:
   the probabilities of another input of the same shape (not timed).
 * ``{"op": "exit"}`` -> ``{"peak_rss_mb": ..., "memory_source": ...}`` then the process exits.
 
-The first reply, after the build, is ``{"ready": true, "build_seconds": s, "threads": {...}}``.
+The first reply, after the build, is ``{"ready": true, "build_seconds": s, "threads": {...},
+"built_rss_mb": peak memory so far}``.
 An exception replies ``{"error": "..."}`` and exits with status 1.
 """
 from __future__ import annotations
@@ -97,7 +98,7 @@ def main(argv) -> int:
         start = time.perf_counter()
         variant = build_variant(config)
         reply({"ready": True, "build_seconds": time.perf_counter() - start,
-               "threads": thread_settings(config.variant)})
+               "threads": thread_settings(config.variant), "built_rss_mb": peak_memory()["peak_rss_mb"]})
         serve(variant)
     except Exception as err:  # reported to the suite, which raises with this message
         traceback.print_exc()

@@ -10,7 +10,8 @@ import pytest
 
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference import InferenceSpec, Predictor, forward_probabilities
-from tusimple_duc.inference.fast import FastForward, fusable_symbol, probability_symbol
+from tusimple_duc.inference.fast import (FastForward, fusable_symbol, padded_channels,
+                                        probability_symbol)
 from tusimple_duc.models import get_model
 
 CPU = [mx.cpu()]
@@ -68,6 +69,25 @@ def test_fp32_without_fusion_and_raw_head_layout():
     # cell (y, x), sub-pixel (dy, dx) is pixel (4y + dy, 4x + dx): the DUC layout
     pixels = raw.reshape(1, 19, 4, 4, 8, 8).transpose(0, 1, 4, 2, 5, 3).reshape(1, 19, 32, 32)
     np.testing.assert_allclose(pixels, expected, rtol=0, atol=1e-4)
+
+
+def test_head_padding_rounds_to_64_only_when_cheap():
+    # 19 classes x 16 (released) -> 320 (+5%); 21 x 16 (VOC) = 336 -> 384 would add 14%: kept;
+    # 2 x 16 (KITTI) = 32 -> 64 would double: kept; 19 x 64 (cell 1) = 1216 is a multiple of 64.
+    assert [padded_channels(c) for c in (304, 336, 32, 1216, 64)] == [320, 336, 32, 1216, 64]
+
+
+def test_padded_head_graph_computes_320_channels_and_equals_the_unpadded():
+    net = tiny_net(seed=2)
+    fast = FastForward(net)
+    batch = smooth_inputs(2, 48, 64, 5)
+    expected = forward_probabilities(net, batch, CPU)
+    np.testing.assert_allclose(fast(batch), expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(FastForward(net, pad_head=False)(batch), expected, rtol=0, atol=1e-4)
+    widened = {name: p.shape for name, p in fast.block.collect_params().items() if name.endswith("_padded")}
+    # tiny: stage 5 has 32 x width 8 = 256 channels; 19 classes x 4 x 4 = 304 -> 320 outputs
+    assert widened == {f"fc1_cityscapes_c{i}_{kind}_padded": (320, 256, 3, 3) if kind == "weight" else (320,)
+                       for i in range(4) for kind in ("weight", "bias")}
 
 
 def test_predictor_accepts_the_fast_forward():

@@ -1,0 +1,54 @@
+"""Ground truth, mIoU and the issue's targets for the benchmark."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import cv2
+import numpy as np
+
+from tusimple_duc.data.labels import CITYSCAPES_ID_TO_TRAINID
+from tusimple_duc.evaluation.confusion import confusion_matrix, mean_of_present, safe_ratio
+
+IGNORE = 255
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file."""
+    return np.ascontiguousarray(cv2.imread(path, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def train_id_map(label_ids_path: str, stride: int) -> np.ndarray:
+    """(H/s, W/s) uint8 trainIds of a ``labelIds`` PNG (nearest-neighbour downsampling)."""
+    ids = cv2.imread(label_ids_path, cv2.IMREAD_GRAYSCALE)
+    train_ids = CITYSCAPES_ID_TO_TRAINID[ids]
+    return cv2.resize(train_ids, (ids.shape[1] // stride, ids.shape[0] // stride),
+                      interpolation=cv2.INTER_NEAREST)
+
+
+def mean_iou(predictions: Sequence[np.ndarray], labels: Sequence[np.ndarray], num_classes: int) -> float:
+    """mIoU over classes present in ground truth or prediction, summed over images."""
+    matrix = sum(confusion_matrix(p.astype(np.int64), l.astype(np.int64), num_classes, IGNORE)
+                 for p, l in zip(predictions, labels))
+    tp = np.diag(matrix)
+    return mean_of_present(safe_ratio(tp, matrix.sum(axis=0) + matrix.sum(axis=1) - tp))
+
+
+def targets(results: Dict[str, object]) -> Dict[str, object]:
+    """The issue's targets, met or not, per shape."""
+    out: Dict[str, object] = {}
+    for entry in results.get("main", []):
+        tag = "x".join(map(str, entry["shape"]))
+        v = entry["variants"]
+        peers = {letter: v[name]["median_s"] for letter, name in (("b", "module"), ("c", "torch")) if name in v}
+        if peers:
+            out[f"{tag} fp32 (a) <= min({', '.join(peers)})"] = v["gluon"]["median_s"] <= min(peers.values())
+        out[f"{tag} (a) >= 60% of GEMM peak"] = v["gluon"]["fraction_of_peak"] >= 0.6
+        if entry["shape"] == [1024, 2048]:
+            out["1024x2048 (a) peak memory < 8 GB"] = v["gluon"]["peak_rss_mb"] < 8192
+    precision = results.get("precision", {})
+    for weights in ("random_weights", "trained"):
+        for p in ("bf16", "int8"):
+            if weights in precision:
+                out[f"{p} argmax agreement >= 99% ({weights})"] = \
+                    precision[weights]["variants"][p]["argmax_agreement"] >= 0.99
+    return out
