@@ -34,12 +34,14 @@ def format_report(results: Dict[str, object]) -> str:
         tag = "x".join(map(str, entry["shape"]))
         macs = results["macs"][tag]["gemm"]
         rows = [[MAIN_LABELS[name], _seconds(v["median_s"]), f"{v['gflops']:.0f}",
-                 f"{100 * v['fraction_of_peak']:.0f}%", _memory(v),
+                 f"{100 * v['fraction_of_peak']:.0f}%", f"{v['gflops_valid_taps']:.0f}", _memory(v),
                  f"{entry['max_abs_difference_vs_gluon'].get(name, 0.0):.1e}"]
                 for name, v in entry["variants"].items()]
-        lines += [f"Whole image {tag} ({macs / 1e12:.3f} T multiply-adds), median of "
-                  f"{len(entry['variants']['gluon']['runs_s'])} runs:"]
-        lines += _table(["variant", "latency s", "GFLOP/s", "of peak", "peak RSS GB", "max |dp| vs (a)"], rows)
+        valid = results["macs"][tag]["gemm_valid_taps"]
+        lines += [f"Whole image {tag} ({macs / 1e12:.3f} T multiply-adds, {valid / 1e12:.3f} T on taps "
+                  f"inside the image), median of {len(entry['variants']['gluon']['runs_s'])} runs:"]
+        lines += _table(["variant", "latency s", "GFLOP/s", "of peak", "GFLOP/s inside", "peak RSS GB",
+                         "max |dp| vs (a)"], rows)
         ratios = [f"a/{k} = {entry[f'ratio_a_over_{k}']:.2f}" for k in ("b", "c")
                   if entry[f"ratio_a_over_{k}"] is not None]
         skipped = [f"{name} skipped: {why}" for name, why in entry["skipped"].items()]

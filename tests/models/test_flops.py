@@ -10,7 +10,8 @@ import mxnet as mx
 import pytest
 
 from tusimple_duc.models import get_model, get_spec
-from tusimple_duc.models.flops import conv_macs, conv_output_size, count_macs, pool_output_size
+from tusimple_duc.models.flops import (conv_macs, conv_output_size, count_macs, pool_output_size,
+                                       taps_inside)
 
 
 def brute_force_conv_macs(in_channels, out_channels, size, kernel, stride, padding, dilation):
@@ -46,6 +47,22 @@ def test_dilated_conv_hand_computed():
     assert brute_force_conv_macs(4, 5, (9, 9), 3, 1, 1, 2) == 8820
 
 
+def brute_force_taps_inside(positions, extent, kernel, stride, padding, dilation):
+    return sum(1 for i in range(positions) for k in range(kernel)
+               if 0 <= i * stride - padding + k * dilation < extent)
+
+
+def test_taps_inside_the_image():
+    # 3x3, pad 1, on 3x3: per axis the outer taps miss one of the 3 positions: 2 + 3 + 2 = 7,
+    # so 49 of the 81 taps read the image.
+    assert taps_inside(3, 3, 3, 1, 1, 1) == 7
+    # rate 24 on 64 rows (the released head at 512x1024): 40 + 64 + 40 = 144 of 192
+    assert taps_inside(64, 64, 3, 1, 24, 24) == 144
+    for args in [(5, 10, 3, 2, 1, 1), (9, 9, 3, 1, 5, 5), (7, 9, 3, 1, 1, 2), (16, 32, 4, 2, 1, 1),
+                 (4, 32, 16, 8, 4, 1), (1, 3, 3, 1, 1, 1), (6, 6, 3, 1, 30, 30)]:
+        assert taps_inside(*args) == brute_force_taps_inside(*args), args
+
+
 def test_sizes_agree_with_mxnet_operators():
     x = mx.nd.zeros((1, 2, 23, 17))
     for kernel, stride, padding, dilation in [(3, 2, 1, 1), (3, 1, 5, 5), (1, 2, 0, 1), (7, 2, 3, 1)]:
@@ -63,9 +80,14 @@ def test_sizes_agree_with_mxnet_operators():
                                pool_output_size(17, 3, 2, padding, ceil))
 
 
-def traced_macs(preset: str, height: int, width: int, **overrides) -> Dict[str, Dict[str, int]]:
-    """``{kind: {layer: MACs}}`` from the network's own MXNet graph: every Convolution,
-    Deconvolution and BatchNorm node, its shapes inferred by MXNet for a 1x3xHxW input."""
+def _ints(text: str):
+    return [int(v) for v in text.strip("()").split(",") if v.strip()]
+
+
+def traced_macs(preset: str, height: int, width: int, **overrides) -> Dict[str, Dict[str, tuple]]:
+    """``{kind: {layer: (MACs, MACs of taps inside the image)}}`` from the network's own MXNet
+    graph: every Convolution, Deconvolution and BatchNorm node, shapes inferred by MXNet for a
+    1x3xHxW input, taps inside the image counted one by one."""
     net = get_model(preset, **overrides)
     sym = net(mx.sym.var("data"))
     internals = sym.get_internals()
@@ -73,7 +95,7 @@ def traced_macs(preset: str, height: int, width: int, **overrides) -> Dict[str, 
     shapes = dict(zip(internals.list_outputs(), out_shapes))
     weights = dict(zip(internals.list_arguments(), arg_shapes))
     nodes = json.loads(sym.tojson())["nodes"]
-    counts: Dict[str, Dict[str, int]] = {"conv": {}, "deconv": {}, "batchnorm": {}}
+    counts: Dict[str, Dict[str, tuple]] = {"conv": {}, "deconv": {}, "batchnorm": {}}
     for node in nodes:
         op, name = node["op"], node["name"]
         if op not in ("Convolution", "Deconvolution", "BatchNorm"):
@@ -81,15 +103,25 @@ def traced_macs(preset: str, height: int, width: int, **overrides) -> Dict[str, 
         layer = name[: -len("_fwd")]
         out = shapes[name + "_output"]
         if op == "BatchNorm":
-            counts["batchnorm"][layer] = out[1] * out[2] * out[3]
+            counts["batchnorm"][layer] = (out[1] * out[2] * out[3],) * 2
             continue
         source = nodes[node["inputs"][0][0]]["name"]
         x = shapes[source if source == "data" else source + "_output"]
         w = weights[layer + "_weight"]
+        attrs = node["attrs"]
+        kernel, stride = _ints(attrs["kernel"]), _ints(attrs.get("stride", "(1, 1)"))
+        pad, dilate = _ints(attrs.get("pad", "(0, 0)")), _ints(attrs.get("dilate", "(1, 1)"))
+        macs = w[0] * w[1] * w[2] * w[3]
         if op == "Convolution":   # w (C_out, C_in, k, k): every tap at every output pixel
-            counts["conv"][layer] = w[0] * w[1] * w[2] * w[3] * out[2] * out[3]
+            macs *= out[2] * out[3]
+            valid = w[0] * w[1] * brute_force_taps_inside(out[2], x[2], kernel[0], stride[0], pad[0], dilate[0]) \
+                * brute_force_taps_inside(out[3], x[3], kernel[1], stride[1], pad[1], dilate[1])
+            counts["conv"][layer] = (macs, valid)
         else:                     # w (C_in, C_out, k, k): every tap at every input pixel
-            counts["deconv"][layer] = w[0] * w[1] * w[2] * w[3] * x[2] * x[3]
+            macs *= x[2] * x[3]
+            valid = w[0] * w[1] * brute_force_taps_inside(x[2], out[2], kernel[0], stride[0], pad[0], 1) \
+                * brute_force_taps_inside(x[3], out[3], kernel[1], stride[1], pad[1], 1)
+            counts["deconv"][layer] = (macs, valid)
     return counts
 
 
@@ -105,16 +137,19 @@ def test_tiny_networks_match_traced_graph(preset, size, overrides):
     count = count_macs(get_spec(preset, **overrides), *size)
     traced = traced_macs(preset, *size, **overrides)
     for kind in ("conv", "deconv", "batchnorm"):
-        assert {layer.name: layer.macs for layer in count.layers if layer.kind == kind} == traced[kind]
-    assert count.gemm == sum(traced["conv"].values()) + sum(traced["deconv"].values())
-    assert count.total == count.gemm + sum(traced["batchnorm"].values())
+        ours = {layer.name: (layer.macs, layer.valid_macs) for layer in count.layers if layer.kind == kind}
+        assert ours == traced[kind]
+    assert count.gemm == sum(m for kind in ("conv", "deconv") for m, _ in traced[kind].values())
+    assert count.gemm_valid == sum(v for kind in ("conv", "deconv") for _, v in traced[kind].values())
+    assert count.total == count.gemm + sum(m for m, _ in traced["batchnorm"].values())
 
 
 def test_released_network_at_1024x2048():
     count = count_macs("resnet101_duc_hdc_released", 1024, 2048)
     traced = traced_macs("resnet101_duc_hdc_released", 1024, 2048)
-    assert count.gemm == sum(traced["conv"].values())
-    assert count.of_kind("batchnorm") == sum(traced["batchnorm"].values())
+    assert count.gemm == sum(m for m, _ in traced["conv"].values())
+    assert count.gemm_valid == sum(v for _, v in traced["conv"].values())
+    assert count.of_kind("batchnorm") == sum(m for m, _ in traced["batchnorm"].values())
     by_name = {layer.name: layer.macs for layer in count.layers}
     # hand-computed: first conv 3 -> 64, 3x3, output 512x1024; one ASPP branch 2048 -> 304,
     # 3x3, on 128x256
