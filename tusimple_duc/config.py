@@ -220,6 +220,13 @@ class InferenceSection:
     crf_sigma_gamma: float = 1.0
     crf_w1: float = 3.0
     crf_w2: float = 3.0
+    #: On the CPU: run the oneDNN-fused static graph (``tusimple_duc/inference/fast.py``, same
+    #: results as the plain forward within 1e-4); ignored on GPUs.
+    cpu_fast: bool = True
+    #: CPU arithmetic: fp32, bf16 (AVX512-BF16 / AMX) or int8 (calibrated on list images).
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    #: int8: how many of the first images calibrate the quantization ranges.
+    calibration_images: int = 4
 
 
 @dataclass(frozen=True)
@@ -475,6 +482,9 @@ def validate_test_config(config: TestConfig) -> None:
             _check(0 < step <= side, src, "[inference] stride", "must be in 1..window")
     _check(inf.batch_windows >= 1, src, "[inference] batch_windows", "must be >= 1")
     _check(inf.crf_iterations >= 1, src, "[inference] crf_iterations", "must be >= 1")
+    _check(inf.precision == "fp32" or inf.cpu_fast, src, "[inference] precision",
+           f"{inf.precision} needs cpu_fast = True")
+    _check(inf.calibration_images >= 1, src, "[inference] calibration_images", "must be >= 1")
 
 
 def to_ini(config: Any) -> str:

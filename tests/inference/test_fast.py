@@ -10,7 +10,7 @@ import pytest
 
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference import InferenceSpec, Predictor, forward_probabilities
-from tusimple_duc.inference.fast import (FastForward, fusable_symbol, padded_channels,
+from tusimple_duc.inference.fast import (FastForward, padded_channels,
                                         probability_symbol)
 from tusimple_duc.models import get_model
 
@@ -37,14 +37,14 @@ def smooth_inputs(count: int, height: int, width: int, seed: int) -> np.ndarray:
     return out
 
 
-def test_relu_rewrite_keeps_values_and_leaves_no_relu():
+def test_models_emit_relus_onednn_can_fuse():
     net = tiny_net()
-    symbol = fusable_symbol(net(mx.sym.var("data")))
-    ops = {node["op"] for node in json.loads(symbol.tojson())["nodes"]}
-    assert "relu" not in ops and "Activation" in ops
-    x = mx.nd.array(smooth_inputs(1, 32, 48, 1))
-    block = mx.gluon.SymbolBlock(symbol, [mx.sym.var("data")], params=net.collect_params())
-    np.testing.assert_allclose(block(x).asnumpy(), net(x).asnumpy(), rtol=0, atol=1e-6)
+    nodes = json.loads(net(mx.sym.var("data")).tojson())["nodes"]
+    ops = [node["op"] for node in nodes]
+    assert "relu" not in ops
+    activations = [node["attrs"]["act_type"] for node in nodes if node["op"] == "Activation"]
+    # tiny preset: 3 stem convs + 3 per bottleneck (reduce, 3x3, after the sum) x 9 blocks
+    assert activations == ["relu"] * (3 + 3 * 9)
 
 
 def test_fp32_equals_plain_forward_across_shapes_and_batches():

@@ -130,3 +130,29 @@ def test_unreadable_image_names_the_file(dataset, tmp_path):
     config = load_test_config(None, _config(root, tmp_path / "y"))
     with pytest.raises(DataError, match="broken.png"):
         run_test(config, images=[str(bad)], show_progress=False)
+
+
+def test_cpu_fast_forward_equals_plain_and_int8_runs(dataset, tmp_path):
+    root, summary, _ = dataset
+    variants = {"plain": ["inference.cpu_fast=False"], "fast": [],
+                "int8": ["inference.precision=int8", "inference.calibration_images=2"]}
+    probabilities = {}
+    for name, extra in variants.items():
+        config = load_test_config(None, _config(root, tmp_path / name, "output.save_color=False",
+                                                "output.save_overlay=False", "output.save_probabilities=True", *extra))
+        run_test(config, show_progress=False)
+        stem = os.path.basename(summary.frames["val"][0].image).replace(".png", ".npz")
+        with np.load(tmp_path / name / "prob" / stem) as archive:
+            probabilities[name] = archive["probabilities"].astype(np.float32)
+    # float16 storage: 1e-3 covers its rounding of values in [0, 1].
+    np.testing.assert_allclose(probabilities["fast"], probabilities["plain"], atol=1e-3)
+    agree = (probabilities["int8"].argmax(0) == probabilities["plain"].argmax(0)).mean()
+    # Random weights give near ties between classes; a broken conversion agrees on ~1/19 of pixels.
+    assert agree > 0.6
+
+
+def test_low_precision_needs_the_fast_cpu_forward():
+    from tusimple_duc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[inference\] precision: bf16 needs cpu_fast = True"):
+        load_test_config(None, ["data.image_list=x", "inference.precision=bf16", "inference.cpu_fast=False"])

@@ -12,10 +12,10 @@ How (each lever measured by ``tools/bench.py``):
 1. **One static graph.** ``softmax(net(data), axis=1)`` is traced once to a symbol, so the DUC
    rearrangement and the softmax run inside the graph, and executed by a ``SymbolBlock``
    hybridized with ``static_alloc`` and ``static_shape`` (memory planned once per input shape).
-2. **ReLU the fuser can see.** The models apply ``F.relu``; oneDNN's subgraph pass only fuses
-   ``Activation(act_type='relu')`` into a convolution. Every ``relu`` node is rewritten to that
-   operator (:func:`fusable_symbol`, the same function). Otherwise each ReLU runs un-fused on
-   plain NCHW between two layout reorders of its tensor: fusion then costs more than it saves.
+2. **ReLU the fuser can see.** oneDNN's subgraph pass fuses ``Activation(act_type='relu')``
+   into a convolution but not the ``relu`` operator, so the models use the former
+   (``tusimple_duc/models/resnet.py``). With ``relu`` each ReLU would run un-fused on plain NCHW
+   between two layout reorders of its tensor: fusion then costs more than it saves.
 3. **oneDNN fusion** (``optimize_for(backend='MKLDNN')``): conv + BatchNorm folding + ReLU +
    residual sum in one primitive, blocked / NHWC layouts kept between convolutions. The
    partitioning depends on the input shape, so the graph is optimized for the first batch's
@@ -58,19 +58,6 @@ PADDED_SUFFIX = "_padded"
 log = logging.getLogger(__name__)
 
 
-def fusable_symbol(symbol: mx.sym.Symbol) -> mx.sym.Symbol:
-    """``symbol`` with every ``relu`` node replaced by ``Activation(act_type='relu')``.
-
-    Both compute ``max(x, 0)``; only the latter is fused into convolutions by oneDNN.
-    """
-    graph: Dict[str, Any] = json.loads(symbol.tojson())
-    for node in graph["nodes"]:
-        if node["op"] == "relu":
-            node["op"] = "Activation"
-            node["attrs"] = {"act_type": "relu"}
-    return mx.sym.load_json(json.dumps(graph))
-
-
 def padded_channels(channels: int) -> int:
     """``channels`` rounded up to a multiple of :data:`CHANNEL_MULTIPLE` when that adds at most
     :data:`MAX_PADDING_OVERHEAD` of work, else ``channels`` (see lever 4 of the module docstring)."""
@@ -111,7 +98,7 @@ def padded_head_parameters(net: HybridBlock, channels: int, ctx: mx.Context) -> 
 
 def probability_symbol(net: HybridBlock, raw_head: bool = False,
                        head_channels: Optional[int] = None) -> mx.sym.Symbol:
-    """The traced inference graph ``softmax(net(data), axis=1)`` with fusable ReLUs.
+    """The traced inference graph ``softmax(net(data), axis=1)``.
 
     Parameters
     ----------
@@ -126,7 +113,7 @@ def probability_symbol(net: HybridBlock, raw_head: bool = False,
     if getattr(net.head, "kind", None) != "duc":
         if raw_head or head_channels is not None:
             raise ValueError("raw_head and head_channels need a DUC head")
-        return fusable_symbol(mx.sym.softmax(net(data), axis=1))
+        return mx.sym.softmax(net(data), axis=1)
     head = net.head
     scores = head.aspp(net.backbone(data))
     if head_channels is not None and head_channels != head.raw_channels:
@@ -137,7 +124,7 @@ def probability_symbol(net: HybridBlock, raw_head: bool = False,
         scores = mx.sym.reshape(scores, shape=(0, -4, -1, head.ratio * head.ratio, -2))
     else:
         scores = head.rearrange(scores)
-    return fusable_symbol(mx.sym.softmax(scores, axis=1))
+    return mx.sym.softmax(scores, axis=1)
 
 
 def _symbol_block(net: HybridBlock, raw_head: bool, pad_head: bool, ctx: mx.Context) -> SymbolBlock:

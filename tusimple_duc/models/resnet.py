@@ -129,7 +129,7 @@ class ConvBN(HybridBlock):
 
     def hybrid_forward(self, F, x):
         y = self.bn(self.conv(x))
-        return F.relu(y) if self.relu else y
+        return F.Activation(y, act_type="relu") if self.relu else y
 
 
 class Bottleneck(HybridBlock):
@@ -152,7 +152,7 @@ class Bottleneck(HybridBlock):
 
     def hybrid_forward(self, F, x):
         shortcut = self.proj(x) if self.proj is not None else x
-        return F.relu(self.increase(self.conv3x3(self.reduce(x))) + shortcut)
+        return F.Activation(self.increase(self.conv3x3(self.reduce(x))) + shortcut, act_type="relu")
 
 
 class Stem(HybridBlock):

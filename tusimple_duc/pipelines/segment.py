@@ -29,7 +29,8 @@ from tusimple_duc.data.lists import ListEntry, read_list, resolve
 from tusimple_duc.data.readers import read_rgb_image
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
-from tusimple_duc.inference.predictor import Prediction, Predictor, spec_from_config
+from tusimple_duc.inference.fast import FastForward
+from tusimple_duc.inference.predictor import ForwardFn, Prediction, Predictor, spec_from_config
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import load_checkpoint
 from tusimple_duc.models.from_config import spec_from_test_config
@@ -84,6 +85,40 @@ def load_network(config: TestConfig, contexts: Sequence[mx.Context]) -> Segmenta
     return net
 
 
+def calibration_batch(config: TestConfig, entries: Sequence[ListEntry], own_images: bool,
+                      stride: int) -> np.ndarray:
+    """int8 calibration inputs ``(K, 3, h, w)``: the first ``calibration_images`` images,
+    mean-subtracted, cropped to their common size rounded down to a multiple of ``stride``."""
+    chosen = entries[:config.inference.calibration_images]
+    mean = np.asarray(config.data.rgb_mean, dtype=np.float32)
+    images = [read_rgb_image(e.image if own_images else resolve(config.data.test_img_dir, e.image), e.where)
+              for e in chosen]
+    height = min(i.shape[0] for i in images) // stride * stride
+    width = min(i.shape[1] for i in images) // stride * stride
+    if height == 0 or width == 0:
+        raise DataError(f"{chosen[0].where or chosen[0].image}: calibration images are smaller than the "
+                        f"output stride {stride}")
+    crops = [(i[:height, :width].astype(np.float32) - mean).transpose(2, 0, 1) for i in images]
+    return np.ascontiguousarray(np.stack(crops))
+
+
+def select_forward(config: TestConfig, net: SegmentationNet, contexts: Sequence[mx.Context],
+                   entries: Sequence[ListEntry], own_images: bool) -> Optional[ForwardFn]:
+    """The optimized CPU forward (``[inference] cpu_fast``, ``precision``) or None (plain)."""
+    on_cpu = all(c.device_type == "cpu" for c in contexts)
+    if not on_cpu:
+        if config.inference.precision != "fp32":
+            raise ConfigError(f"[inference] precision={config.inference.precision} is implemented for the CPU "
+                              f"only; use fp32 on GPUs")
+        return None
+    if not config.inference.cpu_fast:
+        return None
+    calibration = None
+    if config.inference.precision == "int8":
+        calibration = calibration_batch(config, entries, own_images, net.output_stride)
+    return FastForward(net, precision=config.inference.precision, calibration=calibration, ctx=contexts[0])
+
+
 def image_entries(paths: Sequence[str]) -> List[ListEntry]:
     """List entries (without labels) for image files and folders of images (sorted)."""
     files: List[str] = []
@@ -118,7 +153,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     contexts = select_contexts(config.model.gpu)
     entries = image_entries(images) if images else read_list(config.data.image_list)
     net = net if net is not None else load_network(config, contexts)
-    predictor = Predictor(net, spec_from_config(config), contexts=contexts)
+    forward = select_forward(config, net, contexts, entries, bool(images))
+    predictor = Predictor(net, spec_from_config(config), contexts=contexts, forward=forward)
     outputs = outputs_for(config.data.dataset, net.num_classes)
     evaluate = config.output.evaluate and not images
     run = SegmentationRun(result_dir=config.model.result_dir)
