@@ -1,4 +1,5 @@
 """The demo (tools/demo.py, tusimple_duc.pipelines.demo): quick run end to end, released path, parts."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -52,7 +53,7 @@ def test_shipped_configs_describe_the_same_network():
     train_spec = spec_from_train_config(train)
     test_spec = spec_from_test_config(test)
     # BatchNorm learns its statistics while training; at test time they are used frozen either way.
-    assert train_spec.__class__(**{**train_spec.__dict__, "bn_use_global_stats": True}) == test_spec
+    assert dataclasses.replace(train_spec, bn_use_global_stats=True) == test_spec
     assert test.model.model_epoch == train.model.num_epochs
     assert test.model.model_prefix == train.model.save_model_prefix
     assert tuple(test.data.test_shape) == tuple(demo.DemoData().image_size) == (256, 512)
