@@ -17,18 +17,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tusimple_duc.config import TrainConfig
-from tusimple_duc.data.labels import CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
+from tusimple_duc.data.labels import CITYSCAPES_NUM_CLASSES
 from tusimple_duc.data.readers import LabelCodec
 from tusimple_duc.data.synthetic import SyntheticSummary
-from tusimple_duc.evaluation.cityscapes import CityscapesEvaluator, instance_path
-from tusimple_duc.evaluation.files import read_png
 from tusimple_duc.evaluation.report import EvaluationResult
 from tusimple_duc.models.from_config import spec_from_train_config
 from tusimple_duc.models.heads import aspp_rates
 from tusimple_duc.pipelines.claims_measures import ceiling_labels, gridding_index, one_hot
 from tusimple_duc.pipelines.demo import (QUICK_DATA, QUICK_TRAIN_OVERRIDES, DemoData, DemoPaths, demo_test_config,
-                                         demo_train_config, evaluate_model, train_model, write_dataset,
-                                         write_dataset_lists)
+                                         demo_train_config, evaluate_model, score_label_maps, train_model,
+                                         write_dataset, write_dataset_lists)
 
 #: The classes narrower than the output stride in the synthetic data (poles, lights, signs < 8 px).
 THIN_CLASSES: Tuple[str, ...] = ("pole", "traffic light", "traffic sign")
@@ -106,9 +104,6 @@ class RunResult:
     seconds: float
     result_dir: str
 
-    def thin_iou(self, name: str) -> float:
-        return self.class_iou[name]
-
 
 @dataclass
 class Experiment:
@@ -178,15 +173,9 @@ class Experiment:
 
     def ceiling(self, stride: int) -> EvaluationResult:
         """The upsampling ceiling of ``stride`` on the val split, scored by the official protocol."""
-        codec = LabelCodec("cityscapes")
-        evaluator = CityscapesEvaluator()
-        for frame in self.summary.frames["val"]:
-            gt_path = frame.files["gtFine_labelIds"]
-            label_ids = codec.read(gt_path)
-            labels = ceiling_labels(codec.lut[label_ids], stride, CITYSCAPES_NUM_CLASSES)
-            instances = read_png(instance_path(gt_path), ("I;16", "I"), "ground-truth instanceIds")
-            evaluator.add(CITYSCAPES_TRAINID_TO_ID[labels], label_ids, instances, source=f"ceiling of stride {stride}")
-        return evaluator.result()
+        return score_label_maps(self.summary.frames["val"],
+                                lambda ground_truth: ceiling_labels(ground_truth, stride, CITYSCAPES_NUM_CLASSES),
+                                f"ceiling of stride {stride}")
 
     def ground_truth_gridding(self, cell: int = 8) -> float:
         """The gridding index of the one-hot val ground truth (the artefact-free reference)."""

@@ -199,18 +199,29 @@ def majority_label_map(train_labels: Sequence[str]) -> np.ndarray:
     return majority
 
 
+def score_label_maps(frames: Sequence[SyntheticFrame], predict: Callable[[np.ndarray], np.ndarray],
+                     source: str) -> EvaluationResult:
+    """Score a predictor that needs no image with the official Cityscapes protocol (with iIoU).
+
+    ``predict`` maps a frame's ground-truth trainIds (H, W) to predicted trainIds (H, W) (a fixed map,
+    or a function of the ground truth such as an upsampling ceiling); ``source`` names it in errors.
+    """
+    codec = LabelCodec("cityscapes")
+    evaluator = CityscapesEvaluator()
+    for frame in frames:
+        gt_path = frame.files["gtFine_labelIds"]
+        label_ids = codec.read(gt_path)
+        instances = read_png(instance_path(gt_path), ("I;16", "I"), "ground-truth instanceIds")
+        prediction = CITYSCAPES_TRAINID_TO_ID[predict(codec.lut[label_ids])]
+        evaluator.add(prediction, label_ids, instances, source=source)
+    return evaluator.result()
+
+
 def majority_baseline(summary: SyntheticSummary, out_dir: str) -> EvaluationResult:
     """Step 5: score :func:`majority_label_map` of the train split on every val image with the
     official Cityscapes protocol (as test.py scores a network); writes ``out_dir/metrics.json``."""
     majority = majority_label_map([frame.files["gtFine_labelIds"] for frame in summary.frames["train"]])
-    prediction = CITYSCAPES_TRAINID_TO_ID[majority]
-    codec = LabelCodec("cityscapes")
-    evaluator = CityscapesEvaluator()
-    for frame in summary.frames["val"]:
-        gt_path = frame.files["gtFine_labelIds"]
-        instances = read_png(instance_path(gt_path), ("I;16", "I"), "ground-truth instanceIds")
-        evaluator.add(prediction, codec.read(gt_path), instances, source="majority baseline")
-    result = evaluator.result()
+    result = score_label_maps(summary.frames["val"], lambda ground_truth: majority, "majority baseline")
     write_metrics_json(os.path.join(out_dir, "metrics.json"), result)
     return result
 
