@@ -141,7 +141,7 @@ def figure2(path: str) -> None:
     """Figure 2 redrawn: rows (a) r = 2, 2, 2 and (b) r = 1, 2, 3; column k shows the inputs
     reaching the centre output through the first k layers, all on the 13 x 13 grid of three layers."""
     stacks = [("(a) r = 2, 2, 2", (2, 2, 2)), ("(b) r = 1, 2, 3", (1, 2, 3))]
-    figure = Figure(figsize=(9.0, 6.4), dpi=100)
+    figure = Figure(figsize=(9.0, 7.2), dpi=100)
     FigureCanvasAgg(figure)
     side = 2 * 6 + 1
     for row, (title, rates) in enumerate(stacks):
@@ -156,7 +156,7 @@ def figure2(path: str) -> None:
             axes.set_title(f"{title}: layer {layers}\n{coverage.covered} of {coverage.total} in its "
                            f"{coverage.pattern.shape[0]}x{coverage.pattern.shape[0]} field", fontsize=8)
     figure.suptitle("Inputs (blue) reaching the centre output (red) of stacked 3x3 dilated convs", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(h_pad=2.0)
     save_figure(figure, path)
 
 
@@ -176,8 +176,8 @@ def backbone_figure(rows: Sequence[CoverageRow], path: str, zoom: int = 12) -> N
             _draw_pattern(axes, crop)
             axes.set_title(f"{group}\n{row.name}: {100 * row.coverage.covered / row.coverage.total:.1f}% "
                            f"of {row.side}x{row.side}", fontsize=7)
-    figure.suptitle(f"Stages 4-5: centre {2 * zoom + 1}x{2 * zoom + 1} feature pixels of the field of one "
-                    f"output pixel (blue = reaches it)", fontsize=9)
+    figure.suptitle(f"Stages 4-5: the centre {2 * zoom + 1}x{2 * zoom + 1} feature pixels of the field of one "
+                    f"output pixel (blue = reaches it; percentages over the whole field)", fontsize=9)
     figure.tight_layout()
     save_figure(figure, path)
 
