@@ -87,7 +87,7 @@ class SegmentationTrainer:
         self.trainer = gluon.Trainer(params, "sgd", sgd_parameters(model), kvstore=local_kvstore,
                                      update_on_kvstore=False if local_kvstore is not None else None)
         self._allreduce = WorkerAllreduce(devices.kvstore, params.values()) if devices.distributed else None
-        self._exchange = WorkerSum(devices, key=len(list(params.keys())), size=3)
+        self._exchange = WorkerSum(devices, key=len(list(params.keys())), size=4)
 
     # ------------------------------------------------------------------ optimizer state
     def save_optimizer(self, path: str) -> None:
@@ -117,7 +117,7 @@ class SegmentationTrainer:
         """
         contexts = self.devices.contexts
         if data is None:
-            self._exchange([0.0, 0.0, 0.0])
+            self._exchange([0.0, 0.0, 0.0, 0.0])
             return None
         pieces = device_slices(data, label, len(contexts), self.ignore_label)
         on_devices = to_devices(pieces, contexts)
@@ -127,14 +127,16 @@ class SegmentationTrainer:
         autograd.backward(sums)
         local_loss = float(sum(s.asscalar() for s in sums))
         local_valid = float(sum((y != self.ignore_label).sum() for _, y in pieces))
-        loss_sum, valid, workers_with_batch = self._exchange([local_loss, local_valid, 1.0])
+        local_grad_sq = self._gradient_square_sum()
+        loss_sum, valid, workers_with_batch, grad_sq = self._exchange([local_loss, local_valid, 1.0, local_grad_sq])
         if workers_with_batch < self.devices.num_workers:
             return None
         update = self.updates + 1
         lr = self.schedule(update)
-        if not math.isfinite(loss_sum):
+        if not math.isfinite(loss_sum) or not math.isfinite(grad_sq):
+            what = f"loss is {loss_sum}" if not math.isfinite(loss_sum) else f"gradient is {grad_sq} (loss {loss_sum:.4g})"
             raise TrainingDivergedError(
-                f"loss is {loss_sum} at {where or 'update ' + str(update)} (update {update}, lr {lr:.3g}): "
+                f"{what} at {where or 'update ' + str(update)} (update {update}, lr {lr:.3g}): "
                 f"training diverged; this update was not applied")
         for metric in metrics:
             metric.update(scores, [y for _, y in pieces], local_loss, local_valid)
@@ -144,6 +146,16 @@ class SegmentationTrainer:
         self.trainer.step(max(valid, 1.0))
         self.updates = update
         return StepResult(loss=loss_sum / max(valid, 1.0), valid_pixels=valid, lr=lr, update=update)
+
+    def _gradient_square_sum(self) -> float:
+        """Sum of squares of every gradient on every device (NaN or inf if any entry is).
+
+        A NaN input can leave the loss finite (oneDNN's fused ReLU maps NaN to 0) while the
+        gradients of the first layer are NaN: both are checked before an update.
+        """
+        squares = [(grad * grad).sum() for param in self.net.collect_params().values()
+                   if param.grad_req != "null" for grad in param.list_grad()]
+        return float(mx.nd.add_n(*[s.as_in_context(mx.cpu()) for s in squares]).asscalar()) if squares else 0.0
 
     # ------------------------------------------------------------------ parameters
     def parameter_arrays(self) -> Dict[str, np.ndarray]:
