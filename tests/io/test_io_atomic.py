@@ -36,3 +36,17 @@ def test_writer_gets_the_extension(tmp_path):
     seen = []
     atomic_write_with(str(tmp_path / "x.png"), lambda p: (seen.append(p), open(p, "wb").close()))
     assert seen[0].endswith(".png") and os.path.dirname(seen[0]) == str(tmp_path)
+
+
+def test_image_writer_round_trips_and_names_the_file_on_failure(tmp_path):
+    import cv2
+    import numpy as np
+
+    from tusimple_duc.io.atomic import atomic_write_image
+
+    grey16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    atomic_write_image(str(tmp_path / "ids.png"), grey16)
+    assert (cv2.imread(str(tmp_path / "ids.png"), cv2.IMREAD_UNCHANGED) == grey16).all()
+    with pytest.raises(OSError, match="bad.png: OpenCV could not write the image"):
+        atomic_write_image(str(tmp_path / "bad.png"), np.zeros((2, 2, 7), dtype=np.float64))
+    assert not (tmp_path / "bad.png").exists()

@@ -37,7 +37,7 @@ from tusimple_duc.data.synthetic_render import (
 )
 from tusimple_duc.data.synthetic_scene import CITYSCAPES_STYLE, COMMON_LABELS, RARE_KINDS, labels_of_kinds
 from tusimple_duc.errors import ConfigError, DataError
-from tusimple_duc.io.atomic import atomic_write_json, atomic_write_with
+from tusimple_duc.io.atomic import atomic_write_image, atomic_write_json
 
 #: Cities of the real release, per split, in alphabetical order.
 CITYSCAPES_CITIES: Dict[str, Tuple[str, ...]] = {
@@ -156,10 +156,10 @@ def _split_cities(split: str, count: int, cities: Optional[Sequence[str]]) -> Tu
 
 def write_image(path: str, array: np.ndarray) -> None:
     """Write ``array`` (OpenCV channel order) atomically, as PNG or JPEG by ``path``'s extension."""
-    def write(tmp_path: str) -> None:
-        if not cv2.imwrite(tmp_path, array):
-            raise DataError(f"{path}: OpenCV could not write the image")
-    atomic_write_with(path, write)
+    try:
+        atomic_write_image(path, array)
+    except OSError as error:
+        raise DataError(str(error)) from None
 
 
 def _write_annotation(files: Dict[str, str], paths: Dict[str, str], kind: str,

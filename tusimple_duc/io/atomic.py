@@ -78,3 +78,26 @@ def atomic_write_text(path: str, text: str) -> None:
 def atomic_write_json(path: str, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_image(path: str, array: Any) -> None:
+    """Write an image array in OpenCV's channel order (BGR, grey, 16-bit grey) atomically;
+    the format (PNG, JPEG) follows ``path``'s extension.
+
+    Raises ``OSError`` naming ``path`` when OpenCV cannot encode or write it.
+    """
+    import cv2  # deferred: the rest of this module needs only the standard library
+    import numpy as np
+
+    contiguous = np.ascontiguousarray(array)
+
+    def write(tmp_path: str) -> None:
+        try:
+            written = cv2.imwrite(tmp_path, contiguous)
+        except cv2.error as error:
+            reason = str(error).strip().splitlines()[-1]
+            raise OSError(f"{path}: OpenCV could not write the image ({reason})") from None
+        if not written:
+            raise OSError(f"{path}: OpenCV could not write the image")
+
+    atomic_write_with(path, write)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -23,17 +22,9 @@ from tusimple_duc.evaluation.files import read_png
 from tusimple_duc.evaluation.kitti import KittiRoadEvaluator
 from tusimple_duc.evaluation.voc import VocEvaluator
 from tusimple_duc.inference.predictor import Prediction
-from tusimple_duc.io.atomic import atomic_open, atomic_write_with
+from tusimple_duc.io.atomic import atomic_open, atomic_write_image
 
 KITTI_CATEGORIES = ("umm", "um", "uu")  # longest prefix first
-
-
-def _write_gray_png(path: str, array: np.ndarray) -> None:
-    def write(tmp_path: str) -> None:
-        if not cv2.imwrite(tmp_path, np.ascontiguousarray(array)):
-            raise OSError(f"{path}: cv2.imwrite failed")
-
-    atomic_write_with(path, write)
 
 
 def _write_palette_png(path: str, indices: np.ndarray) -> None:
@@ -61,11 +52,11 @@ class DatasetOutputs:
         if self._palette_score:
             _write_palette_png(path, score)
         else:
-            _write_gray_png(path, score)
+            atomic_write_image(path, score)
 
     def write_label_png(self, path: str, labels: np.ndarray) -> None:
         """A (H, W) uint8 training-id map as an 8-bit PNG."""
-        _write_gray_png(path, labels.astype(np.uint8))
+        atomic_write_image(path, labels.astype(np.uint8))
 
     @staticmethod
     def write_probabilities(path: str, probabilities: np.ndarray) -> None:

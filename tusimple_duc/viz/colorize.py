@@ -11,7 +11,7 @@ import numpy as np
 
 from tusimple_duc.data.labels import (
     CITYSCAPES_ID_PALETTE, CITYSCAPES_TRAINID_PALETTE, KITTI_PALETTE, VOC_PALETTE)
-from tusimple_duc.io.atomic import atomic_write_with
+from tusimple_duc.io.atomic import atomic_write_image
 
 #: Palettes (256, 3) uint8 by the kind of label map they colour.
 PALETTES: Dict[str, np.ndarray] = {
@@ -129,10 +129,4 @@ def segmentation_mosaic(image: np.ndarray, gt_labels: Optional[np.ndarray], pred
 def write_rgb_png(path: str, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 RGB image (or (H, W) grey) to ``path`` as PNG, atomically."""
     rgb = np.asarray(rgb)
-    bgr = rgb[:, :, ::-1] if rgb.ndim == 3 else rgb
-
-    def write(tmp_path: str) -> None:
-        if not cv2.imwrite(tmp_path, np.ascontiguousarray(bgr)):
-            raise OSError(f"cannot write {path}")
-
-    atomic_write_with(path, write)
+    atomic_write_image(path, rgb[:, :, ::-1] if rgb.ndim == 3 else rgb)
