@@ -69,7 +69,7 @@ def format_report(results: Dict[str, object]) -> str:
                      f"{100 * v['argmax_agreement']:.2f}%", f"{v['max_abs_difference']:.3f}",
                      f"{100 * v['miou']:.2f}", f"{100 * v['miou_change']:+.2f}", _memory(v)]
                     for p, v in block["variants"].items()]
-            lines += [f"Precision at {'x'.join(map(str, precision['shape']))}, {block['weights']}, "
+            lines += [f"Precision at {'x'.join(map(str, block.get('shape', precision['shape'])))}, {block['weights']}, "
                       f"{block['images']} synthetic val images:"]
             lines += _table(["precision", "latency s", "speed-up", "argmax = fp32", "max |dp|", "mIoU %",
                              "change", "peak RSS GB"], rows) + [""]

@@ -14,10 +14,12 @@ Sections (:data:`SECTIONS`):
                DUC rearrangement and with MXNet's default thread count.
 ``sliding``    at ``sliding_shape``: ``Predictor.predict`` whole image vs 800x800 windows
                (stride 600), interleaved.
-``precision``  at ``precision_shape``: fp32, bf16, int8 interleaved; per low precision the
+``precision``  at ``precision_shape``: fp32, bf16, int8 (head and residual stream fp32, the
+               default) and int8-all (every layer int8) interleaved; per low precision the
                speed-up, the fraction of pixels whose argmax equals fp32's and the mIoU change
                on the synthetic val split (at prediction resolution), with the benchmark's
-               random weights and, if given, a trained checkpoint (``trained``).
+               random weights and, if given, a trained checkpoint (``trained``: a preset or a
+               training config file, at ``trained_shape``).
 ``train``      one engine SGD update (forward, backward, update) on a ``train_crop`` batch of 1.
 
 Weights: ``checkpoint``/``epoch`` exported to the released format (``io.export``), or random
@@ -53,7 +55,7 @@ MAIN_VARIANTS = ("gluon", "module", "torch")
 LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu",
           "lever-unpadded-head", "gluon", "lever-raw-head")
 HALF_THREADS = "gluon (MXNet default threads)"
-PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8"}
+PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8", "int8-all": "gluon-int8-all"}
 MEMORY_HEADROOM = 0.9
 
 
@@ -78,7 +80,8 @@ class BenchOptions:
     calibration_images: int = 2
     calibration_mode: str = "naive"
     train_crop: Shape = (544, 544)
-    trained: Optional[Tuple[str, str, int]] = None   # (preset, prefix, epoch)
+    trained: Optional[Tuple[str, str, int]] = None   # (preset or train .cfg, prefix, epoch)
+    trained_shape: Optional[Shape] = None     # default: precision_shape
     gemm_size: int = 4096
 
 
@@ -274,27 +277,33 @@ class Suite:
 
     def precision(self, shape: Shape) -> Dict[str, object]:
         o = self.options
-        tag = f"{shape[0]}x{shape[1]}"
-        self.log(f"precision {tag}: fp32, bf16, int8 ({o.calibration_mode} calibration)")
-        data = self.synthetic(shape)
-        calibration = self.path(f"calibration-{tag}.npy")
-        np.save(calibration, np.concatenate([np.load(self.network_input(f.image, f"train-{tag}-{i}"))
-                                             for i, f in enumerate(data.frames["train"])]))
-        result = {"shape": list(shape), "calibration_images": len(data.frames["train"])}
-        result["random_weights"] = self.precision_set(shape, None, timed=True, calibration=calibration)
+        self.log(f"precision {shape[0]}x{shape[1]}: {', '.join(PRECISIONS)} ({o.calibration_mode} calibration)")
+        result = {"shape": list(shape), "calibration_images": o.calibration_images}
+        result["random_weights"] = self.precision_set(shape, None, timed=True)
         if o.trained:
-            result["trained"] = self.precision_set(shape, o.trained, timed=False, calibration=calibration)
+            result["trained"] = self.precision_set(o.trained_shape or shape, o.trained, timed=False)
         return result
 
-    def precision_set(self, shape: Shape, trained: Optional[Tuple[str, str, int]], timed: bool,
-                      calibration: str) -> Dict[str, object]:
+    def calibration_inputs(self, shape: Shape) -> str:
+        """``.npy`` of the (K, 3, H, W) network inputs of the synthetic train images at ``shape``."""
+        tag = f"{shape[0]}x{shape[1]}"
+        path = self.path(f"calibration-{tag}.npy")
+        if not os.path.exists(path):
+            frames = self.synthetic(shape).frames["train"]
+            np.save(path, np.concatenate([np.load(self.network_input(f.image, f"train-{tag}-{i}"))
+                                          for i, f in enumerate(frames)]))
+        return path
+
+    def precision_set(self, shape: Shape, trained: Optional[Tuple[str, str, int]],
+                      timed: bool) -> Dict[str, object]:
         o = self.options
         tag = f"{shape[0]}x{shape[1]}" + ("-trained" if trained else "")
+        calibration = self.calibration_inputs(shape)
         frames = self.synthetic(shape).frames["val"]
         inputs = [self.network_input(f.image, f"val-{tag}-{i}") for i, f in enumerate(frames)]
         preset, prefix, epoch = trained or (o.preset, self.prefix, 0)
         workers = {p: self.spawn(p, variant, inputs[0], prefix=prefix, preset=preset, epoch=epoch,
-                                 calibration=calibration if p == "int8" else None,
+                                 calibration=calibration if p.startswith("int8") else None,
                                  calibration_mode=o.calibration_mode)
                    for p, variant in PRECISIONS.items()}
         probabilities = {p: [first] for p, first in self.first_outputs(workers, tag).items()}
@@ -321,7 +330,8 @@ class Suite:
             result["miou_change"] = result["miou"] - fp32_miou
             if timed:
                 result["speedup_vs_fp32"] = variants["fp32"]["median_s"] / result["median_s"]
-        return {"weights": f"{prefix} epoch {epoch} ({preset})", "images": len(frames), "variants": variants}
+        return {"weights": f"{prefix} epoch {epoch} ({preset})", "shape": list(shape), "images": len(frames),
+                "variants": variants}
 
     def train(self, crop: Shape) -> Dict[str, object]:
         tag = f"{crop[0]}x{crop[1]}"

@@ -11,7 +11,9 @@ Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
 =========================  =====================================================================
 ``gluon``                  (a) this project: :class:`~tusimple_duc.inference.fast.FastForward` fp32
 ``gluon-bf16``             the same in bfloat16 (``mx.contrib.amp``)
-``gluon-int8``             the same quantized to int8 (calibrated on ``calibration``)
+``gluon-int8``             the same quantized to int8 (calibrated on ``calibration``), head and
+                           residual stream in fp32 (FastForward's default ``int8_fp32``)
+``gluon-int8-all``         int8 everywhere oneDNN can (``int8_fp32=()``)
 ``module``                 (b) the original pipeline: ``mx.mod.Module.load`` of the released-format
                            checkpoint (io's symbol JSON), bound for inference; output (N, L, r*r*h*w)
 ``torch``                  (c) PyTorch eager (``benchmarks.torch_duc``), channels-last tensors
@@ -41,10 +43,12 @@ import mxnet as mx
 import numpy as np
 
 from tusimple_duc import layout
+from tusimple_duc.config import INT8_FP32_GROUPS, load_train_config
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path
-from tusimple_duc.models import get_model
+from tusimple_duc.models import build_model, get_model
+from tusimple_duc.models.from_config import spec_from_train_config
 
-FORWARD_VARIANTS = ("gluon", "gluon-bf16", "gluon-int8", "module", "torch", "torch-nchw",
+FORWARD_VARIANTS = ("gluon", "gluon-bf16", "gluon-int8", "gluon-int8-all", "module", "torch", "torch-nchw",
                     "lever-imperative", "lever-hybridized", "lever-static",
                     "lever-fused-plain-relu", "lever-unpadded-head", "lever-raw-head")
 OTHER_VARIANTS = ("predict-whole", "predict-sliding", "train-step")
@@ -76,9 +80,16 @@ class VariantConfig:
         return cls(**values)
 
 
+def network(preset: str):
+    """The Gluon network of a preset name or of a training config (``*.cfg``: its [network])."""
+    if preset.endswith(".cfg"):
+        return build_model(spec_from_train_config(load_train_config(preset)))
+    return get_model(preset)
+
+
 def load_net(config: VariantConfig):
     """The preset's Gluon network with the checkpoint's weights."""
-    net = get_model(config.preset)
+    net = network(config.preset)
     load_checkpoint(net, config.prefix, config.epoch, ctx=mx.cpu())
     return net
 
@@ -118,10 +129,12 @@ def _gluon(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
 
     net = load_net(config)
     name = config.variant
-    if name in ("gluon", "gluon-bf16", "gluon-int8"):
-        precision = {"gluon": "fp32", "gluon-bf16": "bf16", "gluon-int8": "int8"}[name]
+    if name in ("gluon", "gluon-bf16", "gluon-int8", "gluon-int8-all"):
+        precision = {"gluon": "fp32", "gluon-bf16": "bf16"}.get(name, "int8")
         calibration = np.load(config.calibration) if config.calibration else None
-        return ForwardVariant(FastForward(net, precision, calibration, config.calibration_mode), x)
+        fp32_groups = () if name == "gluon-int8-all" else INT8_FP32_GROUPS
+        return ForwardVariant(FastForward(net, precision, calibration, config.calibration_mode,
+                                          int8_fp32=fp32_groups), x)
     if name == "lever-raw-head":
         ratio = duc_ratio(net)
         return ForwardVariant(FastForward(net, raw_head=True), x,
@@ -154,7 +167,7 @@ def _module(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
         warnings.simplefilter("ignore")
         module = mx.mod.Module.load(config.prefix, config.epoch, context=mx.cpu())
         module.bind(data_shapes=[("data", x.shape)], for_training=False)
-    net = get_model(config.preset)
+    net = network(config.preset)
     ratio = duc_ratio(net)
     rows, cols = x.shape[2] // int(net.output_stride), x.shape[3] // int(net.output_stride)
 

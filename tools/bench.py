@@ -36,12 +36,14 @@ def parse_shape(text: str) -> Tuple[int, int]:
 
 
 def parse_trained(text: Optional[str]) -> Optional[Tuple[str, str, int]]:
-    """``PRESET:PREFIX:EPOCH`` -> (preset, prefix, epoch)."""
+    """``PRESET:PREFIX:EPOCH`` -> (preset, prefix, epoch); PRESET may be a training config file."""
     if text is None:
         return None
     parts = text.split(":")
     if len(parts) != 3 or not parts[2].isdigit():
         raise ConfigError(f"--trained: {text!r} is not PRESET:PREFIX:EPOCH")
+    if parts[0].endswith(".cfg") and not os.path.isfile(parts[0]):
+        raise ConfigError(f"--trained: {parts[0]}: training config not found")
     return parts[0], parts[1], int(parts[2])
 
 
@@ -63,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-images", type=int, default=2, help="synthetic train images for int8")
     p.add_argument("--calibration-mode", choices=("naive", "entropy"), default="naive")
     p.add_argument("--train-crop", default="544x544", help="HxW of the training-step batch")
-    p.add_argument("--trained", help="PRESET:PREFIX:EPOCH of a trained checkpoint for the precision section")
+    p.add_argument("--trained", help="PRESET:PREFIX:EPOCH of a trained checkpoint for the precision section "
+                   "(PRESET: a preset name or the checkpoint's -train.cfg)")
+    p.add_argument("--trained-shape", help="HxW of the trained checkpoint's precision run (default: --precision-shape)")
     p.add_argument("--workdir", help="folder for weights, inputs and worker logs (default: temporary)")
     p.add_argument("--out", help="JSON results file")
     return p
@@ -84,7 +88,8 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
         levers_shape=optional(args.levers_shape), sliding_shape=optional(args.sliding_shape),
         precision_shape=optional(args.precision_shape), precision_images=args.precision_images,
         calibration_images=args.calibration_images, calibration_mode=args.calibration_mode,
-        train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained))
+        train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained),
+        trained_shape=optional(args.trained_shape))
 
 
 def main(argv=None) -> int:

@@ -204,6 +204,10 @@ class TestDataSection:
     dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
 
 
+#: layer groups ``[inference] precision = int8`` can keep in fp32 (``inference/fast.py``)
+INT8_FP32_GROUPS: Tuple[str, ...] = ("head", "residual")
+
+
 @dataclass(frozen=True)
 class InferenceSection:
     """[inference]: modes beyond the released whole-image protocol."""
@@ -227,6 +231,9 @@ class InferenceSection:
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     #: int8: how many of the first images calibrate the quantization ranges.
     calibration_images: int = 4
+    #: int8: layer groups kept in fp32 (``head``, ``residual``; ``none`` = quantize all). Both
+    #: keep 99.6 % of fp32's argmax on a trained network, none 95 % (docs/PERFORMANCE.md).
+    int8_fp32: Optional[Tuple[str, ...]] = INT8_FP32_GROUPS
 
 
 @dataclass(frozen=True)
@@ -485,6 +492,9 @@ def validate_test_config(config: TestConfig) -> None:
     _check(inf.precision == "fp32" or inf.cpu_fast, src, "[inference] precision",
            f"{inf.precision} needs cpu_fast = True")
     _check(inf.calibration_images >= 1, src, "[inference] calibration_images", "must be >= 1")
+    unknown = sorted(set(inf.int8_fp32 or ()) - set(INT8_FP32_GROUPS))
+    _check(not unknown, src, "[inference] int8_fp32",
+           f"unknown layer group {', '.join(unknown)} (known: {', '.join(INT8_FP32_GROUPS)}, or none)")
 
 
 def to_ini(config: Any) -> str:

@@ -156,3 +156,23 @@ def test_low_precision_needs_the_fast_cpu_forward():
 
     with pytest.raises(ConfigError, match=r"\[inference\] precision: bf16 needs cpu_fast = True"):
         load_test_config(None, ["data.image_list=x", "inference.precision=bf16", "inference.cpu_fast=False"])
+
+
+def test_int8_fp32_groups_are_parsed_validated_and_reach_the_forward(dataset, tmp_path):
+    from tusimple_duc.errors import ConfigError
+    from tusimple_duc.data.lists import read_list
+    from tusimple_duc.pipelines.segment import select_forward
+
+    base = ["data.image_list=x", "inference.precision=int8"]
+    assert load_test_config(None, base).inference.int8_fp32 == ("head", "residual")
+    assert load_test_config(None, base + ["inference.int8_fp32=head"]).inference.int8_fp32 == ("head",)
+    assert load_test_config(None, base + ["inference.int8_fp32=none"]).inference.int8_fp32 is None
+    with pytest.raises(ConfigError, match=r"\[inference\] int8_fp32: unknown layer group stem"):
+        load_test_config(None, base + ["inference.int8_fp32=head,stem"])
+    root, _, _ = dataset
+    config = load_test_config(None, _config(root, tmp_path / "z", "inference.precision=int8",
+                                            "inference.calibration_images=1", "inference.int8_fp32=none"))
+    forward = select_forward(config, _net("tiny_duc_hdc"), [mx.cpu()], read_list(config.data.image_list),
+                             own_images=False)
+    assert forward.precision == "int8" and forward.int8_fp32 == ()
+

@@ -30,8 +30,19 @@ How (each lever measured by ``tools/bench.py``):
 5. **bf16** (``precision='bf16'``): ``mx.contrib.amp`` converts the graph (parameters cast,
    softmax kept in fp32), then the same fusion. **int8** (``'int8'``):
    ``mx.contrib.quantization.quantize_net_v2`` with calibration on ``calibration`` batches
-   (``naive`` min/max or ``entropy``), per-channel weight scales; layers whose names contain
-   one of ``exclude`` stay fp32. (int8 keeps the 304-channel head: no gain from padding there.)
+   (``naive`` min/max or ``entropy``), per-channel weight scales. The layer groups named in
+   ``int8_fp32`` stay fp32 (:func:`int8_fp32_layers`):
+
+   * ``head``: the classifier convolutions (the DUC head's ASPP branches, padded as in lever 4).
+     Their outputs are the logits: int8 rounding there moves argmaxes directly.
+   * ``residual``: each bottleneck's shortcut sum. oneDNN fuses the sum into the block's last
+     1x1 convolution, so that convolution runs fp32 too and the residual stream between blocks
+     stays fp32 instead of being requantized to 8 bits 33 times (ResNet-101).
+
+   Measured (``docs/PERFORMANCE.md``): on a trained DUC-HDC network both groups fp32 keep 99.6%
+   of the argmax of fp32 (98.9% with the head only, 95.3% with neither); on the released
+   ResNet-101 at 512x1024 they cost int8 4.0x -> 1.6x of fp32 speed. ``int8_fp32=()``
+   quantizes everything (fastest). ``exclude`` adds layers by name.
 
 Threads: ``import tusimple_duc`` (before mxnet) sets ``OMP_NUM_THREADS`` to the physical cores.
 """
@@ -39,12 +50,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock, ParameterDict, SymbolBlock
 
+from tusimple_duc.config import INT8_FP32_GROUPS
 from tusimple_duc.errors import ConfigError
 
 PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8")
@@ -127,9 +139,33 @@ def probability_symbol(net: HybridBlock, raw_head: bool = False,
     return mx.sym.softmax(scores, axis=1)
 
 
-def _symbol_block(net: HybridBlock, raw_head: bool, pad_head: bool, ctx: mx.Context) -> SymbolBlock:
+def int8_fp32_layers(symbol: mx.sym.Symbol, net: HybridBlock, groups: Sequence[str]) -> List[str]:
+    """Names of the nodes of ``symbol`` (a :func:`probability_symbol` of ``net``) in the int8
+    groups ``groups`` (:data:`INT8_FP32_GROUPS`): ``head`` = the (transposed) convolutions with
+    the head's weights, ``residual`` = the ``elemwise_add`` nodes before the head."""
+    unknown = sorted(set(groups) - set(INT8_FP32_GROUPS))
+    if unknown:
+        raise ConfigError(f"fast forward: int8_fp32: unknown layer group {', '.join(unknown)} "
+                          f"(known: {', '.join(INT8_FP32_GROUPS)})")
+    head_weights = set(net.head.collect_params().keys())
+    nodes = json.loads(symbol.tojson())["nodes"]
+    in_head = [False] * len(nodes)
+    names: List[str] = []
+    for index, node in enumerate(nodes):
+        inputs = [i for i, _, _ in node["inputs"]]
+        is_head_conv = (node["op"] in ("Convolution", "Deconvolution") and
+                        nodes[inputs[1]]["name"].replace(PADDED_SUFFIX, "") in head_weights)
+        in_head[index] = is_head_conv or any(in_head[i] for i in inputs)
+        if (is_head_conv and "head" in groups) or (
+                node["op"] == "elemwise_add" and not in_head[index] and "residual" in groups):
+            names.append(node["name"])
+    return names
+
+
+def _symbol_block(net: HybridBlock, raw_head: bool, pad_head: bool,
+                  ctx: mx.Context) -> Tuple[SymbolBlock, mx.sym.Symbol]:
     """A SymbolBlock of :func:`probability_symbol` sharing ``net``'s parameters (except the
-    padded head's, copied)."""
+    padded head's, copied), and that symbol."""
     params = ParameterDict()
     params.update(net.collect_params())
     channels = None
@@ -138,7 +174,7 @@ def _symbol_block(net: HybridBlock, raw_head: bool, pad_head: bool, ctx: mx.Cont
         if channels != net.head.raw_channels:
             params.update(padded_head_parameters(net, channels, ctx))
     symbol = probability_symbol(net, raw_head, channels)
-    return SymbolBlock(symbol, [mx.sym.var(INPUT_NAME)], params=params)
+    return SymbolBlock(symbol, [mx.sym.var(INPUT_NAME)], params=params), symbol
 
 
 def _bf16_block(block: SymbolBlock, ctx: mx.Context, example_shape: Tuple[int, ...]) -> SymbolBlock:
@@ -151,13 +187,14 @@ def _bf16_block(block: SymbolBlock, ctx: mx.Context, example_shape: Tuple[int, .
 
 
 def _int8_block(block: SymbolBlock, ctx: mx.Context, calibration: np.ndarray, mode: str,
-                exclude: Sequence[str]) -> SymbolBlock:
+                fp32_layers: Sequence[str], exclude: Sequence[str]) -> SymbolBlock:
     from mxnet.contrib import quantization
 
     data = mx.io.NDArrayIter(data={INPUT_NAME: calibration}, batch_size=1)
     return quantization.quantize_net_v2(
         block, quantized_dtype="auto", quantize_mode="full", quantize_granularity="channel-wise",
-        exclude_layers_match=list(exclude) or None, calib_data=data, calib_mode=mode,
+        exclude_layers=list(fp32_layers), exclude_layers_match=list(exclude) or None,
+        calib_data=data, calib_mode=mode,
         num_calib_examples=len(calibration), ctx=ctx)
 
 
@@ -173,10 +210,11 @@ class FastForward:
     calibration : int8 only, required: (N, 3, H, W) float32 network inputs (mean-subtracted RGB)
         whose layer statistics set the quantization ranges.
     calibration_mode : int8: ``naive`` (min/max) or ``entropy`` (KL-optimal thresholds; slower).
-    exclude : int8: layers whose symbol name contains one of these strings stay fp32
-        (e.g. ``('fc1_cityscapes',)`` for the head).
+    int8_fp32 : int8: the layer groups (:data:`INT8_FP32_GROUPS`) that stay fp32; ``()``
+        quantizes every layer oneDNN can.
+    exclude : int8: also keep fp32 the layers whose symbol name contains one of these strings.
     fuse : apply the oneDNN fusion pass (False only to measure what it buys).
-    pad_head : DUC heads, fp32 and bf16: widen the ASPP convolutions to
+    pad_head : DUC heads computed in fp32 or bf16: widen the ASPP convolutions to
         :func:`padded_channels` outputs (304 -> 320; zero weights, sliced off). False only to
         measure what it buys.
     raw_head : output softmax over classes of the head's raw ``(N, L, r*r, h, w)`` (DUC only;
@@ -189,7 +227,8 @@ class FastForward:
 
     def __init__(self, net: HybridBlock, precision: str = "fp32",
                  calibration: Optional[np.ndarray] = None, calibration_mode: str = "naive",
-                 exclude: Sequence[str] = (), fuse: bool = True, pad_head: bool = True,
+                 int8_fp32: Sequence[str] = INT8_FP32_GROUPS, exclude: Sequence[str] = (),
+                 fuse: bool = True, pad_head: bool = True,
                  raw_head: bool = False, ctx: mx.Context = mx.cpu()) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"fast forward: precision must be one of {', '.join(PRECISIONS)}, "
@@ -203,17 +242,20 @@ class FastForward:
                                   "(N, 3, H, W) float32 array")
         self.net = net
         self.precision = precision
+        self.int8_fp32: Tuple[str, ...] = tuple(int8_fp32) if precision == "int8" else ()
         self.fuse = fuse
         self.ctx = ctx
         self.num_classes = int(net.num_classes)
         self.prediction_stride = int(net.prediction_stride)
-        block = _symbol_block(net, raw_head, pad_head and precision != "int8", ctx)
+        head_in_float = precision != "int8" or "head" in int8_fp32
+        block, symbol = _symbol_block(net, raw_head, pad_head and head_in_float, ctx)
         if precision == "bf16":
             stride = int(net.output_stride)
             block = _bf16_block(block, ctx, (1, 3, 4 * stride, 4 * stride))
         elif precision == "int8":
+            fp32_layers = int8_fp32_layers(symbol, net, int8_fp32)
             block = _int8_block(block, ctx, np.asarray(calibration, dtype=np.float32),
-                                calibration_mode, exclude)
+                                calibration_mode, fp32_layers, exclude)
         self.block = block
         self._optimized_for: Optional[Tuple[int, ...]] = None
 

@@ -116,7 +116,8 @@ def select_forward(config: TestConfig, net: SegmentationNet, contexts: Sequence[
     calibration = None
     if config.inference.precision == "int8":
         calibration = calibration_batch(config, entries, own_images, net.output_stride)
-    return FastForward(net, precision=config.inference.precision, calibration=calibration, ctx=contexts[0])
+    return FastForward(net, precision=config.inference.precision, calibration=calibration,
+                       int8_fp32=config.inference.int8_fp32 or (), ctx=contexts[0])
 
 
 def image_entries(paths: Sequence[str]) -> List[ListEntry]:
