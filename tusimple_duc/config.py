@@ -232,7 +232,8 @@ class InferenceSection:
     #: int8: how many of the first images calibrate the quantization ranges.
     calibration_images: int = 4
     #: int8: layer groups kept in fp32 (``head``, ``residual``; ``none`` = quantize all). Both
-    #: keep 99.6 % of fp32's argmax on a trained network, none 95 % (docs/PERFORMANCE.md).
+    #: keep 99.6 % of fp32's argmax on the trained demo network (98.0 % on a weakly trained
+    #: ResNet-101), none 95 % (docs/PERFORMANCE.md).
     int8_fp32: Optional[Tuple[str, ...]] = INT8_FP32_GROUPS
 
 

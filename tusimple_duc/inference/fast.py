@@ -40,7 +40,8 @@ How (each lever measured by ``tools/bench.py``):
      stays fp32 instead of being requantized to 8 bits 33 times (ResNet-101).
 
    Measured (``docs/PERFORMANCE.md``): on a trained DUC-HDC network both groups fp32 keep 99.6%
-   of the argmax of fp32 (98.9% with the head only, 95.3% with neither); on the released
+   of the argmax of fp32 (98.9% with the head only, 95.3% with neither; 98.0% on a weakly
+   trained ResNet-101, where the last stage in fp32 too gives 99.7%); on the released
    ResNet-101 at 512x1024 they cost int8 4.0x -> 1.6x of fp32 speed. ``int8_fp32=()``
    quantizes everything (fastest). ``exclude`` adds layers by name.
 
