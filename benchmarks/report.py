@@ -16,6 +16,10 @@ def _seconds(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _percent(fraction: Optional[float]) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.2f}%"
+
+
 def _memory(result: Dict[str, object]) -> str:
     return f"{result['peak_rss_mb'] / 1024:.2f}" if "peak_rss_mb" in result else "-"
 
@@ -66,13 +70,16 @@ def format_report(results: Dict[str, object]) -> str:
                 continue
             block = precision[key]
             rows = [[p, _seconds(v.get("median_s")), f"x{v['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in v else "-",
-                     f"{100 * v['argmax_agreement']:.2f}%", f"{v['max_abs_difference']:.3f}",
+                     f"{100 * v['argmax_agreement']:.2f}%", _percent(v.get("argmax_agreement_confident")),
+                     f"{v['max_abs_difference']:.3f}",
                      f"{100 * v['miou']:.2f}", f"{100 * v['miou_change']:+.2f}", _memory(v)]
                     for p, v in block["variants"].items()]
             lines += [f"Precision at {'x'.join(map(str, block.get('shape', precision['shape'])))}, {block['weights']}, "
-                      f"{block['images']} synthetic val images:"]
-            lines += _table(["precision", "latency s", "speed-up", "argmax = fp32", "max |dp|", "mIoU %",
-                             "change", "peak RSS GB"], rows) + [""]
+                      f"{block['images']} synthetic val images; 'confident': the "
+                      f"{_percent(block.get('confident_fraction'))} of pixels whose fp32 top-two "
+                      f"probabilities differ by >= {block.get('confident_margin', '-')}:"]
+            lines += _table(["precision", "latency s", "speed-up", "argmax = fp32", "confident", "max |dp|",
+                             "mIoU %", "change", "peak RSS GB"], rows) + [""]
     if "train" in results:
         t = results["train"]
         lines += [f"Training {'x'.join(map(str, t['crop']))}, batch {t['batch']}: {t['median_s']:.3f} s per "

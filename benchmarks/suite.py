@@ -14,12 +14,14 @@ Sections (:data:`SECTIONS`):
                DUC rearrangement and with MXNet's default thread count.
 ``sliding``    at ``sliding_shape``: ``Predictor.predict`` whole image vs 800x800 windows
                (stride 600), interleaved.
-``precision``  at ``precision_shape``: fp32, bf16, int8 (head and residual stream fp32, the
-               default) and int8-all (every layer int8) interleaved; per low precision the
-               speed-up, the fraction of pixels whose argmax equals fp32's and the mIoU change
-               on the synthetic val split (at prediction resolution), with the benchmark's
-               random weights and, if given, a trained checkpoint (``trained``: a preset or a
-               training config file, at ``trained_shape``).
+``precision``  at ``precision_shape``: fp32, bf16, int8 (head, residual stream and last stage
+               fp32, the default), int8-residual (head and residual stream fp32) and int8-all
+               (every layer int8) interleaved; per low precision the speed-up, the fraction of
+               pixels whose argmax equals fp32's (all pixels, and those where fp32's top-two
+               probabilities differ by at least ``CONFIDENT_MARGIN``) and the mIoU change on the
+               synthetic val split (at prediction resolution), with the benchmark's random
+               weights and, if given, a trained checkpoint (``trained``: a preset or a training
+               config file, at ``trained_shape``).
 ``train``      one engine SGD update (forward, backward, update) on a ``train_crop`` batch of 1.
 
 Weights: ``checkpoint``/``epoch`` exported to the released format (``io.export``), or random
@@ -38,7 +40,7 @@ import numpy as np
 
 from benchmarks.machine import available_memory_mb, describe_machine, gemm_peak
 from benchmarks.process import BenchError, Worker
-from benchmarks.scoring import mean_iou, read_rgb, targets, train_id_map
+from benchmarks.scoring import mean_iou, read_rgb, targets, top_two_margin, train_id_map
 from benchmarks.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
 from tusimple_duc.data.synthetic import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
@@ -55,7 +57,10 @@ MAIN_VARIANTS = ("gluon", "module", "torch")
 LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu",
           "lever-unpadded-head", "gluon", "lever-raw-head")
 HALF_THREADS = "gluon (MXNet default threads)"
-PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8", "int8-all": "gluon-int8-all"}
+PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8",
+              "int8-residual": "gluon-int8-residual", "int8-all": "gluon-int8-all"}
+#: fp32 top-1 minus top-2 probability above which a pixel counts as confidently classified
+CONFIDENT_MARGIN = 0.1
 MEMORY_HEADROOM = 0.9
 
 
@@ -321,9 +326,13 @@ class Suite:
         num_classes = probabilities["fp32"][0].shape[1]
         fp32_labels = [p.argmax(axis=1)[0] for p in probabilities["fp32"]]
         fp32_miou = mean_iou(fp32_labels, labels, num_classes)
+        confident = np.concatenate([top_two_margin(p[0]).ravel() >= CONFIDENT_MARGIN
+                                    for p in probabilities["fp32"]])
         for p, result in variants.items():
             predicted = [q.argmax(axis=1)[0] for q in probabilities[p]]
             result["argmax_agreement"] = float(np.mean([(a == b).mean() for a, b in zip(predicted, fp32_labels)]))
+            same = np.concatenate([(a == b).ravel() for a, b in zip(predicted, fp32_labels)])
+            result["argmax_agreement_confident"] = float(same[confident].mean()) if confident.any() else None
             result["max_abs_difference"] = float(max(np.abs(q - r).max() for q, r in
                                                      zip(probabilities[p], probabilities["fp32"])))
             result["miou"] = mean_iou(predicted, labels, num_classes)
@@ -331,6 +340,7 @@ class Suite:
             if timed:
                 result["speedup_vs_fp32"] = variants["fp32"]["median_s"] / result["median_s"]
         return {"weights": f"{prefix} epoch {epoch} ({preset})", "shape": list(shape), "images": len(frames),
+                "confident_margin": CONFIDENT_MARGIN, "confident_fraction": float(confident.mean()),
                 "variants": variants}
 
     def train(self, crop: Shape) -> Dict[str, object]:

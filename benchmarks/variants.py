@@ -11,8 +11,9 @@ Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
 =========================  =====================================================================
 ``gluon``                  (a) this project: :class:`~tusimple_duc.inference.fast.FastForward` fp32
 ``gluon-bf16``             the same in bfloat16 (``mx.contrib.amp``)
-``gluon-int8``             the same quantized to int8 (calibrated on ``calibration``), head and
-                           residual stream in fp32 (FastForward's default ``int8_fp32``)
+``gluon-int8``             the same quantized to int8 (calibrated on ``calibration``), the default
+                           ``int8_fp32`` groups (head, residual stream, last stage) in fp32
+``gluon-int8-residual``    int8 with the head and residual stream fp32, the last stage int8
 ``gluon-int8-all``         int8 everywhere oneDNN can (``int8_fp32=()``)
 ``module``                 (b) the original pipeline: ``mx.mod.Module.load`` of the released-format
                            checkpoint (io's symbol JSON), bound for inference; output (N, L, r*r*h*w)
@@ -37,18 +38,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from tusimple_duc import layout
-from tusimple_duc.config import INT8_FP32_GROUPS, load_train_config
+from tusimple_duc.config import INT8_FP32_DEFAULT, load_train_config
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path
 from tusimple_duc.models import build_model, get_model
 from tusimple_duc.models.from_config import spec_from_train_config
 
-FORWARD_VARIANTS = ("gluon", "gluon-bf16", "gluon-int8", "gluon-int8-all", "module", "torch", "torch-nchw",
+#: int8 variants and the layer groups each keeps in fp32
+INT8_VARIANTS: Dict[str, Tuple[str, ...]] = {"gluon-int8": INT8_FP32_DEFAULT,
+                                             "gluon-int8-residual": ("head", "residual"),
+                                             "gluon-int8-all": ()}
+FORWARD_VARIANTS = ("gluon", "gluon-bf16", *INT8_VARIANTS, "module", "torch", "torch-nchw",
                     "lever-imperative", "lever-hybridized", "lever-static",
                     "lever-fused-plain-relu", "lever-unpadded-head", "lever-raw-head")
 OTHER_VARIANTS = ("predict-whole", "predict-sliding", "train-step")
@@ -129,12 +134,12 @@ def _gluon(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
 
     net = load_net(config)
     name = config.variant
-    if name in ("gluon", "gluon-bf16", "gluon-int8", "gluon-int8-all"):
-        precision = {"gluon": "fp32", "gluon-bf16": "bf16"}.get(name, "int8")
+    if name in ("gluon", "gluon-bf16"):
+        return ForwardVariant(FastForward(net, "fp32" if name == "gluon" else "bf16"), x)
+    if name in INT8_VARIANTS:
         calibration = np.load(config.calibration) if config.calibration else None
-        fp32_groups = () if name == "gluon-int8-all" else INT8_FP32_GROUPS
-        return ForwardVariant(FastForward(net, precision, calibration, config.calibration_mode,
-                                          int8_fp32=fp32_groups), x)
+        return ForwardVariant(FastForward(net, "int8", calibration, config.calibration_mode,
+                                          int8_fp32=INT8_VARIANTS[name]), x)
     if name == "lever-raw-head":
         ratio = duc_ratio(net)
         return ForwardVariant(FastForward(net, raw_head=True), x,

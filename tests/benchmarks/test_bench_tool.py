@@ -12,6 +12,7 @@ import sys
 
 import tusimple_duc  # noqa: F401  (before mxnet: thread set-up)
 import mxnet as mx
+import numpy as np
 import pytest
 
 from tusimple_duc.errors import ConfigError
@@ -23,6 +24,7 @@ from tusimple_duc.models import build_model
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import bench  # noqa: E402
+from benchmarks.scoring import top_two_margin  # noqa: E402
 
 TRAIN_CONFIG = """[network]
 preset = tiny_duc_hdc
@@ -58,14 +60,18 @@ def test_precision_section_compares_every_precision_with_fp32(results):
     assert "demo-train.cfg" in trained["weights"]
     for block in (random_weights, trained):
         variants = block["variants"]
-        assert set(variants) == {"fp32", "bf16", "int8", "int8-all"}
+        assert set(variants) == {"fp32", "bf16", "int8", "int8-residual", "int8-all"}
         assert variants["fp32"]["argmax_agreement"] == 1.0 and variants["fp32"]["max_abs_difference"] == 0.0
         assert variants["fp32"]["miou_change"] == 0.0
+        assert 0.0 < block["confident_fraction"] <= 1.0 and block["confident_margin"] == 0.1
+        assert variants["fp32"]["argmax_agreement_confident"] == 1.0
         for name, v in variants.items():
             assert 0.0 <= v["argmax_agreement"] <= 1.0 and 0.0 <= v["miou"] <= 1.0
+            assert 0.0 <= v["argmax_agreement_confident"] <= 1.0
             assert v["miou_change"] == pytest.approx(v["miou"] - variants["fp32"]["miou"])
-        # the fp32 head and residual stream are worth something even on random weights
-        assert variants["int8"]["argmax_agreement"] > variants["int8-all"]["argmax_agreement"]
+        # layers kept in fp32 are worth something even on random weights
+        assert variants["int8-residual"]["argmax_agreement"] > variants["int8-all"]["argmax_agreement"]
+        assert variants["int8"]["argmax_agreement"] >= variants["int8-residual"]["argmax_agreement"]
     assert random_weights["variants"]["fp32"]["speedup_vs_fp32"] == 1.0
     assert "speedup_vs_fp32" not in trained["variants"]["int8"]    # trained: accuracy only
 
@@ -74,6 +80,14 @@ def test_targets_score_the_trained_checkpoint_only(results):
     names = [name for name in results["targets"] if "argmax" in name]
     assert names == ["bf16 argmax agreement >= 99% (trained)", "int8 argmax agreement >= 99% (trained)"]
     assert results["train"]["crop"] == [64, 64] and results["train"]["median_s"] > 0
+
+
+def test_top_two_margin_is_the_gap_between_the_two_largest_probabilities():
+    probabilities = np.random.RandomState(0).dirichlet(np.ones(5), size=(3, 4)).transpose(2, 0, 1)
+    ranked = np.sort(probabilities, axis=0)
+    np.testing.assert_allclose(top_two_margin(probabilities), ranked[-1] - ranked[-2])
+    tied = np.array([[[0.4]], [[0.4]], [[0.2]]])
+    assert top_two_margin(tied)[0, 0] == 0.0
 
 
 def test_bad_trained_arguments_are_named():

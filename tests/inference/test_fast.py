@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Tuple
 
 import tusimple_duc  # noqa: F401  (before mxnet: thread set-up)
 import mxnet as mx
@@ -127,15 +128,31 @@ def test_int8_groups_name_the_head_convolutions_and_the_shortcut_sums():
     net = tiny_net()
     symbol = probability_symbol(net)
     ops = {node["name"]: node["op"] for node in json.loads(symbol.tojson())["nodes"]}
-    # tiny preset: a 4-branch ASPP head, 2 + 2 + 3 + 2 = 9 bottlenecks with one shortcut sum each
+    # tiny preset: a 4-branch ASPP head, 1 + 1 + 4 + 3 = 9 bottlenecks with one shortcut sum each
+    assert [len(stage) for stage in net.backbone.stages()] == [1, 1, 4, 3]
     assert sorted(int8_fp32_layers(symbol, net, ("head",))) == [f"fc1_cityscapes_c{i}_fwd" for i in range(4)]
     residual = int8_fp32_layers(symbol, net, ("residual",))
     assert len(residual) == 9 and {ops[name] for name in residual} == {"elemwise_add"}
     assert set(int8_fp32_layers(symbol, net, ("head", "residual"))) == set(residual) | {
         f"fc1_cityscapes_c{i}_fwd" for i in range(4)}
+    # last stage: 3 bottlenecks x (reduce, 3x3, increase) + the first one's projection, 3 sums
+    last_stage = int8_fp32_layers(symbol, net, ("last_stage",))
+    convolutions = {f"conv5_{b}_{layer}_fwd" for b in (1, 2, 3)
+                    for layer in ("1x1_reduce", "3x3", "1x1_increase")} | {"conv5_1_1x1_proj_fwd"}
+    assert {name for name in last_stage if ops[name] == "Convolution"} == convolutions
+    sums = [name for name in last_stage if ops[name] == "elemwise_add"]
+    assert len(last_stage) == 13 and len(sums) == 3 and set(sums) == set(residual[-3:])
     assert int8_fp32_layers(symbol, net, ()) == []
     with pytest.raises(ConfigError, match="unknown layer group stem"):
         int8_fp32_layers(symbol, net, ("stem",))
+
+
+    class StagelessBackbone:  # a network whose backbone does not name its stages
+        head, backbone = net.head, mx.gluon.nn.HybridSequential()
+
+    assert int8_fp32_layers(symbol, StagelessBackbone(), ("head",)) == int8_fp32_layers(symbol, net, ("head",))
+    with pytest.raises(ConfigError, match="last_stage needs a backbone with stages"):
+        int8_fp32_layers(symbol, StagelessBackbone(), ("last_stage",))
 
 
 def fused_convolutions(fast: FastForward, tmp_path, tag: str):
@@ -150,13 +167,19 @@ def fused_convolutions(fast: FastForward, tmp_path, tag: str):
 def test_int8_runs_the_kept_groups_in_fp32_and_quantizes_the_rest(tmp_path):
     net = tiny_net()
     calibration = smooth_inputs(2, 64, 128, 0)
-    total, in_fp32 = fused_convolutions(FastForward(net, "int8", calibration), tmp_path, "default")
-    # 3 stem + 3 per bottleneck x 9 + 4 projections + 4 head = 38; fp32: the 4 head convolutions
-    # and the 9 last 1x1 convolutions oneDNN fuses with the shortcut sum
-    assert (total, in_fp32) == (38, 4 + 9)
-    assert fused_convolutions(FastForward(net, "int8", calibration, int8_fp32=("head",)),
-                              tmp_path, "head") == (38, 4)
-    assert fused_convolutions(FastForward(net, "int8", calibration, int8_fp32=()), tmp_path, "all") == (38, 0)
+
+    def counts(groups: Tuple[str, ...], tag: str) -> Tuple[int, int]:
+        return fused_convolutions(FastForward(net, "int8", calibration, int8_fp32=groups), tmp_path, tag)
+
+    # 3 stem + 3 per bottleneck x 9 + 4 projections + 4 head = 38 convolutions
+    assert counts((), "all") == (38, 0)
+    assert counts(("head",), "head") == (38, 4)
+    # + the 9 last 1x1 convolutions oneDNN fuses with the shortcut sums
+    assert counts(("head", "residual"), "residual") == (38, 4 + 9)
+    # the last stage's 10 convolutions, 3 of them the 1x1 increases fused with its sums
+    assert counts(("last_stage",), "last") == (38, 10)
+    default = fused_convolutions(FastForward(net, "int8", calibration), tmp_path, "default")
+    assert default == counts(("head", "residual", "last_stage"), "three") == (38, 4 + 9 + 10 - 3)
 
 
 def test_bad_options_raise_config_errors():

@@ -164,8 +164,10 @@ def test_int8_fp32_groups_are_parsed_validated_and_reach_the_forward(dataset, tm
     from tusimple_duc.pipelines.segment import select_forward
 
     base = ["data.image_list=x", "inference.precision=int8"]
-    assert load_test_config(None, base).inference.int8_fp32 == ("head", "residual")
+    assert load_test_config(None, base).inference.int8_fp32 == ("head", "residual", "last_stage")
     assert load_test_config(None, base + ["inference.int8_fp32=head"]).inference.int8_fp32 == ("head",)
+    assert load_test_config(None, base + ["inference.int8_fp32=last_stage,head"]).inference.int8_fp32 == (
+        "last_stage", "head")
     assert load_test_config(None, base + ["inference.int8_fp32=none"]).inference.int8_fp32 is None
     with pytest.raises(ConfigError, match=r"\[inference\] int8_fp32: unknown layer group stem"):
         load_test_config(None, base + ["inference.int8_fp32=head,stem"])

@@ -38,12 +38,15 @@ How (each lever measured by ``tools/bench.py``):
    * ``residual``: each bottleneck's shortcut sum. oneDNN fuses the sum into the block's last
      1x1 convolution, so that convolution runs fp32 too and the residual stream between blocks
      stays fp32 instead of being requantized to 8 bits 33 times (ResNet-101).
+   * ``last_stage``: the backbone's last stage (ResNet stage 5: its convolutions and shortcut
+     sums), the features the head classifies.
 
-   Measured (``docs/PERFORMANCE.md``): on a trained DUC-HDC network both groups fp32 keep 99.6%
-   of the argmax of fp32 (98.9% with the head only, 95.3% with neither; 98.0% on a weakly
-   trained ResNet-101, where the last stage in fp32 too gives 99.7%); on the released
-   ResNet-101 at 512x1024 they cost int8 4.0x -> 1.6x of fp32 speed. ``int8_fp32=()``
-   quantizes everything (fastest). ``exclude`` adds layers by name.
+   Default: all three. Measured (``docs/PERFORMANCE.md``, argmax agreement with fp32): 99.7% on
+   the trained demo DUC-HDC network and 99.6% on a ResNet-101 DUC-HDC trained here on synthetic
+   data, where head and residual alone keep 99.6% and 99.3% (95.2% earlier in its training).
+   On the released ResNet-101 at 512x1024 the default runs 1.3x fp32's speed, head and residual
+   1.5x, ``int8_fp32=()`` (everything int8) 4x at 92-96% agreement. ``exclude`` adds layers by
+   name.
 
 Threads: ``import tusimple_duc`` (before mxnet) sets ``OMP_NUM_THREADS`` to the physical cores.
 """
@@ -57,7 +60,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock, ParameterDict, SymbolBlock
 
-from tusimple_duc.config import INT8_FP32_GROUPS
+from tusimple_duc.config import INT8_FP32_DEFAULT, INT8_FP32_GROUPS
 from tusimple_duc.errors import ConfigError
 
 PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8")
@@ -143,22 +146,34 @@ def probability_symbol(net: HybridBlock, raw_head: bool = False,
 def int8_fp32_layers(symbol: mx.sym.Symbol, net: HybridBlock, groups: Sequence[str]) -> List[str]:
     """Names of the nodes of ``symbol`` (a :func:`probability_symbol` of ``net``) in the int8
     groups ``groups`` (:data:`INT8_FP32_GROUPS`): ``head`` = the (transposed) convolutions with
-    the head's weights, ``residual`` = the ``elemwise_add`` nodes before the head."""
+    the head's weights, ``residual`` = the ``elemwise_add`` nodes before the head,
+    ``last_stage`` = the convolutions with the weights of the backbone's last stage and the
+    ``elemwise_add`` nodes between its first convolution and the head."""
     unknown = sorted(set(groups) - set(INT8_FP32_GROUPS))
     if unknown:
         raise ConfigError(f"fast forward: int8_fp32: unknown layer group {', '.join(unknown)} "
                           f"(known: {', '.join(INT8_FP32_GROUPS)})")
     head_weights = set(net.head.collect_params().keys())
+    last_stage_weights = set()
+    if "last_stage" in groups:
+        if not hasattr(getattr(net, "backbone", None), "stages"):
+            raise ConfigError("fast forward: int8_fp32: last_stage needs a backbone with stages() "
+                              f"(a ResNetBackbone); {type(net).__name__} has none")
+        last_stage_weights = set(net.backbone.stages()[-1].collect_params().keys())
     nodes = json.loads(symbol.tojson())["nodes"]
     in_head = [False] * len(nodes)
+    in_last_stage = [False] * len(nodes)
     names: List[str] = []
     for index, node in enumerate(nodes):
         inputs = [i for i, _, _ in node["inputs"]]
-        is_head_conv = (node["op"] in ("Convolution", "Deconvolution") and
-                        nodes[inputs[1]]["name"].replace(PADDED_SUFFIX, "") in head_weights)
-        in_head[index] = is_head_conv or any(in_head[i] for i in inputs)
-        if (is_head_conv and "head" in groups) or (
-                node["op"] == "elemwise_add" and not in_head[index] and "residual" in groups):
+        weight = (nodes[inputs[1]]["name"].replace(PADDED_SUFFIX, "")
+                  if node["op"] in ("Convolution", "Deconvolution") else None)
+        in_head[index] = weight in head_weights or any(in_head[i] for i in inputs)
+        in_last_stage[index] = weight in last_stage_weights or any(in_last_stage[i] for i in inputs)
+        is_sum = node["op"] == "elemwise_add" and not in_head[index]
+        if ((weight in head_weights and "head" in groups) or (is_sum and "residual" in groups) or
+                ("last_stage" in groups and in_last_stage[index] and
+                 (weight in last_stage_weights or is_sum))):
             names.append(node["name"])
     return names
 
@@ -228,7 +243,7 @@ class FastForward:
 
     def __init__(self, net: HybridBlock, precision: str = "fp32",
                  calibration: Optional[np.ndarray] = None, calibration_mode: str = "naive",
-                 int8_fp32: Sequence[str] = INT8_FP32_GROUPS, exclude: Sequence[str] = (),
+                 int8_fp32: Sequence[str] = INT8_FP32_DEFAULT, exclude: Sequence[str] = (),
                  fuse: bool = True, pad_head: bool = True,
                  raw_head: bool = False, ctx: mx.Context = mx.cpu()) -> None:
         if precision not in PRECISIONS:
