@@ -84,12 +84,17 @@ def test_two_workers_match_one_process_on_the_same_global_batches(synthetic_root
 
 
 def test_launcher_kills_every_process_when_a_worker_fails(tmp_path):
-    marker = str(tmp_path / "first")
-    # The first worker to start exits with 3; the other would sleep for a minute.
+    marker, asleep = str(tmp_path / "first"), str(tmp_path / "asleep")
+    # The first worker to start exits with 3 once the other has started its minute of sleep
+    # (waiting for it keeps the test valid on a loaded machine).
     worker = [sys.executable, "-c",
               f"import os, sys, time\n"
               f"try:\n    os.close(os.open({marker!r}, os.O_CREAT | os.O_EXCL))\n"
-              f"except FileExistsError:\n    print('sleeping', flush=True); time.sleep(60)\n"
+              f"except FileExistsError:\n"
+              f"    print('sleeping', flush=True); open({asleep!r}, 'w').close(); time.sleep(60)\n"
+              f"deadline = time.monotonic() + 20\n"
+              f"while not os.path.exists({asleep!r}) and time.monotonic() < deadline:\n"
+              f"    time.sleep(0.05)\n"
               f"print('failing', flush=True); sys.exit(3)\n"]
     start = time.monotonic()
     out = io.StringIO()
