@@ -235,7 +235,7 @@ class InferenceSection:
     calibration_images: int = 4
     #: int8: layer groups kept in fp32 (``head``, ``residual``, ``last_stage``; ``none`` =
     #: quantize all). The default, all three, keeps >= 99.5 % of fp32's argmax on the trained
-    #: networks measured, at 1.3x fp32's speed; ``head,residual`` 1.5x, ``none`` 4x at 92-96 %
+    #: networks measured, at 1.3x fp32's speed; ``head,residual`` 1.5x, ``none`` 4x at 96 %
     #: (docs/PERFORMANCE.md).
     int8_fp32: Optional[Tuple[str, ...]] = INT8_FP32_DEFAULT
 

@@ -42,11 +42,10 @@ How (each lever measured by ``tools/bench.py``):
      sums), the features the head classifies.
 
    Default: all three. Measured (``docs/PERFORMANCE.md``, argmax agreement with fp32): 99.7% on
-   the trained demo DUC-HDC network and 99.6% on a ResNet-101 DUC-HDC trained here on synthetic
-   data, where head and residual alone keep 99.6% and 99.3% (95.2% earlier in its training).
-   On the released ResNet-101 at 512x1024 the default runs 1.3x fp32's speed, head and residual
-   1.5x, ``int8_fp32=()`` (everything int8) 4x at 92-96% agreement. ``exclude`` adds layers by
-   name.
+   the trained demo DUC-HDC network and on a ResNet-101 DUC-HDC trained here on synthetic data,
+   where head and residual alone keep 99.6% and 99.4% (95.2% earlier in its training). On the
+   released ResNet-101 at 512x1024 the default runs 1.3x fp32's speed, head and residual 1.5x,
+   ``int8_fp32=()`` (everything int8) 4x at 96% agreement. ``exclude`` adds layers by name.
 
 Threads: ``import tusimple_duc`` (before mxnet) sets ``OMP_NUM_THREADS`` to the physical cores.
 """
