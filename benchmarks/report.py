@@ -70,14 +70,14 @@ def format_report(results: Dict[str, object]) -> str:
                 continue
             block = precision[key]
             rows = [[p, _seconds(v.get("median_s")), f"x{v['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in v else "-",
-                     f"{100 * v['argmax_agreement']:.2f}%", _percent(v.get("argmax_agreement_confident")),
+                     f"{100 * v['argmax_agreement']:.2f}%", _percent(v["argmax_agreement_confident"]),
                      f"{v['max_abs_difference']:.3f}",
                      f"{100 * v['miou']:.2f}", f"{100 * v['miou_change']:+.2f}", _memory(v)]
                     for p, v in block["variants"].items()]
-            lines += [f"Precision at {'x'.join(map(str, block.get('shape', precision['shape'])))}, {block['weights']}, "
+            lines += [f"Precision at {'x'.join(map(str, block['shape']))}, {block['weights']}, "
                       f"{block['images']} synthetic val images; 'confident': the "
-                      f"{_percent(block.get('confident_fraction'))} of pixels whose fp32 top-two "
-                      f"probabilities differ by >= {block.get('confident_margin', '-')}:"]
+                      f"{_percent(block['confident_fraction'])} of pixels whose fp32 top-two "
+                      f"probabilities differ by >= {block['confident_margin']}:"]
             lines += _table(["precision", "latency s", "speed-up", "argmax = fp32", "confident", "max |dp|",
                              "mIoU %", "change", "peak RSS GB"], rows) + [""]
     if "train" in results:

@@ -170,9 +170,9 @@ def int8_fp32_layers(symbol: mx.sym.Symbol, net: HybridBlock, groups: Sequence[s
         in_head[index] = weight in head_weights or any(in_head[i] for i in inputs)
         in_last_stage[index] = weight in last_stage_weights or any(in_last_stage[i] for i in inputs)
         is_sum = node["op"] == "elemwise_add" and not in_head[index]
-        if ((weight in head_weights and "head" in groups) or (is_sum and "residual" in groups) or
-                ("last_stage" in groups and in_last_stage[index] and
-                 (weight in last_stage_weights or is_sum))):
+        member = {"head": weight in head_weights, "residual": is_sum,
+                  "last_stage": weight in last_stage_weights or (is_sum and in_last_stage[index])}
+        if any(member[group] for group in groups):
             names.append(node["name"])
     return names
 
