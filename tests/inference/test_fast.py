@@ -146,7 +146,6 @@ def test_int8_groups_name_the_head_convolutions_and_the_shortcut_sums():
     with pytest.raises(ConfigError, match="unknown layer group stem"):
         int8_fp32_layers(symbol, net, ("stem",))
 
-
     class StagelessBackbone:  # a network whose backbone does not name its stages
         head, backbone = net.head, mx.gluon.nn.HybridSequential()
 
