@@ -53,7 +53,8 @@ class ModelSpec:
     deconv_mode: ``one-step`` (x d) or ``two-step`` (x2 then x d/2).
     deconv_channels: deconv intermediate channels, 0 = match the DUC parameter count.
     num_classes: L. head_name: prefix of head parameter names (``fc1_cityscapes``).
-    bn_eps, bn_use_global_stats, bn_fix_gamma: backbone BatchNorm settings.
+    bn_eps, bn_use_global_stats, bn_fix_gamma, bn_momentum: backbone BatchNorm settings
+        (momentum of the running statistics: 0.9995 as in the original network code).
     """
 
     depth: int = 101
@@ -74,6 +75,7 @@ class ModelSpec:
     bn_eps: float = 1e-6
     bn_use_global_stats: bool = True
     bn_fix_gamma: bool = False
+    bn_momentum: float = 0.9995
 
     def __post_init__(self) -> None:
         if self.blocks_per_stage is not None:
@@ -101,7 +103,7 @@ class ModelSpec:
         """The backbone part of this spec."""
         return BackboneConfig(self.blocks, self.width, self.stem, self.stride_in_1x1,
                               self.output_stride, self.dilation_schedule, self.bn_eps,
-                              self.bn_use_global_stats, self.bn_fix_gamma)
+                              self.bn_use_global_stats, self.bn_fix_gamma, self.bn_momentum)
 
 
 def _fail(field: str, problem: str) -> None:
@@ -154,6 +156,9 @@ def _validate(spec: ModelSpec) -> None:
         _fail("head_name", f"must be an identifier-like string, got {spec.head_name!r}")
     if not isinstance(spec.bn_eps, (int, float)) or isinstance(spec.bn_eps, bool) or spec.bn_eps <= 0:
         _fail("bn_eps", f"must be a positive number, got {spec.bn_eps!r}")
+    if (not isinstance(spec.bn_momentum, (int, float)) or isinstance(spec.bn_momentum, bool)
+            or not 0 <= spec.bn_momentum <= 1):
+        _fail("bn_momentum", f"must be a number in [0, 1], got {spec.bn_momentum!r}")
     for field in ("stride_in_1x1", "bn_use_global_stats", "bn_fix_gamma"):
         if not isinstance(getattr(spec, field), bool):
             _fail(field, f"must be True or False, got {getattr(spec, field)!r}")

@@ -23,7 +23,9 @@ Architecture
   reach output stride 8 or 4 become dilation; every 3x3 conv has padding = dilation; the
   per-block rates come from :mod:`tusimple_duc.models.hdc`.
 * every conv has no bias and is followed by BatchNorm(``bn_eps``, gamma used unless
-  ``bn_fix_gamma``, frozen statistics if ``bn_use_global_stats``).
+  ``bn_fix_gamma``, frozen statistics if ``bn_use_global_stats``, running statistics
+  updated as ``s <- bn_momentum * s + (1 - bn_momentum) * batch`` when not frozen; the
+  original network code uses eps 1e-6 and momentum 0.9995).
 
 Parameter names (root prefix ``''``; containers have prefix ``''``, leaves explicit names)
 ---------------------------------------------------------------------------------------
@@ -61,6 +63,7 @@ class BackboneConfig:
     bn_eps: float = 1e-6
     bn_use_global_stats: bool = True
     bn_fix_gamma: bool = False
+    bn_momentum: float = 0.9995
 
     def rates(self) -> Dict[int, Rates]:
         """Per-block dilation of the 3x3 convs, ``{stage: rates}`` for stages 2..5."""
@@ -123,7 +126,8 @@ class ConvBN(HybridBlock):
             self.conv = nn.Conv2D(channels, kernel, strides=stride, padding=padding,
                                   dilation=dilation, use_bias=False, in_channels=in_channels,
                                   prefix=f"{name}_")
-            self.bn = nn.BatchNorm(epsilon=config.bn_eps, scale=not config.bn_fix_gamma,
+            self.bn = nn.BatchNorm(momentum=config.bn_momentum, epsilon=config.bn_eps,
+                                   scale=not config.bn_fix_gamma,
                                    use_global_stats=config.bn_use_global_stats,
                                    in_channels=channels, prefix=f"{name}/bn_")
 
