@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""The original's training entry point: ``cd train && python train_model.py ../configs/train/train_cityscapes.cfg``.
+
+A thin wrapper that runs the repository's ``train.py`` (same arguments: ``--set``, ``--resume``);
+relative paths in the config are resolved against the current directory, as in the original.
+"""
+import os
+import runpy
+
+if __name__ == "__main__":
+    runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train.py"),
+                   run_name="__main__")

@@ -1,0 +1,29 @@
+"""The original's ``tusimple_duc.core.cityscapes_labels`` names over :mod:`tusimple_duc.data.labels`.
+
+``labels`` rows have the original's attribute names (``name``, ``id``, ``trainId``, ``category``,
+``categoryId``, ``hasInstances``, ``ignoreInEval``, ``color``).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple, Tuple
+
+from tusimple_duc.data.labels import CITYSCAPES_LABELS
+
+
+class Label(NamedTuple):
+    """One row of the official Cityscapes label table (original field names)."""
+
+    name: str
+    id: int
+    trainId: int
+    category: str
+    categoryId: int
+    hasInstances: bool
+    ignoreInEval: bool
+    color: Tuple[int, int, int]
+
+
+labels: List[Label] = [Label(*row) for row in CITYSCAPES_LABELS]
+name2label: Dict[str, Label] = {label.name: label for label in labels}
+id2label: Dict[int, Label] = {label.id: label for label in labels}
+trainId2label: Dict[int, Label] = {label.trainId: label for label in reversed(labels)}

@@ -1,0 +1,108 @@
+"""``Tester``: the original's single-image tester, over the package's test pipeline.
+
+``Tester(config)`` takes the original's ``ConfigParser`` test config (or a config path, or
+a :class:`~tusimple_duc.config.TestConfig`): the keys become the package's test config
+(``load_test_config``), the network and checkpoint are loaded as ``test.py`` does
+(:func:`tusimple_duc.pipelines.segment.load_network`, ``gpu = -1`` = CPU) and
+``predict_single`` runs :class:`tusimple_duc.inference.predictor.Predictor` with the
+config's protocol, so its probabilities are test.py's.
+"""
+from __future__ import annotations
+
+import configparser
+import math
+from typing import Dict, List, Union
+
+import cv2
+import numpy as np
+
+from tusimple_duc.config import TestConfig, load_test_config
+from tusimple_duc.core.utils import get_palette
+from tusimple_duc.data.labels import cityscapes_train_ids_to_ids
+from tusimple_duc.inference.predictor import Predictor, spec_from_config
+from tusimple_duc.inference.scales import scale_image
+from tusimple_duc.inference.windows import network_input, padded_shape
+from tusimple_duc.pipelines.segment import load_network, select_contexts
+from tusimple_duc.viz.colorize import colorize as colorize_labels
+
+ConfigSource = Union[configparser.RawConfigParser, TestConfig, str]
+
+
+def test_config_from_parser(config: ConfigSource) -> TestConfig:
+    """The package's :class:`TestConfig` of a ``ConfigParser`` (every key as a ``--set`` override) or path."""
+    if isinstance(config, TestConfig):
+        return config
+    if isinstance(config, str):
+        return load_test_config(config)
+    overrides = [f"{section}.{key}={value}" for section in config.sections() for key, value in config.items(section)]
+    return load_test_config(None, overrides)
+
+
+test_config_from_parser.__test__ = False  # not a pytest test
+
+
+class Tester:
+    """Segments single RGB images with the checkpoint and protocol of a test config."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, config: ConfigSource) -> None:
+        self.config = test_config_from_parser(config)
+        model, data = self.config.model, self.config.data
+        self.model_dir, self.model_prefix, self.model_epoch = model.model_dir, model.model_prefix, model.model_epoch
+        self.label_num = model.label_num
+        self.contexts = select_contexts(model.gpu)
+        self.ctx = self.contexts[0]
+        self.net = load_network(self.config, self.contexts)
+        self.ds_rate = self.net.output_stride
+        self.cell_width = self.net.spec.cell_width
+        self.test_shape = list(data.test_shape)
+        self.result_shape = list(data.result_shape) if data.result_shape else None
+        self.rgb_mean = list(data.rgb_mean)
+        self.test_scales = list(self.config.scales)
+        self.cell_shapes = [[math.ceil(side * scale / self.ds_rate) * self.ds_rate for side in self.test_shape]
+                            for scale in self.test_scales]
+        self.predictor = Predictor(self.net, spec_from_config(self.config), contexts=self.contexts)
+
+    def preprocess(self, im: np.ndarray) -> List[np.ndarray]:
+        """One (1, 3, h, w) float32 network input per test scale: resized, mean-subtracted, padded
+        bottom/right with the mean colour to a multiple of ``ds_rate`` (RGB uint8 (H, W, 3) in)."""
+        inputs = []
+        for scale in self.test_scales:
+            scaled = scale_image(im, scale)
+            shape = padded_shape(scaled.shape[:2], self.ds_rate)
+            inputs.append(network_input(scaled, tuple(self.rgb_mean), shape)[None])
+        return inputs
+
+    @staticmethod
+    def convert_label(label: np.ndarray) -> np.ndarray:
+        """trainIds (H, W) -> Cityscapes labelIds (H, W) uint8 (255 -> 0)."""
+        return cityscapes_train_ids_to_ids(label)
+
+    @staticmethod
+    def colorize(labels: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB colours of trainIds (H, W) (Cityscapes palette, 255 black)."""
+        palette = np.asarray(get_palette(), dtype=np.uint8).reshape(256, 3)
+        return colorize_labels(np.asarray(labels, dtype=np.uint8), palette)
+
+    def predict_single(self, img: np.ndarray, ret_converted: bool = False, ret_softmax: bool = False,
+                       ret_heat_map: bool = False) -> Dict[str, np.ndarray]:
+        """Segment one (H, W, 3) uint8 RGB image.
+
+        Returns
+        -------
+        dict: ``raw`` (H', W') uint8 trainIds at ``result_shape``; with the flags also
+        ``softmax`` (L, H', W') float32 probabilities, ``heat_map`` (H', W', 3) uint8 BGR JET map of
+        the max probability, ``converted`` (H', W') uint8 labelIds.
+        """
+        probabilities = self.predictor.probabilities(img)
+        rets: Dict[str, np.ndarray] = {}
+        if ret_softmax:
+            rets["softmax"] = probabilities
+        if ret_heat_map:
+            heat = probabilities.max(axis=0) * 256 - 1
+            rets["heat_map"] = cv2.applyColorMap(heat.astype(np.uint8), cv2.COLORMAP_JET)
+        rets["raw"] = probabilities.argmax(axis=0).astype(np.uint8)
+        if ret_converted:
+            rets["converted"] = self.convert_label(rets["raw"])
+        return rets
