@@ -1,26 +1,31 @@
 """Score a folder of predictions with the official metric of its dataset.
 
     python tools/evaluate.py RESULT_DIR GT_ROOT [--dataset cityscapes|kitti|voc] [--split val]
-                             [--out metrics.json] [--figures DIR]
+                             [--out metrics.json] [--figures DIR] [--subset]
 
 RESULT_DIR holds, for cityscapes, labelIds PNGs named after the images (flat or in city
 subfolders, e.g. ``result_dir/score/``); for kitti, road probability PNGs (uint8 = p * 255)
 or ``.npz`` float maps (test.py's ``prob/``) named like the images (``um_000000.png``); for voc, index or palette
 PNGs (``2007_000033.png``). GT_ROOT is the Cityscapes root (with ``gtFine``), the KITTI road
 folder (with ``gt_image_2`` or ``training/gt_image_2``) or ``VOC2012``.
-Prints the per-class table, writes the metrics JSON (default RESULT_DIR/metrics.json) and,
-with --figures, the confusion-matrix and IoU figures.
+As the official evaluators: every ground truth of the split needs a prediction (``--subset``
+scores only those that have one) and files matching no ground truth are ignored (counted in a
+note). Prints the per-class table, writes the metrics JSON (default RESULT_DIR/metrics.json)
+and, with --figures, the confusion-matrix and IoU figures. The output folders are checked
+before any prediction is read.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
-from tusimple_duc.evaluation import DEFAULT_SPLITS, evaluate_folder, format_tables, write_metrics_json
+from tusimple_duc.evaluation import DEFAULT_SPLITS, EvaluationResult, evaluate_folder, format_tables, write_metrics_json
+from tusimple_duc.errors import OutputError
+from tusimple_duc.io.atomic import ensure_writable_dir
 from tusimple_duc.viz.plots import write_result_figures
 
 
@@ -34,18 +39,40 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="metrics JSON path (default: RESULT_DIR/metrics.json)")
     parser.add_argument("--figures", default=None, metavar="DIR",
                         help="write confusion_matrix.png and class_iou.png into DIR")
+    parser.add_argument("--subset", action="store_true",
+                        help="score only the ground truths that have a prediction (default: all need one)")
     return parser.parse_args(argv)
+
+
+def coverage_notes(result: EvaluationResult) -> List[str]:
+    """The lines that say which files were left out of the scores, and the evaluator's warnings."""
+    details = result.details
+    lines = [f"warning: {text}" for text in details.get("warnings", [])]
+    unmatched = details.get("ground_truth_without_prediction")
+    if unmatched:
+        lines.append(f"note: --subset: {unmatched} ground-truth image(s) have no prediction; the scores cover the "
+                     f"{result.num_images} predicted images only")
+    ignored = details.get("predictions_without_ground_truth")
+    if ignored:
+        lines.append(f"note: {ignored} file(s) match no ground truth and were ignored, "
+                     f"e.g. {details['ignored_predictions'][0]}")
+    return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    result = evaluate_folder(args.dataset, args.result_dir, args.gt_root, args.split, show_progress=sys.stderr.isatty())
-    print(format_tables(result))
-    unmatched = result.details.get("ground_truth_without_prediction")
-    if unmatched:
-        print(f"note: {unmatched} ground-truth images have no prediction; "
-              f"the scores cover the {result.num_images} predicted images only")
     out = args.out or os.path.join(args.result_dir, "metrics.json")
+    if os.path.isdir(out):
+        raise OutputError(f"--out {out}: is a folder; give the metrics JSON file name")
+    if args.out or os.path.isdir(args.result_dir):
+        ensure_writable_dir(os.path.dirname(out), "--out folder")
+    if args.figures:
+        ensure_writable_dir(args.figures, "--figures")
+    result = evaluate_folder(args.dataset, args.result_dir, args.gt_root, args.split,
+                             show_progress=sys.stderr.isatty(), subset=args.subset)
+    print(format_tables(result))
+    for line in coverage_notes(result):
+        print(line)
     write_metrics_json(out, result)
     print(f"metrics: {out}")
     if args.figures:

@@ -12,6 +12,7 @@ from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as offic
 from PIL import Image
 
 from eval_cases import write_cityscapes_case
+from tusimple_duc.data.labels import CITYSCAPES_ID_TO_TRAINID
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.cityscapes import (
     AVERAGE_INSTANCE_SIZE, CATEGORY_NAMES, CLASS_NAMES, EVALUATED_IDS, CityscapesEvaluator, evaluate_cityscapes)
@@ -119,7 +120,7 @@ def test_size_mismatch_is_an_error_naming_both_files_as_the_official_one_is(city
     with pytest.raises(SystemExit):
         official.evaluateImgLists(list(cityscapes_case.pred_paths), list(cityscapes_case.gt_paths),
                                   official_args(tmp_path))
-    with pytest.raises(EvaluationError, match="80x50") as error:
+    with pytest.raises(EvaluationError, match=r"50x80 \(HxW\)") as error:
         evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
     assert bad in str(error.value) and cityscapes_case.gt_paths[0] in str(error.value)
     assert "\n" not in str(error.value)
@@ -147,18 +148,57 @@ def test_colour_palette_and_out_of_table_predictions_are_rejected(cityscapes_cas
     assert str(error.value).startswith(path)
 
 
-def test_missing_ground_truth_for_a_prediction(cityscapes_case):
+def official_prediction_search(pred_dir, gt_path):
+    """cityscapesscripts' own getPrediction for one ground truth (SystemExit when it finds none or two)."""
+    args = official.CArgs()
+    args.predictionPath = pred_dir
+    args.predictionWalk = None
+    return official.getPrediction(args, gt_path)
+
+
+def test_a_prediction_without_ground_truth_is_ignored_as_the_official_evaluator_does(cityscapes_case):
+    expected = evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
     extra = os.path.join(cityscapes_case.pred_dir, "lindau_000000_000019_leftImg8bit.png")
     shutil.copy(cityscapes_case.pred_paths[0], extra)
-    with pytest.raises(EvaluationError, match="no ground truth .*lindau_000000_000019_gtFine_labelIds.png") as error:
-        evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
-    assert str(error.value).startswith(extra)
-
-
-def test_ground_truth_without_prediction_is_counted(cityscapes_case):
-    os.remove(cityscapes_case.pred_paths[2])
+    odd = os.path.join(cityscapes_case.pred_dir, "figure.png")
+    shutil.copy(cityscapes_case.pred_paths[0], odd)
+    assert [official_prediction_search(cityscapes_case.pred_dir, gt) for gt in cityscapes_case.gt_paths] == \
+        cityscapes_case.pred_paths
     result = evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
+    assert result.summary == expected.summary and result.num_images == 3
+    assert result.details["predictions_without_ground_truth"] == 2
+    assert result.details["ignored_predictions"] == [odd, extra]
+
+
+def test_ground_truth_without_prediction_is_an_error_unless_subset(cityscapes_case):
+    os.remove(cityscapes_case.pred_paths[2])
+    with pytest.raises(SystemExit):
+        official_prediction_search(cityscapes_case.pred_dir, cityscapes_case.gt_paths[2])
+    with pytest.raises(EvaluationError, match=r"no prediction for this ground truth .*\(1 of 3 have none; .*--subset"
+                       ) as error:
+        evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
+    assert str(error.value).startswith(cityscapes_case.gt_paths[2])
+    result = evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root, subset=True)
     assert result.num_images == 2 and result.details["ground_truth_without_prediction"] == 1
+
+
+def test_label_named_predictions_match_as_in_the_official_search(cityscapes_case):
+    """test.py names score/ PNGs after the list line's label file, as the released script did."""
+    expected = evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
+    renamed = [path.replace("_leftImg8bit.png", "_gtFine_labelIds.png") for path in cityscapes_case.pred_paths]
+    for old, new in zip(cityscapes_case.pred_paths, renamed):
+        os.rename(old, new)
+    assert [official_prediction_search(cityscapes_case.pred_dir, gt) for gt in cityscapes_case.gt_paths] == renamed
+    assert evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root).summary == expected.summary
+
+
+def test_train_id_predictions_get_a_hint(cityscapes_case):
+    assert "warnings" not in evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root).details
+    for path, label_ids in zip(cityscapes_case.pred_paths, cityscapes_case.label_ids):
+        cv2.imwrite(path, CITYSCAPES_ID_TO_TRAINID[label_ids].clip(0, 18).astype(np.uint8))
+    result = evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
+    assert len(result.details["warnings"]) == 1
+    assert "look like trainIds" in result.details["warnings"][0]
 
 
 def test_bad_folders_and_names(cityscapes_case, tmp_path):
@@ -177,10 +217,6 @@ def test_bad_folders_and_names(cityscapes_case, tmp_path):
     with pytest.raises(EvaluationError, match="second prediction for munster_000010_000019"):
         evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
     os.remove(duplicate)
-    odd = os.path.join(cityscapes_case.pred_dir, "figure.png")
-    shutil.copy(cityscapes_case.pred_paths[0], odd)
-    with pytest.raises(EvaluationError, match="not a Cityscapes file name"):
-        evaluate_cityscapes(cityscapes_case.pred_dir, cityscapes_case.gt_root)
 
 
 def test_instance_files_for_only_some_images(cityscapes_case):

@@ -111,7 +111,9 @@ def loop_scores(pairs):
 
 def test_folder_evaluation_equals_a_per_threshold_loop_with_devkit_png_reading(tmp_path):
     gt_root, pred_dir, cases = write_kitti_case(str(tmp_path), np.random.default_rng(3))
-    result = evaluate_kitti_road(pred_dir, gt_root)
+    with pytest.raises(EvaluationError, match="no prediction for this ground truth"):
+        evaluate_kitti_road(pred_dir, gt_root)
+    result = evaluate_kitti_road(pred_dir, gt_root, subset=True)
     # PNG levels are read as the devkit does: uint8 / 255 in float32.
     as_read = {name: (labels, probs.astype(np.float32) / 255 if probs.dtype == np.uint8 else probs)
                for name, (labels, probs) in cases.items()}
@@ -138,28 +140,26 @@ def test_bad_kitti_inputs(tmp_path):
     levels = cv2.imread(png, cv2.IMREAD_UNCHANGED)
     cv2.imwrite(png, np.dstack([levels] * 3))
     with pytest.raises(EvaluationError, match="3-channel colour") as error:
-        evaluate_kitti_road(pred_dir, gt_root)
+        evaluate_kitti_road(pred_dir, gt_root, subset=True)
     assert str(error.value).startswith(png)
     cv2.imwrite(png, levels[:10])
-    with pytest.raises(EvaluationError, match="is 50x10 but ground truth .*um_road_000000.png is 50x30"):
-        evaluate_kitti_road(pred_dir, gt_root)
+    with pytest.raises(EvaluationError, match=r"is 10x50 \(HxW\) but ground truth .*um_road_000000.png is 30x50 \(HxW\)"):
+        evaluate_kitti_road(pred_dir, gt_root, subset=True)
     cv2.imwrite(png, levels)
     npz = os.path.join(pred_dir, "uu_road_000002.npz")
     np.savez(npz, a=np.zeros((30, 50)), b=np.zeros((30, 50)))
     with pytest.raises(EvaluationError, match="expected one .H, W. road or .2, H, W. .not road, road. probability"):
-        evaluate_kitti_road(pred_dir, gt_root)
+        evaluate_kitti_road(pred_dir, gt_root, subset=True)
     np.savez(npz, prob=np.full((30, 50), 1.5))
     with pytest.raises(EvaluationError, match="outside \\[0, 1\\]"):
-        evaluate_kitti_road(pred_dir, gt_root)
+        evaluate_kitti_road(pred_dir, gt_root, subset=True)
     os.remove(npz)
     stray = os.path.join(pred_dir, "um_lane_000000.png")
     cv2.imwrite(stray, levels)
-    with pytest.raises(EvaluationError, match="not a KITTI road image name"):
-        evaluate_kitti_road(pred_dir, gt_root)
-    os.remove(stray)
-    cv2.imwrite(os.path.join(pred_dir, "uu_000077.png"), levels)
-    with pytest.raises(EvaluationError, match="no ground truth .*uu_road_000077.png"):
-        evaluate_kitti_road(pred_dir, gt_root)
+    unknown = os.path.join(pred_dir, "uu_000077.png")
+    cv2.imwrite(unknown, levels)
+    result = evaluate_kitti_road(pred_dir, gt_root, subset=True)
+    assert result.details["ignored_predictions"] == [stray, unknown]
 
 
 def test_ground_truth_without_road_is_an_error():

@@ -26,7 +26,9 @@ def brute_force_iou(preds, gts, num_classes=21):
 
 
 def test_voc_miou_equals_brute_force(voc_case):
-    result = evaluate_voc(voc_case.pred_dir, voc_case.gt_root, "val")
+    with pytest.raises(EvaluationError, match="no prediction for this ground truth"):
+        evaluate_voc(voc_case.pred_dir, voc_case.gt_root, "val")
+    result = evaluate_voc(voc_case.pred_dir, voc_case.gt_root, "val", subset=True)
     expected = brute_force_iou(voc_case.preds, voc_case.gts)
     np.testing.assert_allclose(result.table("classes").columns["IoU"], expected, rtol=0, atol=1e-12)
     assert result.summary["mIoU"] == pytest.approx(np.nanmean(expected), abs=1e-12)
@@ -43,7 +45,7 @@ def test_palette_pngs_are_read_as_indices_not_colours(voc_case):
     for name in os.listdir(voc_case.pred_dir):
         if name != "2007_000033.png":
             os.remove(os.path.join(voc_case.pred_dir, name))
-    result = evaluate_voc(voc_case.pred_dir, os.path.join(voc_case.gt_root, "VOC2012"))
+    result = evaluate_voc(voc_case.pred_dir, os.path.join(voc_case.gt_root, "VOC2012"), subset=True)
     evaluator = VocEvaluator()
     evaluator.add(voc_case.preds[0], voc_case.gts[0])
     np.testing.assert_array_equal(result.confusion, evaluator.result().confusion)
@@ -54,17 +56,18 @@ def test_bad_voc_inputs(voc_case, tmp_path):
     pred_path = os.path.join(voc_case.pred_dir, "2007_000042.png")
     cv2.imwrite(pred_path, np.dstack([voc_case.preds[1]] * 3))
     with pytest.raises(EvaluationError, match="3-channel colour image") as error:
-        evaluate_voc(voc_case.pred_dir, voc_case.gt_root)
+        evaluate_voc(voc_case.pred_dir, voc_case.gt_root, subset=True)
     assert str(error.value).startswith(pred_path)
     cv2.imwrite(pred_path, np.full_like(voc_case.preds[1], 30))
     with pytest.raises(EvaluationError, match="index 30, outside the VOC classes"):
-        evaluate_voc(voc_case.pred_dir, voc_case.gt_root)
+        evaluate_voc(voc_case.pred_dir, voc_case.gt_root, subset=True)
     cv2.imwrite(pred_path, np.zeros((10, 10), np.uint8))
-    with pytest.raises(EvaluationError, match="is 10x10 but ground truth .*2007_000042.png is 56x40"):
-        evaluate_voc(voc_case.pred_dir, voc_case.gt_root)
+    with pytest.raises(EvaluationError, match=r"is 10x10 \(HxW\) but ground truth .*2007_000042.png is 40x56 \(HxW\)"):
+        evaluate_voc(voc_case.pred_dir, voc_case.gt_root, subset=True)
     os.remove(pred_path)
-    cv2.imwrite(os.path.join(voc_case.pred_dir, "2012_999999.png"), voc_case.preds[1])
-    with pytest.raises(EvaluationError, match="no ground truth .*SegmentationClass.2012_999999.png"):
-        evaluate_voc(voc_case.pred_dir, voc_case.gt_root)
+    extra = os.path.join(voc_case.pred_dir, "2012_999999.png")
+    cv2.imwrite(extra, voc_case.preds[1])
+    result = evaluate_voc(voc_case.pred_dir, voc_case.gt_root, subset=True)
+    assert result.details["ignored_predictions"] == [extra]
     with pytest.raises(EvaluationError, match="no SegmentationClass folder"):
         evaluate_voc(voc_case.pred_dir, str(tmp_path / "nowhere"))

@@ -22,7 +22,7 @@ DEFAULT_SPLITS = {"cityscapes": "val", "kitti": None, "voc": "val"}
 
 
 def evaluate_folder(dataset: str, result_dir: str, gt_root: str, split: Optional[str] = None,
-                    show_progress: bool = False) -> EvaluationResult:
+                    show_progress: bool = False, subset: bool = False) -> EvaluationResult:
     """Evaluate the predictions in ``result_dir`` with the protocol of ``dataset``.
 
     Parameters
@@ -36,15 +36,18 @@ def evaluate_folder(dataset: str, result_dir: str, gt_root: str, split: Optional
         Ground-truth split; default :data:`DEFAULT_SPLITS` of the dataset.
     show_progress : bool
         Show a progress bar on stderr.
+    subset : bool
+        Score only the ground truths that have a prediction (default: every ground truth of the
+        split needs one, as the official evaluators require).
     """
     if dataset not in DEFAULT_SPLITS:
         raise EvaluationError(f"unknown dataset '{dataset}'; expected one of {', '.join(DEFAULT_SPLITS)}")
     split = split if split is not None else DEFAULT_SPLITS[dataset]
     if dataset == "cityscapes":
-        return evaluate_cityscapes(result_dir, gt_root, split, show_progress)
+        return evaluate_cityscapes(result_dir, gt_root, split, show_progress, subset)
     if dataset == "kitti":
-        return evaluate_kitti_road(result_dir, gt_root, split, show_progress)
-    return evaluate_voc(result_dir, gt_root, split, show_progress)
+        return evaluate_kitti_road(result_dir, gt_root, split, show_progress, subset)
+    return evaluate_voc(result_dir, gt_root, split, show_progress, subset)
 
 
 __all__ = [

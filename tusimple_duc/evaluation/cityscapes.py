@@ -33,7 +33,8 @@ from tqdm import tqdm
 from tusimple_duc.data.labels import CITYSCAPES_LABELS, CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator, group_counts, mean_of_present, safe_ratio
-from tusimple_duc.evaluation.files import check_same_size, list_prediction_files, read_png
+from tusimple_duc.evaluation.files import (
+    check_same_size, coverage_details, list_prediction_files, read_png, size_text)
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 #: labelIds 0..33 form the rows and columns of the confusion matrix.
@@ -77,6 +78,9 @@ del _index, _ids
 _INSTANCE_CLASS_AVERAGE_SIZE = np.array(
     [AVERAGE_INSTANCE_SIZE[next(l.name for l in _LABELS if l.id == i)] for i in INSTANCE_CLASS_IDS])
 
+GT_SUFFIX = "_gtFine_labelIds.png"
+#: Largest trainId (18): predictions that never exceed it are trainIds, not labelIds.
+_LARGEST_TRAIN_ID = CITYSCAPES_NUM_CLASSES - 1
 _NAME_PATTERN = re.compile(r"^(?P<city>[^_]+)_(?P<sequence>\d+)_(?P<frame>\d+)(_[^.]*)?\.png$")
 
 
@@ -115,8 +119,8 @@ class CityscapesEvaluator:
         if pred.ndim != 2:
             raise EvaluationError(f"{source}: prediction has shape {pred.shape}; expected a (H, W) labelId map")
         if pred.shape != gt.shape:
-            (ph, pw), (gh, gw) = pred.shape, gt.shape
-            raise EvaluationError(f"{source}: prediction is {pw}x{ph} but ground truth is {gw}x{gh}")
+            raise EvaluationError(f"{source}: prediction is {size_text(pred.shape)} but ground truth is "
+                                  f"{size_text(gt.shape)}")
         _check_ids(pred, f"{source}: prediction")
         _check_ids(gt, f"{source}: ground truth")
         has_instances = gt_instance_ids is not None
@@ -130,6 +134,12 @@ class CityscapesEvaluator:
         self.confusion.add(pred, gt)
         self.with_instances = has_instances
         self.num_images += 1
+
+    def discard_instances(self) -> None:
+        """Stop computing iIoU: forget the instance counts so far and ignore instanceIds from now on."""
+        self.with_instances = False
+        for counts in (self.class_tp, self.class_fn, self.category_tp, self.category_fn):
+            counts[:] = 0
 
     def _add_instances(self, pred: np.ndarray, instances: np.ndarray, source: str) -> None:
         """Add the weighted true positives / false negatives of every evaluated instance."""
@@ -207,35 +217,38 @@ def _check_ids(label_ids: np.ndarray, what: str) -> None:
                               " (a trainId or colour image instead of labelIds?)")
 
 
-def match_predictions(result_dir: str, gt_root: str, split: str = "val") -> Tuple[List[Tuple[str, str]], int]:
-    """Pair every prediction PNG under ``result_dir`` with its ground truth.
+def match_predictions(result_dir: str, gt_root: str,
+                      split: str = "val") -> Tuple[List[Tuple[str, str]], List[str], List[str]]:
+    """Pair the prediction PNGs under ``result_dir`` with the ground truths of the split.
 
-    Predictions are matched by ``{city}_{sequence}_{frame}`` (the first three parts of the
-    file name, as cityscapesscripts' getCsFileInfo) to
-    ``gt_root/gtFine/{split}/{city}/{city}_{sequence}_{frame}_gtFine_labelIds.png``;
-    they may lie in one flat folder or in city subfolders.
+    As cityscapesscripts' ``getPrediction``: the prediction of
+    ``gt_root/gtFine/{split}/{city}/{city}_{sequence}_{frame}_gtFine_labelIds.png`` is the one
+    PNG whose name starts with ``{city}_{sequence}_{frame}`` (test.py's label-named
+    ``..._gtFine_labelIds.png`` and image-named ``..._leftImg8bit.png`` both match), in one flat
+    folder or in city subfolders; two for one ground truth is an error.
 
     Returns
     -------
     pairs : list of (prediction path, ground-truth labelIds path)
-    unmatched_gt : int
-        Ground-truth images of the split that have no prediction.
+    missing_gt : ground-truth files of the split without a prediction, sorted
+    extra_predictions : PNGs that match no ground truth (ignored, as the official evaluator does), sorted
     """
     split_dir = _split_dir(gt_root, split)
+    ground_truths = {os.path.basename(path)[:-len(GT_SUFFIX)]: path
+                     for path in glob.glob(os.path.join(split_dir, "*", "*" + GT_SUFFIX))}
     pairs: Dict[str, Tuple[str, str]] = {}
+    extra: List[str] = []
     for path in list_prediction_files(result_dir, (".png",)):
         match = _NAME_PATTERN.match(os.path.basename(path))
-        if not match:
-            raise EvaluationError(f"{path}: not a Cityscapes file name ({{city}}_{{sequence}}_{{frame}}_*.png)")
-        key = f"{match['city']}_{match['sequence']}_{match['frame']}"
+        key = f"{match['city']}_{match['sequence']}_{match['frame']}" if match else None
+        if key not in ground_truths:
+            extra.append(path)
+            continue
         if key in pairs:
             raise EvaluationError(f"{path}: second prediction for {key} (the first is {pairs[key][0]})")
-        gt_path = os.path.join(split_dir, match["city"], key + "_gtFine_labelIds.png")
-        if not os.path.isfile(gt_path):
-            raise EvaluationError(f"{path}: no ground truth {gt_path}")
-        pairs[key] = (path, gt_path)
-    all_gt = glob.glob(os.path.join(split_dir, "*", "*_gtFine_labelIds.png"))
-    return list(pairs.values()), len(all_gt) - len(pairs)
+        pairs[key] = (path, ground_truths[key])
+    missing = sorted(path for key, path in ground_truths.items() if key not in pairs)
+    return [pairs[key] for key in sorted(pairs)], missing, extra
 
 
 def _split_dir(gt_root: str, split: str) -> str:
@@ -248,26 +261,32 @@ def _split_dir(gt_root: str, split: str) -> str:
     return split_dir
 
 
-def instance_path(gt_label_ids_path: str) -> str:
-    """The ``*_gtFine_instanceIds.png`` next to a ``*_gtFine_labelIds.png``."""
+def instance_path(gt_label_ids_path: str) -> Optional[str]:
+    """The ``*_gtFine_instanceIds.png`` next to a ``*_gtFine_labelIds.png``; None for any other name."""
     folder, name = os.path.split(gt_label_ids_path)
-    return os.path.join(folder, name.replace("_gtFine_labelIds.png", "_gtFine_instanceIds.png"))
+    if not name.endswith(GT_SUFFIX):
+        return None
+    return os.path.join(folder, name[:-len(GT_SUFFIX)] + "_gtFine_instanceIds.png")
 
 
 def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
-                        show_progress: bool = False) -> EvaluationResult:
+                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
     """Score a folder of labelIds PNGs against ``gt_root/gtFine/{split}`` at full resolution.
 
+    Every ground truth of the split needs a prediction unless ``subset``; other PNGs are
+    ignored (:func:`match_predictions`, :func:`~tusimple_duc.evaluation.files.coverage_details`).
     iIoU is computed when every matched ground truth has its ``*_gtFine_instanceIds.png``;
     when only some have, the first missing one is reported as an error.
-    ``details["ground_truth_without_prediction"]`` counts split images left unscored.
+    ``details["warnings"]`` says when the predictions look like trainIds (no value above 18).
     """
-    pairs, unmatched = match_predictions(result_dir, gt_root, split)
+    pairs, missing, extra = match_predictions(result_dir, gt_root, split)
+    details = coverage_details(result_dir, missing, extra, len(pairs), subset)
     instance_paths = [instance_path(gt) for _, gt in pairs]
     present = [os.path.isfile(p) for p in instance_paths]
     if any(present) and not all(present):
         raise EvaluationError(f"{instance_paths[present.index(False)]}: missing, but other images have instanceIds")
     evaluator = CityscapesEvaluator()
+    largest_value = 0
     for (pred_path, gt_path), inst_path in tqdm(list(zip(pairs, instance_paths)), disable=not show_progress,
                                                 desc="cityscapes", unit="image"):
         pred = read_png(pred_path, ("L",), "labelIds prediction")
@@ -275,6 +294,11 @@ def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
         check_same_size(pred, pred_path, gt, gt_path)
         instances = read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds") if all(present) else None
         evaluator.add(pred, gt, instances, source=pred_path)
+        largest_value = max(largest_value, int(pred.max()))
     result = evaluator.result()
-    result.details["ground_truth_without_prediction"] = unmatched
+    result.details.update(details)
+    if largest_value <= _LARGEST_TRAIN_ID:
+        result.details["warnings"] = [
+            f"{result_dir}: no prediction has a value above {_LARGEST_TRAIN_ID}: these look like trainIds, but the "
+            f"Cityscapes evaluator reads labelIds (7 = road ... 33 = bicycle; test.py writes them to score/)"]
     return result

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -72,6 +72,45 @@ def read_png(path: str, modes: Sequence[str], what: str) -> np.ndarray:
 def check_same_size(prediction: np.ndarray, prediction_path: str, gt: np.ndarray, gt_path: str) -> None:
     """Raise EvaluationError naming both files when the (H, W) sizes differ."""
     if prediction.shape[:2] != gt.shape[:2]:
-        (ph, pw), (gh, gw) = prediction.shape[:2], gt.shape[:2]
+        raise EvaluationError(f"{prediction_path}: prediction is {size_text(prediction.shape)} but ground truth "
+                              f"{gt_path} is {size_text(gt.shape)}")
+
+
+def size_text(shape: Sequence[int]) -> str:
+    """``"<rows>x<cols> (HxW)"`` of an array shape or a (rows, cols) pair: every size message is HxW."""
+    return f"{shape[0]}x{shape[1]} (HxW)"
+
+
+def coverage_details(result_dir: str, missing_gt: Optional[Sequence[str]], extra_predictions: Sequence[str],
+                     num_matched: int, subset: bool) -> Dict[str, Any]:
+    """Apply the official evaluators' rule to a matching of predictions and ground truths.
+
+    cityscapesscripts (and the KITTI road and VOC devkits) need a prediction for every ground
+    truth of the split and never look at other files: a ground truth without a prediction is an
+    error unless ``subset`` (score only the predicted ground truths); a prediction without a
+    ground truth is ignored and counted.
+
+    Parameters
+    ----------
+    result_dir : the prediction folder, for messages.
+    missing_gt : ground-truth files without a prediction, sorted; None when the split is unknown.
+    extra_predictions : prediction files matching no ground truth, sorted.
+    num_matched : number of (prediction, ground truth) pairs.
+    subset : score only the ground truths that have a prediction.
+
+    Returns
+    -------
+    ``details`` entries: ``ground_truth_without_prediction`` (int or None),
+    ``predictions_without_ground_truth`` (int) and ``ignored_predictions`` (the first 5 paths).
+    """
+    if num_matched == 0:
+        example = f" (e.g. {extra_predictions[0]})" if extra_predictions else ""
+        raise EvaluationError(f"{result_dir}: no prediction matches a ground truth{example}")
+    if missing_gt and not subset:
         raise EvaluationError(
-            f"{prediction_path}: prediction is {pw}x{ph} but ground truth {gt_path} is {gw}x{gh}")
+            f"{missing_gt[0]}: no prediction for this ground truth in {result_dir} ({len(missing_gt)} of "
+            f"{len(missing_gt) + num_matched} have none; the official evaluator needs one for every ground truth, "
+            f"--subset scores only the predicted ones)")
+    return {"ground_truth_without_prediction": None if missing_gt is None else len(missing_gt),
+            "predictions_without_ground_truth": len(extra_predictions),
+            "ignored_predictions": list(extra_predictions[:5])}

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from tusimple_duc.data.labels import IGNORE_LABEL, KITTI_CLASS_NAMES, kitti_gt_to_labels
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import safe_ratio
-from tusimple_duc.evaluation.files import check_same_size, list_prediction_files, read_png
+from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files, read_png
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 #: The devkit's thresholds, ``np.array(range(0, 256)) / 255.0``.
@@ -190,39 +190,43 @@ def read_road_probability(path: str) -> np.ndarray:
     return arrays[0]
 
 
-def match_predictions(result_dir: str, gt_root: str,
-                      split: Optional[str] = None) -> Tuple[List[Tuple[str, str, str]], int]:
+def match_predictions(result_dir: str, gt_root: str, split: Optional[str] = None
+                      ) -> Tuple[List[Tuple[str, str, str]], List[str], List[str]]:
     """Pair every ``{um,umm,uu}_{frame}.png|npz`` (or ``{cat}_road_{frame}``) under ``result_dir``
     with ``gt_image_2/{cat}_road_{frame}.png``.
 
-    Returns the (prediction, ground truth, category) triples and the number of road ground
-    truths without a prediction.
+    Returns the (prediction, ground truth, category) triples, the road ground truths without a
+    prediction and the prediction files that match no ground truth (both sorted).
     """
     gt_dir = _gt_dir(gt_root, split)
+    ground_truths = {os.path.basename(path)[:-len(".png")]: path
+                     for path in glob.glob(os.path.join(gt_dir, "*_road_*.png"))}
     pairs: Dict[str, Tuple[str, str, str]] = {}
+    extra: List[str] = []
     for path in list_prediction_files(result_dir, (".png", ".npz")):
         match = _NAME_PATTERN.match(os.path.basename(path))
-        if not match:
-            raise EvaluationError(f"{path}: not a KITTI road image name ({{um,umm,uu}}_{{frame}}.png or .npz)")
-        key = f"{match['category']}_road_{match['frame']}"
+        key = f"{match['category']}_road_{match['frame']}" if match else None
+        if key not in ground_truths:
+            extra.append(path)
+            continue
         if key in pairs:
             raise EvaluationError(f"{path}: second prediction for {key} (the first is {pairs[key][0]})")
-        gt_path = os.path.join(gt_dir, key + ".png")
-        if not os.path.isfile(gt_path):
-            raise EvaluationError(f"{path}: no ground truth {gt_path}")
-        pairs[key] = (path, gt_path, match["category"])
-    all_gt = glob.glob(os.path.join(gt_dir, "*_road_*.png"))
-    return list(pairs.values()), len(all_gt) - len(pairs)
+        pairs[key] = (path, ground_truths[key], match["category"])
+    missing = sorted(path for key, path in ground_truths.items() if key not in pairs)
+    return [pairs[key] for key in sorted(pairs)], missing, extra
 
 
 def evaluate_kitti_road(result_dir: str, gt_root: str, split: Optional[str] = None,
-                        show_progress: bool = False) -> EvaluationResult:
+                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
     """Score a folder of road probability maps against the KITTI road ground truth.
 
     ``gt_root`` is the folder holding ``gt_image_2`` or its parent (``data_road``, which
-    holds ``training/gt_image_2``); ``split`` names the subfolder explicitly.
+    holds ``training/gt_image_2``); ``split`` names the subfolder explicitly. Every ground
+    truth needs a prediction unless ``subset``; other files are ignored
+    (:func:`~tusimple_duc.evaluation.files.coverage_details`).
     """
-    triples, unmatched = match_predictions(result_dir, gt_root, split)
+    triples, missing, extra = match_predictions(result_dir, gt_root, split)
+    details = coverage_details(result_dir, missing, extra, len(triples), subset)
     evaluator = KittiRoadEvaluator()
     for pred_path, gt_path, category in tqdm(triples, disable=not show_progress, desc="kitti", unit="image"):
         road_prob = read_road_probability(pred_path)
@@ -230,5 +234,5 @@ def evaluate_kitti_road(result_dir: str, gt_root: str, split: Optional[str] = No
         check_same_size(road_prob, pred_path, gt_labels, gt_path)
         evaluator.add(road_prob, gt_labels, category, source=pred_path)
     result = evaluator.result()
-    result.details["ground_truth_without_prediction"] = unmatched
+    result.details.update(details)
     return result

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from tusimple_duc.data.labels import IGNORE_LABEL, VOC_CLASS_NAMES, VOC_NUM_CLASSES
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator
-from tusimple_duc.evaluation.files import check_same_size, list_prediction_files, read_png
+from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files, read_png
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 
@@ -72,30 +72,45 @@ def _split_ids(voc_root: str, split: str) -> Optional[List[str]]:
         return [line.split()[0] for line in handle if line.strip()]
 
 
-def match_predictions(result_dir: str, gt_root: str, split: str = "val") -> Tuple[List[Tuple[str, str]], Optional[int]]:
+def match_predictions(result_dir: str, gt_root: str, split: str = "val"
+                      ) -> Tuple[List[Tuple[str, str]], Optional[List[str]], List[str]]:
     """Pair every ``{image_id}.png`` under ``result_dir`` with ``SegmentationClass/{image_id}.png``.
 
-    Returns the pairs and the number of images of ``ImageSets/Segmentation/{split}.txt``
-    without a prediction (None when that list does not exist).
+    The ground truths are the ids of ``ImageSets/Segmentation/{split}.txt`` or, when that list
+    does not exist, every predicted id that has a ``SegmentationClass`` file. Returns the pairs,
+    the ground-truth files without a prediction (None without a split list) and the prediction
+    files matching no ground truth (both sorted).
     """
     voc_root = _voc_root(gt_root)
+    split_ids = _split_ids(voc_root, split)
+    wanted = None if split_ids is None else set(split_ids)
+
+    def gt_path(image_id: str) -> str:
+        return os.path.join(voc_root, "SegmentationClass", image_id + ".png")
+
     pairs: Dict[str, Tuple[str, str]] = {}
+    extra: List[str] = []
     for path in list_prediction_files(result_dir, (".png",)):
         image_id = os.path.splitext(os.path.basename(path))[0]
+        if (wanted is not None and image_id not in wanted) or not os.path.isfile(gt_path(image_id)):
+            extra.append(path)
+            continue
         if image_id in pairs:
             raise EvaluationError(f"{path}: second prediction for {image_id} (the first is {pairs[image_id][0]})")
-        gt_path = os.path.join(voc_root, "SegmentationClass", image_id + ".png")
-        if not os.path.isfile(gt_path):
-            raise EvaluationError(f"{path}: no ground truth {gt_path}")
-        pairs[image_id] = (path, gt_path)
-    split_ids = _split_ids(voc_root, split)
-    unmatched = None if split_ids is None else len(set(split_ids) - set(pairs))
-    return list(pairs.values()), unmatched
+        pairs[image_id] = (path, gt_path(image_id))
+    missing = None if wanted is None else sorted(gt_path(i) for i in wanted if i not in pairs)
+    return [pairs[key] for key in sorted(pairs)], missing, extra
 
 
-def evaluate_voc(result_dir: str, gt_root: str, split: str = "val", show_progress: bool = False) -> EvaluationResult:
-    """Score a folder of VOC index/palette PNG predictions against ``SegmentationClass``."""
-    pairs, unmatched = match_predictions(result_dir, gt_root, split)
+def evaluate_voc(result_dir: str, gt_root: str, split: str = "val", show_progress: bool = False,
+                 subset: bool = False) -> EvaluationResult:
+    """Score a folder of VOC index/palette PNG predictions against ``SegmentationClass``.
+
+    Every image of the split list needs a prediction unless ``subset``; other files are ignored
+    (:func:`~tusimple_duc.evaluation.files.coverage_details`).
+    """
+    pairs, missing, extra = match_predictions(result_dir, gt_root, split)
+    details = coverage_details(result_dir, missing, extra, len(pairs), subset)
     evaluator = VocEvaluator()
     for pred_path, gt_path in tqdm(pairs, disable=not show_progress, desc="voc", unit="image"):
         pred = read_png(pred_path, ("L", "P"), "VOC prediction")
@@ -103,5 +118,5 @@ def evaluate_voc(result_dir: str, gt_root: str, split: str = "val", show_progres
         check_same_size(pred, pred_path, gt, gt_path)
         evaluator.add(pred, gt, source=pred_path)
     result = evaluator.result()
-    result.details["ground_truth_without_prediction"] = unmatched
+    result.details.update(details)
     return result
