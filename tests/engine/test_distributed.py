@@ -40,15 +40,19 @@ def launch_with_retry(command, workers):
 
 
 def reference_parameters(config):
-    """One process, one device, fed the concatenation of both workers' batches."""
+    """One process with one device per worker (Module's local kvstore semantics, checked
+    against ``mx.mod.Module`` in test_original_semantics.py), fed the concatenation of the
+    workers' batches and rescaled by the per-worker batch size: the original's dist_sync
+    sums every worker's device gradients on the servers and applies ``rescale_grad = 1/B``."""
+    contexts = [mx.cpu(rank) for rank in range(WORKERS)]
     net = build_network(config)
-    initialise(net, [mx.cpu()], config.env.seed, (1, 3, 64, 64))
+    initialise(net, contexts, config.env.seed, (1, 3, 64, 64))
     net.hybridize(static_alloc=True)
     spec = sampling_spec(config, net.spec)
     parts = [train_iterator(config, spec, rank, WORKERS) for rank in range(WORKERS)]
     per_epoch = batches_per_epoch(len(parts[0].dataset), config.data.batch_size, WORKERS, "discard")
-    trainer = SegmentationTrainer(net, DeviceSetup([mx.cpu()], None), schedule_from_config(config.model, per_epoch),
-                                  config.model, config.network.ignore_label)
+    trainer = SegmentationTrainer(net, DeviceSetup(contexts, "local"), schedule_from_config(config.model, per_epoch),
+                                  config.model, config.network.ignore_label, config.data.batch_size)
     try:
         for epoch in range(EPOCHS):
             for part in parts:

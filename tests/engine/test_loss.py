@@ -7,7 +7,7 @@ import pytest
 from mxnet import autograd
 
 from tusimple_duc.engine.batches import device_slices
-from tusimple_duc.engine.loss import masked_cross_entropy_sum
+from tusimple_duc.engine.loss import device_objective, masked_cross_entropy_sum
 
 IGNORE = 255
 
@@ -94,3 +94,20 @@ def test_device_slices_fill_missing_devices_with_ignored_copies():
     for filler_data, filler_label in slices[1:]:
         np.testing.assert_array_equal(filler_data, data)
         assert (filler_label == IGNORE).all()
+
+
+def test_device_objective_divides_by_the_valid_count_clipped_to_one():
+    scores, label = random_case(3)
+    x = mx.nd.array(scores)
+    x.attach_grad()
+    with autograd.record():
+        total, valid = masked_cross_entropy_sum(x, mx.nd.array(label), IGNORE)
+        objective = device_objective(total, valid)
+    objective.backward()
+    expected_total, expected_valid = brute_force(scores, label)
+    assert objective.asscalar() == pytest.approx(expected_total / expected_valid, rel=1e-5)
+    label[:] = IGNORE  # SoftmaxOutput 'valid' divides by max(count, 1): zero loss, zero gradient
+    with autograd.record():
+        objective = device_objective(*masked_cross_entropy_sum(x, mx.nd.array(label), IGNORE))
+    objective.backward()
+    assert objective.asscalar() == 0 and not x.grad.asnumpy().any()

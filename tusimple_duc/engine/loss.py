@@ -1,23 +1,25 @@
-"""Pixel-wise softmax cross-entropy ignoring one label, normalised over the global batch.
+"""Pixel-wise softmax cross-entropy ignoring one label, normalised as the released solver.
 
-The loss of one update is::
+The released graph ends in ``SoftmaxOutput(multi_output=True, use_ignore=True,
+normalization='valid')`` under ``mx.mod.Module`` with ``rescale_grad = 1 / batch_size``.
+For one update of a worker whose batch of ``B`` samples is split over devices
+``d = 1 .. k`` (and, with ``dist_sync``, of workers ``w = 1 .. W`` each with its own
+devices) the gradient the SGD step uses is::
 
-    loss = sum over all non-ignored pixels p of the global batch of -log softmax(scores_p)[label_p]
-           / (number of non-ignored pixels of the global batch)
+    g = (1 / B) * sum over workers w, devices d of  grad( CE_wd / max(V_wd, 1) )
 
-The global batch is every sample of every device of every worker in this update; each
-device computes its share of the numerator and divides by the global count, so the
-gradients summed by the kvstore are exactly those of one device holding the whole batch
-(k devices == 1 device on the same global batch; the optimizer's ``rescale_grad`` is 1).
+    CE_wd = sum over the non-ignored pixels p of device d of worker w of -log softmax(scores_p)[label_p]
+    V_wd  = number of non-ignored pixels of that device (SoftmaxOutput's 'valid' count,
+            clipped to 1 when the device holds no valid pixel)
 
-Relation to the released solver: it used ``SoftmaxOutput(normalization='valid')``, which
-divides each *device's* gradient by that device's own count of non-ignored pixels, then
-``rescale_grad = 1 / batch_size``. With ``k`` devices holding ``V_1 .. V_k`` valid pixels
-its gradient is ``(1 / B) * sum_i grad(CE_i) / V_i``. When every device holds the same
-number of valid pixels this is ``k / B`` times ours: identical for the released example
-config (1 device, batch 1) and for the paper's bigger-patch setting (4 GPUs x 1 patch);
-for ``B`` samples on one device the released gradient is ``1 / B`` of ours (multiply the
-released ``lr`` by ``k / B`` to get its step size here).
+``B`` is the per-worker ``[data] batch_size`` (the original passes ``rescale_grad`` itself,
+so Module does not multiply it by the number of workers); the devices' gradients are summed
+by the kvstore and the workers' by the parameter server. ``clip_gradient`` then clips ``g``
+element-wise, and weight decay is added after clipping (MXNet's SGD).
+
+:func:`device_objective` is the per-device scalar whose gradient is ``grad(CE_wd / max(V_wd, 1))``;
+the trainer applies ``1 / B`` through the optimizer's ``rescale_grad``. The logged loss is the
+mean cross-entropy per non-ignored pixel of the global batch, ``sum CE_wd / sum V_wd``.
 """
 from __future__ import annotations
 
@@ -49,3 +51,13 @@ def masked_cross_entropy_sum(scores: mx.nd.NDArray, label: mx.nd.NDArray,
     log_prob = mx.nd.log_softmax(scores, axis=1)
     nll = -mx.nd.pick(log_prob, safe_label, axis=1)
     return mx.nd.sum(nll * valid), mx.nd.sum(valid)
+
+
+def device_objective(total: mx.nd.NDArray, valid: mx.nd.NDArray) -> mx.nd.NDArray:
+    """``total / max(valid, 1)``: one device's loss under ``normalization='valid'``.
+
+    Parameters
+    ----------
+    total, valid : (1,) outputs of :func:`masked_cross_entropy_sum` on one device
+    """
+    return total / mx.nd.maximum(valid, 1.0)

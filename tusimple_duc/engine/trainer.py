@@ -1,29 +1,32 @@
-"""One SGD update on a global batch, across devices and workers; validation.
+"""One SGD update of a worker's batch, across devices and workers; validation.
 
-An update (:meth:`SegmentationTrainer.step`):
+An update (:meth:`SegmentationTrainer.step`) is the released solver's ``Module`` update:
 
 1. the worker's batch is split into one slice per device (``batches.device_slices``);
-2. every device computes the summed cross-entropy of its non-ignored pixels and its
-   gradient (``loss.masked_cross_entropy_sum``);
-3. the workers exchange ``(loss sum, valid pixels, has a batch)`` (``contexts.WorkerSum``;
-   identity in one process): a non-finite loss stops every worker before any parameter
-   changes (:class:`TrainingDivergedError`), a worker out of batches ends the epoch for all;
+2. every device computes the summed cross-entropy ``CE_d`` of its non-ignored pixels and
+   its count ``V_d``, and back-propagates ``CE_d / max(V_d, 1)`` (``SoftmaxOutput``'s
+   ``normalization='valid'``, ``loss.device_objective``);
+3. the workers exchange ``(loss sum, valid pixels, has a batch, gradient squares)``
+   (``contexts.WorkerSum``; identity in one process): a non-finite loss or gradient stops
+   every worker before any parameter changes (:class:`TrainingDivergedError`), a worker
+   out of batches ends the epoch for all;
 4. the kvstore sums the gradients of all devices (Gluon's Trainer) and workers
    (``contexts.WorkerAllreduce``) and every device applies
-   ``SGD(momentum, wd, clip_gradient)`` with ``rescale_grad = 1 / (valid pixels of the
-   global batch)`` and the learning rate of the schedule at this update. The gradient is
-   thus that of the loss normalised over the global batch (``loss.py``); clipping acts on
-   it element-wise, as MXNet's ``clip_gradient``.
+   ``SGD(momentum, wd, clip_gradient)`` with ``rescale_grad = 1 / batch_size`` (the
+   per-worker ``[data] batch_size``, as the released solver passed it) and the learning
+   rate of the schedule at this update. Clipping acts element-wise on the rescaled
+   gradient; weight decay only on parameters named ``*_weight`` or ``*_gamma`` (MXNet's
+   rule for ``Module``, :func:`apply_module_multipliers`).
 
-BatchNorm: with ``bn_use_global_stats`` (released) the statistics are frozen and the
-result does not depend on the split; when BN learns, each device normalises with its own
-slice's statistics (no synchronised BN, as in the released MXNet solver).
+BatchNorm: with ``bn_use_global_stats`` (released) the statistics are frozen; when BN
+learns, each device normalises with its own slice's statistics (no synchronised BN, as in
+the released MXNet solver).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -32,8 +35,9 @@ from mxnet import autograd, gluon
 from tusimple_duc.config import ModelSection
 from tusimple_duc.engine.batches import device_slices, to_devices
 from tusimple_duc.engine.contexts import DeviceSetup, WorkerAllreduce, WorkerSum
-from tusimple_duc.engine.loss import masked_cross_entropy_sum
+from tusimple_duc.engine.loss import device_objective, masked_cross_entropy_sum
 from tusimple_duc.engine.metrics import SegmentationMetrics
+from tusimple_duc.engine.optimizer_state import load_optimizer_state, save_optimizer_state
 from tusimple_duc.engine.schedules import LRSchedule
 from tusimple_duc.errors import DUCError
 
@@ -53,8 +57,22 @@ class StepResult:
     update: int
 
 
+#: Suffixes of the parameter names MXNet's ``Optimizer`` decays when it knows the names
+#: (``Module``'s ``param_idx2name``): every other parameter has ``wd_mult = 0``.
+DECAYED_SUFFIXES = ("_weight", "_gamma")
+
+
+def apply_module_multipliers(params: Iterable[gluon.Parameter]) -> None:
+    """Set ``lr_mult = 1`` and ``wd_mult`` as ``Module`` does: 1 for names ending in
+    ``_weight`` or ``_gamma``, 0 for the others (biases, BatchNorm betas)."""
+    for param in params:
+        param.lr_mult = 1.0
+        param.wd_mult = 1.0 if param.name.endswith(DECAYED_SUFFIXES) else 0.0
+
+
 def sgd_parameters(model: ModelSection) -> Dict[str, float]:
-    """Gluon SGD arguments of ``[model]`` (the learning rate is set before every update)."""
+    """Gluon SGD arguments of ``[model]`` (the learning rate is set before every update,
+    ``rescale_grad`` by ``Trainer.step``)."""
     params = dict(learning_rate=model.lr, momentum=model.momentum, wd=model.weight_decay, rescale_grad=1.0)
     if model.clip_gradient > 0:
         params["clip_gradient"] = model.clip_gradient
@@ -71,18 +89,22 @@ class SegmentationTrainer:
     schedule : learning rate per update
     model : ``[model]`` section (momentum, weight decay, clipping)
     ignore_label : label excluded from loss and metrics
+    batch_size : per-worker ``[data] batch_size``; the summed gradient is multiplied by
+        ``1 / batch_size`` (``Module``'s ``rescale_grad``)
     updates : updates already applied in this run (resume)
     """
 
     def __init__(self, net: gluon.HybridBlock, devices: DeviceSetup, schedule: LRSchedule,
-                 model: ModelSection, ignore_label: int, updates: int = 0) -> None:
+                 model: ModelSection, ignore_label: int, batch_size: int, updates: int = 0) -> None:
         self.net = net
         self.devices = devices
         self.schedule = schedule
         self.model = model
         self.ignore_label = ignore_label
+        self.batch_size = batch_size
         self.updates = updates
         params = net.collect_params()
+        apply_module_multipliers(params.values())
         local_kvstore = None if devices.distributed else devices.kvstore
         self.trainer = gluon.Trainer(params, "sgd", sgd_parameters(model), kvstore=local_kvstore,
                                      update_on_kvstore=False if local_kvstore is not None else None)
@@ -90,13 +112,15 @@ class SegmentationTrainer:
         self._exchange = WorkerSum(devices, key=len(list(params.keys())), size=4)
 
     # ------------------------------------------------------------------ optimizer state
-    def save_optimizer(self, path: str) -> None:
-        """Write the optimizer state (momentum of every parameter, optimizer settings)."""
-        self.trainer.save_states(path)
+    def save_optimizer(self, path: str) -> dict:
+        """Write the momentum of every parameter to ``path`` (``mx.nd.save``, no pickle);
+        returns the optimizer's counters for the JSON training state (``optimizer_state.py``)."""
+        return save_optimizer_state(self.trainer, path)
 
-    def load_optimizer(self, path: str) -> None:
-        """Read :meth:`save_optimizer`'s file; the config's hyper-parameters stay in effect."""
-        self.trainer.load_states(path)
+    def load_optimizer(self, path: str, saved: Optional[dict], trust_pickle: bool = False) -> None:
+        """Read :meth:`save_optimizer`'s file and counters ``saved`` (a pickled Gluon file only
+        with ``trust_pickle``); the config's hyper-parameters stay in effect."""
+        load_optimizer_state(self.trainer, path, saved, trust_pickle)
         optimizer = self.trainer.optimizer
         for key, value in sgd_parameters(self.model).items():
             if key != "learning_rate":
@@ -123,9 +147,10 @@ class SegmentationTrainer:
         on_devices = to_devices(pieces, contexts)
         with autograd.record():
             scores = [self.net(x) for x, _ in on_devices]
-            sums = [masked_cross_entropy_sum(s, y, self.ignore_label)[0] for s, (_, y) in zip(scores, on_devices)]
-        autograd.backward(sums)
-        local_loss = float(sum(s.asscalar() for s in sums))
+            parts = [masked_cross_entropy_sum(s, y, self.ignore_label) for s, (_, y) in zip(scores, on_devices)]
+            objectives = [device_objective(total, valid) for total, valid in parts]
+        autograd.backward(objectives)
+        local_loss = float(sum(total.asscalar() for total, _ in parts))
         local_valid = float(sum((y != self.ignore_label).sum() for _, y in pieces))
         local_grad_sq = self._gradient_square_sum()
         loss_sum, valid, workers_with_batch, grad_sq = self._exchange([local_loss, local_valid, 1.0, local_grad_sq])
@@ -143,7 +168,7 @@ class SegmentationTrainer:
         if self._allreduce is not None:
             self._allreduce()
         self.trainer.set_learning_rate(lr)
-        self.trainer.step(max(valid, 1.0))
+        self.trainer.step(self.batch_size)
         self.updates = update
         return StepResult(loss=loss_sum / max(valid, 1.0), valid_pixels=valid, lr=lr, update=update)
 
