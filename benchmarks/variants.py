@@ -249,7 +249,7 @@ class TrainStepVariant:
         model = ModelSection()
         self.trainer = SegmentationTrainer(net, DeviceSetup([mx.cpu()], None),
                                            schedule_from_config(model, updates_per_epoch=1000),
-                                           model, ignore_label=255)
+                                           model, ignore_label=255, batch_size=1)
         batch = np.load(config.input)
         self.data, self.label = batch["data"], batch["label"]
 

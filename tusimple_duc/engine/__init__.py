@@ -4,7 +4,7 @@ Public API (import the modules directly; this package imports nothing, so that
 ``tools/launch_local.py`` does not load MXNet)::
 
     run.train(config, resume=False) -> TrainResult          # everything train.py does
-    trainer.SegmentationTrainer(net, devices, schedule, model, ignore_label).step(data, label)
+    trainer.SegmentationTrainer(net, devices, schedule, model, ignore_label, batch_size).step(data, label)
     trainer.validate(net, batches, contexts, num_classes, ignore_label)
     trainer.TrainingDivergedError                            # DUCError: NaN/inf loss or parameters
     schedules.schedule_from_config(model, updates_per_epoch) -> LRSchedule (lr of update n)

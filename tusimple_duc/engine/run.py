@@ -10,9 +10,14 @@ Files of a run, next to the checkpoints (``<model_dir>/<save_model_prefix>``, ch
 ``-summary.txt`` (``[misc] draw_network``), ``-symbol.json``, ``-%04d.params``,
 ``-%04d.states``, ``-%04d.state.json`` (``state.py``).
 
-``resume=True`` continues from the newest complete checkpoint of that prefix: weights,
-optimizer state, update count (lr position), RNG states; the data order is a function
-of ``(seed, epoch)``. With the same config and seed it ends with the same parameters as
+Before any work (building the network, reading data) the chief checks the folder
+(``run_folder.prepare_run_folder``: writable, stale temporary files removed, no earlier
+run's checkpoints unless ``overwrite`` moves them aside).
+
+``resume=True`` continues from the newest complete checkpoint of that prefix, if it was
+written with the same config (``run_folder.check_resume``): weights, optimizer state,
+update count (lr position), RNG states; the data order is a function of
+``(seed, epoch)``. With the same config and seed it ends with the same parameters as
 an uninterrupted run (see ``docs/TRAINING.md`` for what could still differ).
 """
 from __future__ import annotations
@@ -31,12 +36,12 @@ from tusimple_duc.engine import network
 from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, setup_devices
 from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
 from tusimple_duc.engine.metrics import SegmentationMetrics, reported_keys
+from tusimple_duc.engine.run_folder import check_resume, config_record, prepare_run_folder
 from tusimple_duc.engine.schedules import check_schedule, schedule_from_config
-from tusimple_duc.engine.state import (TrainingState, capture_rng, checkpoint_prefix, complete_checkpoints,
-                                       epoch_seed, latest_checkpoint, optimizer_path, parameter_digest,
-                                       restore_rng, save_training_state)
+from tusimple_duc.engine.state import (TrainingState, capture_rng, checkpoint_prefix, epoch_seed, optimizer_path,
+                                       parameter_digest, restore_rng, save_training_state)
 from tusimple_duc.engine.trainer import SegmentationTrainer, TrainingDivergedError, validate
-from tusimple_duc.errors import CheckpointError
+from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path, save_checkpoint
 
@@ -63,8 +68,6 @@ class _Run:
         self.devices = devices
         self.prefix = checkpoint_prefix(config.model.model_dir, config.model.save_model_prefix)
         chief = devices.is_chief
-        if chief:
-            os.makedirs(config.model.model_dir or ".", exist_ok=True)
         self.log = setup_logging(self.prefix + "-train.log" if chief else None, devices.rank)
         self.metrics_log = MetricsLog(self.prefix + "-metrics.jsonl" if chief else None)
         self.keys = reported_keys(config.model.eval_metric, config.source)
@@ -86,7 +89,7 @@ class _Run:
         state = TrainingState(epoch=epoch, updates=trainer.updates, updates_per_epoch=updates_per_epoch,
                               begin_epoch=begin_epoch, seed=self.config.env.seed,
                               num_workers=self.devices.num_workers, params_sha1=parameter_digest(arrays),
-                              rng=capture_rng())
+                              rng=capture_rng(), config=config_record(self.config))
         save_training_state(self.prefix, state, trainer.save_optimizer)
         self.last_checkpoint = params_file
         self.metrics_log.write({"kind": "checkpoint", "epoch": epoch, "path": params_file, "time": time.time()})
@@ -141,15 +144,11 @@ class _Run:
                       samples_per_sec, "\t".join(f"{k}={v:.6f}" for k, v in values.items()), lr)
 
 
-def _resume_point(run: _Run, trainer: SegmentationTrainer, updates_per_epoch: int) -> int:
-    """Load the newest checkpoint into ``trainer``; returns its epoch."""
-    epoch, state = latest_checkpoint(run.prefix)
+def _resume_point(run: _Run, trainer: SegmentationTrainer, updates_per_epoch: int, epoch: int,
+                  state: TrainingState, trust_pickled_states: bool) -> int:
+    """Load checkpoint ``epoch`` (its training ``state``) into ``trainer``; returns ``epoch``."""
     load_checkpoint(trainer.net, run.prefix, epoch)
-    try:
-        trainer.load_optimizer(optimizer_path(run.prefix, epoch))
-    except (OSError, ValueError, EOFError, KeyError, AttributeError, ImportError) as err:
-        raise CheckpointError(f"{optimizer_path(run.prefix, epoch)}: unreadable optimizer state "
-                              f"({type(err).__name__})") from None
+    trainer.load_optimizer(optimizer_path(run.prefix, epoch), state.optimizer, trust_pickled_states)
     trainer.updates = state.updates
     restore_rng(state.rng)
     run.last_checkpoint = params_path(run.prefix, epoch)
@@ -163,16 +162,28 @@ def _resume_point(run: _Run, trainer: SegmentationTrainer, updates_per_epoch: in
     return epoch
 
 
-def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
+          trust_pickled_states: bool = False) -> TrainResult:
     """Train as configured (see the module docstring); raises DUCError subclasses on bad input
-    and :class:`TrainingDivergedError` on a non-finite loss."""
+    and :class:`TrainingDivergedError` on a non-finite loss.
+
+    ``overwrite``: a fresh run moves an earlier run's files of the prefix aside instead of
+    stopping. ``trust_pickled_states``: ``resume`` may unpickle an old-format ``.states``.
+    """
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite: choose one (continue the run, or start it again)")
     check_kvstore(config.env, config.source)
     reported_keys(config.model.eval_metric, config.source)
     check_schedule(config.model, config.source)
+    devices = setup_devices(config.env, config.source)
+    prefix = checkpoint_prefix(config.model.model_dir, config.model.save_model_prefix)
+    notes = prepare_run_folder(config, prefix, resume, overwrite) if devices.is_chief else []
+    resume_from = check_resume(config, prefix, trust_pickled_states) if resume else None
     net = network.build_network(config)
     spec = batch_setup.sampling_spec(config, net.spec)
-    devices = setup_devices(config.env, config.source)
     run = _Run(config, devices)
+    for note in notes:
+        run.log.warning(note)
     train_iter = val_iter = None
     try:
         train_iter = batch_setup.train_iterator(config, spec, devices.rank, devices.num_workers)
@@ -185,16 +196,16 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         if not resume:
             loaded = network.load_initial_weights(net, config)
             run.log.info("Initialised %s: Xavier%s", config.network.preset, f" + {loaded}" if loaded else "")
-            if devices.is_chief and complete_checkpoints(run.prefix):
-                run.log.warning("%s already holds checkpoints; they are overwritten as epochs complete "
-                                "(use --resume to continue that run)", config.model.model_dir)
         if devices.is_chief:
             atomic_write_text(run.prefix + "-train.cfg", to_ini(config))
             if config.misc.draw_network:
                 network.write_summary(net, run.prefix + "-summary.txt", input_shape)
         net.hybridize(static_alloc=True)
-        trainer = SegmentationTrainer(net, devices, schedule, config.model, config.network.ignore_label)
-        start_epoch = _resume_point(run, trainer, updates_per_epoch) if resume else begin_epoch
+        trainer = SegmentationTrainer(net, devices, schedule, config.model, config.network.ignore_label,
+                                      config.data.batch_size)
+        start_epoch = begin_epoch
+        if resume_from is not None:
+            start_epoch = _resume_point(run, trainer, updates_per_epoch, *resume_from, trust_pickled_states)
         if config.data.use_val and devices.is_chief:
             val_iter = batch_setup.validation_iterator(config, spec)
         run.log.info("Training epochs %d..%d: %d batches of %d per epoch on %d device(s) x %d worker(s), "
