@@ -53,7 +53,7 @@ class CityLoader(SegmentationIter):
     @staticmethod
     def read_data(data_list: str) -> List[list]:
         """The list's items ``[image, label]`` or ``[image, label, [row, col]]`` (validated by the package)."""
-        return [[entry.image, entry.label] + ([[str(c) for c in entry.centre]] if entry.centre else [])
+        return [[entry.image, entry.label] + ([[format(c, "g") for c in entry.centre]] if entry.centre else [])
                 for entry in read_list(data_list)]
 
     @property

@@ -53,7 +53,7 @@ def sampling_spec_from_input_args(input_args: Mapping[str, Any]) -> SamplingSpec
 
 def list_entry(item: Sequence[Any], index: int = 0) -> ListEntry:
     """A :class:`ListEntry` of an original ``read_data`` item ``[image, label, [row, col]]``."""
-    centre = tuple(int(c) for c in item[2]) if len(item) > 2 else None
+    centre = tuple(float(c) for c in item[2]) if len(item) > 2 else None
     return ListEntry(index, item[0], item[1], centre)
 
 

@@ -24,7 +24,7 @@ BACKBONE_STRIDE = 8
 def cell_width_of(cell_cap: int, ds_rate: int = BACKBONE_STRIDE) -> int:
     """DUC cell width ``c`` of a cell capacity ``cell_cap = (ds_rate / c) ** 2`` (64 -> 1, 16 -> 2, 4 -> 4)."""
     ratio = math.isqrt(cell_cap) if isinstance(cell_cap, int) and cell_cap > 0 else 0
-    if ratio * ratio != cell_cap or ds_rate % ratio:
+    if ratio < 1 or ratio * ratio != cell_cap or ds_rate % ratio:
         raise ConfigError(f"get_symbol_duc_hdc: cell_cap={cell_cap!r} must be (ds_rate / cell_width)^2 with "
                           f"ds_rate {ds_rate}, i.e. one of 64, 16, 4 (cell width 1, 2, 4)")
     return ds_rate // ratio
