@@ -21,7 +21,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
+from tusimple_duc.config_values import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RANGE, Range, format_value, key,
+                                        parse_value, range_problem)
 from tusimple_duc.errors import ConfigError
+
+__all__ = ["format_value", "parse_value"]  # re-exported: part of this module's interface
 
 PAPER_TEST_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
@@ -34,14 +38,14 @@ class EnvSection:
 
     use_cpu: bool = False
     #: GPU ids, e.g. ``0,1,2,3``; one context per GPU, the batch split across them.
-    gpus: Tuple[int, ...] = (0,)
+    gpus: Tuple[int, ...] = key((0,), NON_NEGATIVE)
     #: Number of CPU contexts when ``use_cpu`` (tests the multi-device path without GPUs).
-    cpus: int = 1
+    cpus: int = key(1, AT_LEAST_ONE)
     kv_store: Literal["local", "device", "nccl", "dist_sync", "dist_device_sync", "dist_async"] = "local"
     #: Original key: load data in parallel. True means ``[data] num_workers`` defaults to the core count.
     multi_thread: bool = False
     #: Seed of every random choice (sampling, augmentation, initialisation).
-    seed: int = 0
+    seed: int = key(0, Range(0, 2**32 - 1))
 
 
 @dataclass(frozen=True)
@@ -51,25 +55,26 @@ class ArchitectureSection:
 
     preset: str = "resnet101_duc_hdc_released"
     #: Number of ASPP branches in the head (0 = a single 3x3 conv); unset = the preset's.
-    aspp: Optional[int] = None
+    aspp: Optional[int] = key(None, NON_NEGATIVE)
     #: ASPP dilation step: branch i has rate aspp_stride * (i + 1); unset = the preset's.
-    aspp_stride: Optional[int] = None
-    depth: Optional[int] = None
+    aspp_stride: Optional[int] = key(None, AT_LEAST_ONE)
+    depth: Optional[int] = key(None, AT_LEAST_ONE)
     stem: Optional[Literal["deep", "classic"]] = None
     head: Optional[Literal["duc", "bilinear", "deconv"]] = None
     dilation_schedule: Optional[str] = None
-    width: Optional[int] = None
-    blocks_per_stage: Optional[Tuple[int, ...]] = None
+    width: Optional[int] = key(None, AT_LEAST_ONE)
+    blocks_per_stage: Optional[Tuple[int, ...]] = key(None, AT_LEAST_ONE)
 
 
 @dataclass(frozen=True)
 class NetworkSection(ArchitectureSection):
     """[network] of a train config: the architecture plus the original training keys."""
 
-    label_num: int = 19
+    label_num: int = key(19, AT_LEAST_ONE)
     #: DUC cell width c (1, 2, 4); unset = the preset's.
-    cell_width: Optional[int] = None
-    ignore_label: int = 255
+    cell_width: Optional[int] = key(None, AT_LEAST_ONE)
+    #: Label value excluded from loss and metrics (labels are 8-bit images).
+    ignore_label: int = key(255, Range(0, 255))
     #: Frozen BatchNorm statistics (released); unset = the preset's (True for all presets).
     bn_use_global_stats: Optional[bool] = None
 
@@ -78,25 +83,25 @@ class NetworkSection(ArchitectureSection):
 class ModelSection:
     """[model]: optimisation, checkpoints and initialisation."""
 
-    num_epochs: int = 50
+    num_epochs: int = key(50, AT_LEAST_ONE)
     model_dir: str = "models"
     save_model_prefix: str = "ResNet_DUC_HDC_CityScapes"
-    checkpoint_interval: int = 1
-    lr: float = 1e-4
+    checkpoint_interval: int = key(1, AT_LEAST_ONE)
+    lr: float = key(1e-4, POSITIVE)
     lr_policy: Literal["step", "poly"] = "step"
     #: step: multiply the lr by this every ``lr_factor_epoch`` epochs. poly: the released code
     #: used this key as the power when ``poly_power`` is unset.
-    lr_factor: float = 0.5
-    lr_factor_epoch: float = 5.0
+    lr_factor: float = key(0.5, POSITIVE)
+    lr_factor_epoch: float = key(5.0, POSITIVE)
     #: Power of the poly policy (paper: 0.9); unset = ``lr_factor`` (released behaviour).
-    poly_power: Optional[float] = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-5
+    poly_power: Optional[float] = key(None, NON_NEGATIVE)
+    momentum: float = key(0.9, Range(0, 1, high_open=True))
+    weight_decay: float = key(5e-5, NON_NEGATIVE)
     #: Gradient clipping threshold (element-wise, as MXNet's SGD ``clip_gradient``); 0 disables.
-    clip_gradient: float = 5.0
+    clip_gradient: float = key(5.0, NON_NEGATIVE)
     load_model_dir: Optional[str] = None
     load_model_prefix: Optional[str] = None
-    load_epoch: Optional[int] = None
+    load_epoch: Optional[int] = key(None, NON_NEGATIVE)
     #: ImageNet initialisation: a GluonCV ``resnet{50,101,152}_v1s`` (deep stem) or Gluon
     #: model-zoo ``resnet{50,101,152}_v1`` (classic stem) .params file or source name
     #: (looked up in ``$MXNET_HOME/models``); ignored when resuming from a checkpoint.
@@ -106,7 +111,7 @@ class ModelSection:
     allow_missing: bool = False
     eval_metric: Tuple[str, ...] = ("acc_ignore", "IoU")
     #: Log a training-metrics line every this many batches.
-    log_interval: int = 20
+    log_interval: int = key(20, AT_LEAST_ONE)
 
 
 @dataclass(frozen=True)
@@ -118,24 +123,24 @@ class DataSection:
     train_list: str = ""
     use_val: bool = False
     val_list: Optional[str] = None
-    rgb_mean: Tuple[float, float, float] = (122.675, 116.669, 104.008)
-    batch_size: int = 1
+    rgb_mean: Tuple[float, float, float] = key((122.675, 116.669, 104.008), Range(0, 255))
+    batch_size: int = key(1, AT_LEAST_ONE)
     #: Downsampling rate (output stride) of the network: 4, 8 or 16; unset = the preset's.
-    ds_rate: Optional[int] = None
+    ds_rate: Optional[int] = key(None, AT_LEAST_ONE)
     convert_label: bool = True
-    scale_factors: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
-    crop_shape: Tuple[int, int] = (800, 800)
+    scale_factors: Tuple[float, ...] = key((0.5, 0.75, 1.0, 1.25, 1.5), POSITIVE)
+    crop_shape: Tuple[int, int] = key((800, 800), AT_LEAST_ONE)
     use_mirror: bool = True
     use_random_crop: bool = True
     #: Half-size (rows, cols) of the box the crop centre is jittered in, at scale 1 (pixels).
-    random_bound: Tuple[int, int] = (120, 120)
+    random_bound: Tuple[int, int] = key((120, 120), NON_NEGATIVE)
     dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
     #: '7fold' crops ``crop_shape`` around each list centre; '12fold' takes a random
     #: ``inner_crop`` from the ``crop_shape`` patch around each centre.
     patch_scheme: Literal["7fold", "12fold"] = "7fold"
-    inner_crop: Tuple[int, int] = (544, 544)
+    inner_crop: Tuple[int, int] = key((544, 544), AT_LEAST_ONE)
     #: Prefetch worker processes; unset = 0, or the core count when ``multi_thread``.
-    num_workers: Optional[int] = None
+    num_workers: Optional[int] = key(None, NON_NEGATIVE)
     last_batch: Literal["discard", "pad", "keep"] = "discard"
     skip_bad: bool = False
 
@@ -171,11 +176,11 @@ class TestModelSection:
 
     model_dir: str = "models"
     model_prefix: str = "ResNet_DUC_HDC_CityScapes"
-    model_epoch: int = 20
+    model_epoch: int = key(20, NON_NEGATIVE)
     #: GPU id; -1 or empty = CPU.
-    gpu: Optional[int] = 0
+    gpu: Optional[int] = key(0, Range(-1))
     result_dir: str = "results"
-    label_num: int = 19
+    label_num: int = key(19, AT_LEAST_ONE)
     #: Original key (unused there). True = test at the paper's scales 0.5..2.0
     #: when ``[data] test_scales`` is a single scale.
     multi_scales: bool = False
@@ -191,16 +196,16 @@ class TestDataSection:
     test_img_dir: str = ""
     gt_dir: str = ""
     #: Output stride of the network; unset = the preset's.
-    ds_rate: Optional[int] = None
+    ds_rate: Optional[int] = key(None, AT_LEAST_ONE)
     #: DUC cell width; unset = the preset's.
-    cell_width: Optional[int] = None
+    cell_width: Optional[int] = key(None, AT_LEAST_ONE)
     #: (rows, cols) the images are expected at (the released script bound the network
     #: for it); an image of another size is processed at its own size with a warning.
-    test_shape: Tuple[int, int] = (1024, 2048)
+    test_shape: Tuple[int, int] = key((1024, 2048), AT_LEAST_ONE)
     #: (rows, cols) of the probabilities and label maps written; None = each image's own size.
-    result_shape: Optional[Tuple[int, int]] = (1024, 2048)
-    rgb_mean: Tuple[float, float, float] = (122.675, 116.669, 104.008)
-    test_scales: Tuple[float, ...] = (1.0,)
+    result_shape: Optional[Tuple[int, int]] = key((1024, 2048), AT_LEAST_ONE)
+    rgb_mean: Tuple[float, float, float] = key((122.675, 116.669, 104.008), Range(0, 255))
+    test_scales: Tuple[float, ...] = key((1.0,), POSITIVE)
     dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
 
 
@@ -215,24 +220,24 @@ class InferenceSection:
     """[inference]: modes beyond the released whole-image protocol."""
 
     mode: Literal["whole", "sliding"] = "whole"
-    window: Tuple[int, int] = (800, 800)
-    stride: Tuple[int, int] = (600, 600)
-    batch_windows: int = 1
+    window: Tuple[int, int] = key((800, 800), AT_LEAST_ONE)
+    stride: Tuple[int, int] = key((600, 600), AT_LEAST_ONE)
+    batch_windows: int = key(1, AT_LEAST_ONE)
     flip: bool = False
     crf: bool = False
-    crf_iterations: int = 10
-    crf_sigma_alpha: float = 15.0
-    crf_sigma_beta: float = 3.0
-    crf_sigma_gamma: float = 1.0
-    crf_w1: float = 3.0
-    crf_w2: float = 3.0
+    crf_iterations: int = key(10, AT_LEAST_ONE)
+    crf_sigma_alpha: float = key(15.0, POSITIVE)
+    crf_sigma_beta: float = key(3.0, POSITIVE)
+    crf_sigma_gamma: float = key(1.0, POSITIVE)
+    crf_w1: float = key(3.0, NON_NEGATIVE)
+    crf_w2: float = key(3.0, NON_NEGATIVE)
     #: On the CPU: run the oneDNN-fused static graph (``tusimple_duc/inference/fast.py``, same
     #: results as the plain forward within 1e-4); ignored on GPUs.
     cpu_fast: bool = True
     #: CPU arithmetic: fp32, bf16 (AVX512-BF16 / AMX) or int8 (calibrated on list images).
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     #: int8: how many of the first images calibrate the quantization ranges.
-    calibration_images: int = 4
+    calibration_images: int = key(4, AT_LEAST_ONE)
     #: int8: layer groups kept in fp32 (``head``, ``residual``, ``last_stage``; ``none`` =
     #: quantize all). The default, all three, keeps >= 99.5 % of fp32's argmax on the trained
     #: networks measured, at 1.3x fp32's speed; ``head,residual`` 1.5x, ``none`` 4x at 96 %
@@ -275,78 +280,7 @@ class TestConfig:
 
 # ----------------------------------------------------------------------------- parsing
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-_NONE = {"", "none"}
-
 T = TypeVar("T")
-
-
-def _split(text: str) -> List[str]:
-    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
-
-
-def _parse_scalar(kind: type, text: str) -> Any:
-    if kind is bool:
-        low = text.lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ValueError(f"expected True or False, got {text!r}")
-    if kind is int:
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {text!r}") from None
-        if not number.is_integer():
-            raise ValueError(f"expected an integer, got {text!r}")
-        return int(number)
-    if kind is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-    if kind is str:
-        return text
-    raise TypeError(f"unsupported config type {kind}")
-
-
-def parse_value(hint: Any, text: str) -> Any:
-    """Parse ``text`` according to the type hint ``hint`` (no evaluation of code)."""
-    text = text.strip()
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Union:  # Optional[X]
-        inner = [a for a in args if a is not type(None)][0]
-        if text.lower() in _NONE:
-            return None
-        return parse_value(inner, text)
-    if origin is Literal:
-        if text not in args:
-            raise ValueError(f"expected one of {', '.join(map(str, args))}, got {text!r}")
-        return text
-    if origin is tuple:
-        parts = _split(text)
-        if len(args) == 2 and args[1] is Ellipsis:
-            if not parts:
-                raise ValueError("expected a comma-separated list, got nothing")
-            return tuple(_parse_scalar(args[0], p) for p in parts)
-        if len(parts) != len(args):
-            kind = {int: "integers", float: "numbers", str: "values"}[args[0]]
-            example = ",".join(["800"] * len(args)) if args[0] is int else ",".join(["1.0"] * len(args))
-            raise ValueError(f"expected {len(args)} {kind} like '{example}', got {text!r}")
-        return tuple(_parse_scalar(a, p) for a, p in zip(args, parts))
-    return _parse_scalar(hint, text)
-
-
-def format_value(value: Any) -> str:
-    """Inverse of :func:`parse_value` for writing a resolved config back to INI."""
-    if value is None:
-        return "None"
-    if isinstance(value, tuple):
-        return ",".join(format_value(v) for v in value)
-    return str(value)
 
 
 def _section_fields(cls: type) -> Dict[str, Any]:
@@ -354,37 +288,49 @@ def _section_fields(cls: type) -> Dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def field_range(cls: type, name: str) -> Optional[Range]:
+    """The :class:`Range` declared for key ``name`` of section class ``cls`` (None: none)."""
+    return {f.name: f.metadata.get(RANGE) for f in dataclasses.fields(cls)}[name]
+
+
 def _build_section(cls: Type[T], raw: Mapping[str, str], source: str, section: str) -> T:
+    """Parse one section; keys are case-insensitive (ConfigParser lower-cases them)."""
     fields = _section_fields(cls)
     values: Dict[str, Any] = {}
-    for key, text in raw.items():
-        if key not in fields:
+    for name, text in raw.items():
+        name = name.lower()
+        if name not in fields:
             known = ", ".join(sorted(fields))
-            raise ConfigError(f"{source}: [{section}] {key}: unknown key (known: {known})")
+            raise ConfigError(f"{source}: [{section}] {name}: unknown key (known: {known})")
         try:
-            values[key] = parse_value(fields[key], text)
+            value = parse_value(fields[name], text)
         except ValueError as err:
-            raise ConfigError(f"{source}: [{section}] {key}: {err}") from None
+            raise ConfigError(f"{source}: [{section}] {name}: {err}") from None
+        problem = range_problem(field_range(cls, name), value)
+        if problem:
+            raise ConfigError(f"{source}: [{section}] {name}: {problem}")
+        values[name] = value
     return cls(**values)
 
 
 def parse_overrides(overrides: Sequence[str]) -> Dict[str, Dict[str, str]]:
-    """``['data.batch_size=4', ...]`` -> ``{'data': {'batch_size': '4'}}``."""
+    """``['data.batch_size=4', ...]`` -> ``{'data': {'batch_size': '4'}}`` (keys lower-cased,
+    section names kept as written, like the INI file's)."""
     parsed: Dict[str, Dict[str, str]] = {}
     for item in overrides:
         name, sep, value = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot or not section or not key:
+        section, dot, option = name.strip().partition(".")
+        if not sep or not dot or not section or not option:
             raise ConfigError(f"--set {item!r}: expected section.key=value")
-        parsed.setdefault(section, {})[key] = value
+        parsed.setdefault(section, {})[option.lower()] = value
     return parsed
 
 
 def _read_ini(path: str) -> Dict[str, Dict[str, str]]:
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
+    # As the original's RawConfigParser: keys lower-cased (case-insensitive), section names as written.
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#",))
-    parser.optionxform = str  # keep key case
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle)
@@ -432,70 +378,51 @@ def load_test_config(path: Optional[str], overrides: Sequence[str] = ()) -> Test
 # ----------------------------------------------------------------------------- validation
 
 
-def _check(condition: bool, source: str, key: str, problem: str) -> None:
+def _check(condition: bool, source: str, where: str, problem: str) -> None:
     if not condition:
-        raise ConfigError(f"{source}: {key}: {problem}")
+        raise ConfigError(f"{source}: {where}: {problem}")
 
 
-def _check_geometry(source: str, section: str, ds_rate: Optional[int], cell_width: Optional[int]) -> None:
+def _check_geometry(source: str, ds_rate: Optional[int], cell_width: Optional[int], cell_section: str) -> None:
     """Checks the values that are set; the model spec validates the combination with the preset."""
     if ds_rate is not None:
-        _check(ds_rate in (4, 8, 16), source, f"[{section}] ds_rate", f"must be 4, 8 or 16, got {ds_rate}")
+        _check(ds_rate in (4, 8, 16), source, "[data] ds_rate", f"must be 4, 8 or 16, got {ds_rate}")
     if cell_width is not None:
-        _check(cell_width in (1, 2, 4) and (ds_rate is None or ds_rate % cell_width == 0), source, "cell_width",
-               f"must be 1, 2 or 4 and divide ds_rate {ds_rate}, got {cell_width}")
+        _check(cell_width in (1, 2, 4) and (ds_rate is None or ds_rate % cell_width == 0), source,
+               f"[{cell_section}] cell_width", f"must be 1, 2 or 4 and divide ds_rate {ds_rate}, got {cell_width}")
 
 
 def validate_train_config(config: TrainConfig) -> None:
-    """Cross-field checks of a training config (raises :class:`ConfigError`)."""
+    """Cross-field checks of a training config (raises :class:`ConfigError`); each key's own
+    range was checked when it was read."""
     src, env, net, model, data = config.source, config.env, config.network, config.model, config.data
     _check(env.use_cpu or len(env.gpus) > 0, src, "[env] gpus", "empty while use_cpu is False")
-    _check(env.cpus >= 1, src, "[env] cpus", f"must be >= 1, got {env.cpus}")
-    _check(net.label_num >= 1, src, "[network] label_num", f"must be >= 1, got {net.label_num}")
-    _check(net.aspp is None or net.aspp >= 0, src, "[network] aspp", f"must be >= 0, got {net.aspp}")
-    _check(net.aspp_stride is None or net.aspp_stride >= 1, src, "[network] aspp_stride",
-           f"must be >= 1, got {net.aspp_stride}")
-    _check_geometry(src, "data", data.ds_rate, net.cell_width)
-    _check(model.num_epochs >= 1, src, "[model] num_epochs", f"must be >= 1, got {model.num_epochs}")
-    _check(model.checkpoint_interval >= 1, src, "[model] checkpoint_interval", "must be >= 1")
-    _check(model.lr > 0, src, "[model] lr", f"must be > 0, got {model.lr}")
-    _check(model.lr_factor > 0, src, "[model] lr_factor", f"must be > 0, got {model.lr_factor}")
-    _check(model.lr_factor_epoch > 0, src, "[model] lr_factor_epoch", "must be > 0")
-    _check(model.clip_gradient >= 0, src, "[model] clip_gradient", "must be >= 0")
+    _check_geometry(src, data.ds_rate, net.cell_width, "network")
     _check(model.load_model_prefix is None or model.load_epoch is not None,
            src, "[model] load_epoch", "must be set when load_model_prefix is set")
-    _check(data.batch_size >= 1, src, "[data] batch_size", f"must be >= 1, got {data.batch_size}")
     contexts = env.cpus if env.use_cpu else len(env.gpus)
     _check(data.batch_size % contexts == 0, src, "[data] batch_size",
            f"{data.batch_size} does not split evenly over {contexts} devices")
     crop = data.inner_crop if data.patch_scheme == "12fold" else data.crop_shape
     for side in crop:
-        _check(side > 0 and side % (data.ds_rate or 1) == 0, src,
+        _check(side % (data.ds_rate or 1) == 0, src,
                "[data] inner_crop" if data.patch_scheme == "12fold" else "[data] crop_shape",
                f"sides must be positive multiples of ds_rate {data.ds_rate}, got {crop}")
-    _check(all(s > 0 for s in data.scale_factors), src, "[data] scale_factors", "must be positive")
-    _check(all(b >= 0 for b in data.random_bound), src, "[data] random_bound", "must be >= 0")
     _check(not data.use_val or bool(data.val_list), src, "[data] val_list", "must be set when use_val is True")
     _check(bool(data.train_list), src, "[data] train_list", "is required")
-    _check(data.num_workers is None or data.num_workers >= 0, src, "[data] num_workers", "must be >= 0")
 
 
 def validate_test_config(config: TestConfig) -> None:
-    """Cross-field checks of a test config (raises :class:`ConfigError`)."""
+    """Cross-field checks of a test config (raises :class:`ConfigError`); each key's own
+    range was checked when it was read."""
     src, data, inf = config.source, config.data, config.inference
-    _check_geometry(src, "data", data.ds_rate, data.cell_width)
-    _check(all(s > 0 for s in data.test_scales), src, "[data] test_scales", "must be positive")
-    _check(data.result_shape is None or all(s > 0 for s in data.result_shape), src, "[data] result_shape",
-           "must be positive")
+    _check_geometry(src, data.ds_rate, data.cell_width, "data")
     _check(bool(data.image_list), src, "[data] image_list", "is required")
     if inf.mode == "sliding":
         for side, step in zip(inf.window, inf.stride):
-            _check(0 < step <= side, src, "[inference] stride", "must be in 1..window")
-    _check(inf.batch_windows >= 1, src, "[inference] batch_windows", "must be >= 1")
-    _check(inf.crf_iterations >= 1, src, "[inference] crf_iterations", "must be >= 1")
+            _check(step <= side, src, "[inference] stride", "must be in 1..window")
     _check(inf.precision == "fp32" or inf.cpu_fast, src, "[inference] precision",
            f"{inf.precision} needs cpu_fast = True")
-    _check(inf.calibration_images >= 1, src, "[inference] calibration_images", "must be >= 1")
     unknown = sorted(set(inf.int8_fp32 or ()) - set(INT8_FP32_GROUPS))
     _check(not unknown, src, "[inference] int8_fp32",
            f"unknown layer group {', '.join(unknown)} (known: {', '.join(INT8_FP32_GROUPS)}, or none)")

@@ -26,3 +26,7 @@ class CheckpointError(DUCError):
 
 class EvaluationError(DUCError):
     """Predictions and ground truth cannot be matched or compared."""
+
+
+class OutputError(DUCError):
+    """An output folder or file cannot be created or written."""
