@@ -1,8 +1,11 @@
 """Segment and score with a trained checkpoint: ``python test.py CONFIG [--set section.key=value ...]``.
 
 Reads the original TuSimple-DUC test config unchanged (``configs/test/test_full_image.cfg``)
-plus the new ``[network]``, ``[inference]`` and ``[output]`` keys. ``--images`` segments any
-images or folders instead of the config's list (no evaluation).
+plus the new ``[network]``, ``[inference]`` and ``[output]`` keys; without ``[network]`` the
+network is the one the checkpoint's ``-symbol.json`` records. ``--images`` segments any images
+or folders instead of the config's list (no evaluation), each at its own size unless
+``--set data.result_shape=H,W`` is given on the command line (the config file's result_shape
+applies to the list only).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Optional, Sequence
 
 import tusimple_duc  # noqa: F401  (sets threads before mxnet loads)
 from tusimple_duc.cli import add_set_argument, run_cli
-from tusimple_duc.config import load_test_config
+from tusimple_duc.config import load_test_config, parse_overrides
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -28,8 +31,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from tusimple_duc.pipelines.segment import run_test, summary_text
 
-    run = run_test(config, images=args.images, show_progress=not args.quiet)
-    print(summary_text(run))
+    explicit_shape = "result_shape" in parse_overrides(args.overrides).get("data", {})
+    run = run_test(config, images=args.images, show_progress=not args.quiet,
+                   images_result_shape=config.data.result_shape if explicit_shape else None)
+    print(summary_text(run, config))
     return 0
 
 

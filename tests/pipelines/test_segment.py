@@ -70,7 +70,8 @@ def test_released_protocol_outputs_and_metrics(dataset, tmp_path):
     run = run_test(config, show_progress=False)
     assert len(run.images) == 2
     for frame, confidence in zip(summary.frames["val"], run.confidences):
-        name = os.path.basename(frame.image)
+        # Named as the released script named it: the list line's last path component (the label file).
+        name = os.path.basename(frame.files["gtFine_labelIds"])
         score = cv2.imread(str(tmp_path / "out" / "score" / name), cv2.IMREAD_UNCHANGED)
         assert score.dtype == np.uint8 and score.shape == SIZE
         image = cv2.imread(frame.image)[:, :, ::-1]
@@ -123,13 +124,14 @@ def test_checkpoint_of_another_network_is_refused(dataset, tmp_path):
         run_test(load_test_config(None, overrides), show_progress=False)
 
 
-def test_unreadable_image_names_the_file(dataset, tmp_path):
+def test_unreadable_image_names_the_file_once(dataset, tmp_path):
     root, _, _ = dataset
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     config = load_test_config(None, _config(root, tmp_path / "y"))
-    with pytest.raises(DataError, match="broken.png"):
+    with pytest.raises(DataError, match="broken.png") as error:
         run_test(config, images=[str(bad)], show_progress=False)
+    assert str(error.value).count("broken.png") == 1
 
 
 def test_cpu_fast_forward_equals_plain_and_int8_runs(dataset, tmp_path):
@@ -141,7 +143,7 @@ def test_cpu_fast_forward_equals_plain_and_int8_runs(dataset, tmp_path):
         config = load_test_config(None, _config(root, tmp_path / name, "output.save_color=False",
                                                 "output.save_overlay=False", "output.save_probabilities=True", *extra))
         run_test(config, show_progress=False)
-        stem = os.path.basename(summary.frames["val"][0].image).replace(".png", ".npz")
+        stem = os.path.basename(summary.frames["val"][0].files["gtFine_labelIds"]).replace(".png", ".npz")
         with np.load(tmp_path / name / "prob" / stem) as archive:
             probabilities[name] = archive["probabilities"].astype(np.float32)
     # float16 storage: 1e-3 covers its rounding of values in [0, 1].

@@ -33,7 +33,7 @@ import numpy as np
 from tusimple_duc.config import TestConfig
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.inference.crf import CRFParams, dense_crf
-from tusimple_duc.inference.scales import add_resized, resize_image, scale_image
+from tusimple_duc.inference.scales import add_resized, resize_image, scale_image, scaled_shape
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
 
 RELEASED_RGB_MEAN: Tuple[float, float, float] = (122.675, 116.669, 104.008)
@@ -69,7 +69,10 @@ class InferenceSpec:
     rgb_mean : subtracted from the RGB image (no std division).
     pad_multiple : inputs are padded to a multiple of this; ``None`` = the network's output stride.
     crf : dense CRF parameters, or ``None`` for no CRF.
-    result_shape : (rows, cols) of the output; ``None`` = the input image's size.
+    result_shape : (rows, cols) of the output; ``None`` = the input image's size (its cropped size with ``crop``).
+    crop : (rows, cols) at scale 1, or ``None``: the released script's ``test_shape`` crop. Each
+        scaled image is cut to its top-left ``floor(crop * scale)`` pixels (an image larger than
+        ``crop`` loses its bottom/right part; a smaller one is unchanged).
     """
 
     mode: str = "whole"
@@ -82,6 +85,7 @@ class InferenceSpec:
     pad_multiple: Optional[int] = None
     crf: Optional[CRFParams] = None
     result_shape: Optional[Tuple[int, int]] = None
+    crop: Optional[Tuple[int, int]] = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -89,6 +93,7 @@ class InferenceSpec:
         self._set("window", _pair(self.window, "window"))
         self._set("stride", _pair(self.stride, "stride"))
         self._set("result_shape", _pair(self.result_shape, "result_shape"))
+        self._set("crop", _pair(self.crop, "crop"))
         if self.mode == "sliding":
             if self.window is None or self.stride is None:
                 raise ConfigError("inference: sliding mode needs both window and stride")
@@ -124,8 +129,10 @@ RELEASED_MULTI_SCALE_SPEC = InferenceSpec(scales=PAPER_MULTI_SCALES)
 def spec_from_config(config: TestConfig) -> InferenceSpec:
     """The :class:`InferenceSpec` of a test config (``[data]`` scales/shapes, ``[inference]`` modes).
 
-    ``[inference] window`` and ``stride`` are used in sliding mode only; ``[data] test_shape``,
-    ``ds_rate`` and ``cell_width`` describe the network and are not needed here.
+    ``[inference] window`` and ``stride`` are used in sliding mode only. ``[data] test_shape``
+    is the crop of the released script when ``result_shape`` is set (an image larger than it is
+    segmented on its top-left ``test_shape`` part, resized to ``result_shape``); with
+    ``result_shape = None`` every image is segmented and written whole, at its own size.
     """
     section = config.inference
     sliding = section.mode == "sliding"
@@ -135,7 +142,8 @@ def spec_from_config(config: TestConfig) -> InferenceSpec:
     return InferenceSpec(mode=section.mode, window=section.window if sliding else None,
                          stride=section.stride if sliding else None, scales=config.scales, flip=section.flip,
                          batch_windows=section.batch_windows, rgb_mean=config.data.rgb_mean,
-                         crf=crf if section.crf else None, result_shape=config.data.result_shape)
+                         crf=crf if section.crf else None, result_shape=config.data.result_shape,
+                         crop=config.data.test_shape if config.data.result_shape is not None else None)
 
 
 @dataclass
@@ -219,7 +227,8 @@ class Predictor:
         """Probabilities, labels and confidence for one (H, W, 3) uint8 RGB image."""
         probabilities = self.probabilities(image)
         labels = probabilities.argmax(axis=0).astype(np.uint8)
-        confidence = float(probabilities.max(axis=0).mean(dtype=np.float64))
+        # The released script's number: NumPy's float32 mean of the float32 max probabilities.
+        confidence = float(probabilities.max(axis=0).mean())
         return Prediction(probabilities=probabilities, labels=labels, confidence=confidence)
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -228,11 +237,17 @@ class Predictor:
                 and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
             raise DataError(f"inference: image must be a (H, W, 3) uint8 RGB array, got "
                             f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+        original, crop = image, self.spec.crop
+        if crop is not None:
+            image = image[:crop[0], :crop[1]]
         result_shape = self.spec.result_shape or image.shape[:2]
         accumulator = np.zeros((self.num_classes,) + tuple(result_shape), dtype=np.float32)
         passes = 0
         for scale in self.spec.scales:
-            scaled = scale_image(image, scale)
+            scaled = scale_image(original, scale)
+            if crop is not None:
+                rows, cols = scaled_shape(crop, scale)
+                scaled = scaled[:rows, :cols]
             for mirror in (False, True) if self.spec.flip else (False,):
                 view = scaled[:, ::-1] if mirror else scaled
                 window_probabilities = self._predict_view(view)

@@ -139,7 +139,7 @@ def predictions_figure(experiment: Experiment, variants: Sequence[Variant], seed
     """``image | ground truth | one prediction per variant`` for one val image and seed."""
     codec = LabelCodec("cityscapes")
     frame = experiment.summary.frames["val"][image_index]
-    name = output_name(frame.image)
+    name = output_name(frame.image, frame.files["gtFine_labelIds"])
     panels = [read_rgb_image(frame.image), colorize(codec.read(frame.files["gtFine_labelIds"]), "cityscapes_label_ids")]
     titles = ["image", "ground truth"]
     for variant in variants:
@@ -159,7 +159,7 @@ def confidence_figure(experiment: Experiment, variants: Sequence[Variant], seed:
     """The max class probability of one val image per variant, side by side (grey, white = 1):
     gridding shows up as a pattern repeating every 2 feature cells (16 px)."""
     frame = experiment.summary.frames["val"][image_index]
-    name = os.path.splitext(output_name(frame.image))[0] + ".npz"
+    name = os.path.splitext(output_name(frame.image, frame.files["gtFine_labelIds"]))[0] + ".npz"
     panels = []
     for variant in variants:
         with np.load(os.path.join(experiment.results[(variant.key, seed)].result_dir, "prob", name)) as archive:

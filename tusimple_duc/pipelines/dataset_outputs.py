@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable, Optional
 
@@ -23,6 +24,8 @@ from tusimple_duc.evaluation.kitti import KittiRoadEvaluator
 from tusimple_duc.evaluation.voc import VocEvaluator
 from tusimple_duc.inference.predictor import Prediction
 from tusimple_duc.io.atomic import atomic_open, atomic_write_image
+
+log = logging.getLogger(__name__)
 
 KITTI_CATEGORIES = ("umm", "um", "uu")  # longest prefix first
 
@@ -70,12 +73,21 @@ class DatasetOutputs:
 
 
 def _add_cityscapes(outputs: DatasetOutputs, prediction: Prediction, gt_path: str, source: str) -> None:
+    """Score against ``gt_path``; iIoU only while every ground truth has its instanceIds file
+    (``*_gtFine_instanceIds.png`` next to a ``*_gtFine_labelIds.png``): the first one without
+    stops iIoU for the whole run, said once."""
     gt = read_png(gt_path, ("L",), "ground-truth labelIds")
+    evaluator = outputs.evaluator
     inst_path = instance_path(gt_path)
-    instances = read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds") if os.path.isfile(inst_path) else None
-    if instances is not None and outputs.evaluator.with_instances is False:
-        instances = None
-    outputs.evaluator.add(cityscapes_train_ids_to_ids(prediction.labels), gt, instances, source=source)
+    instances = None
+    if inst_path is not None and os.path.isfile(inst_path) and evaluator.with_instances is not False:
+        instances = read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds")
+    elif evaluator.with_instances is not False:
+        reason = (f"no {inst_path}" if inst_path is not None
+                  else "its name does not end in _gtFine_labelIds.png, so no instanceIds file goes with it")
+        log.warning("%s: %s; iIoU is not computed", gt_path, reason)
+        evaluator.discard_instances()
+    evaluator.add(cityscapes_train_ids_to_ids(prediction.labels), gt, instances, source=source)
 
 
 def kitti_category(path: str) -> Optional[str]:

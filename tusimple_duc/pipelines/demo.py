@@ -275,7 +275,7 @@ def write_mosaics(frames: Sequence[SyntheticFrame], predictions: Sequence[Tuple[
     rows, written = [], []
     for frame in frames:
         image = read_rgb_image(frame.image)
-        name = output_name(frame.image)
+        name = output_name(frame.image, frame.files["gtFine_labelIds"])
         scores = [codec.read(os.path.join(result_dir, "score", name)) for _, result_dir in predictions]
         row = segmentation_mosaic(image, codec.read(frame.files["gtFine_labelIds"]), scores[0],
                                   "cityscapes_label_ids")

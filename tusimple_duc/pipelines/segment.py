@@ -1,48 +1,64 @@
 """test.py's job: segment the images of a list (or any images) and score them on the fly.
 
-For every image: read it, predict full-resolution probabilities with the configured
-inference modes (:mod:`tusimple_duc.inference`), and write
+For every image: read it, predict result-resolution probabilities with the configured
+inference modes (:mod:`tusimple_duc.inference`), and write what the released script wrote,
+named as it named them (:func:`output_name`: the last path component of the list line, i.e.
+the label file when the line has one, ``jpg`` replaced by ``png``):
 
-* ``score/<image name>.png``: the submission format of the dataset (Cityscapes labelIds for
-  the official evaluator, KITTI road probabilities ``p * 255``, VOC class indices),
-* ``color/<name>.png`` (dataset palette) and ``overlay/<name>.png`` (prediction over the image),
-* optionally ``trainid/<name>.png`` and ``prob/<name>.npz`` (float16 ``(L, H, W)``),
-* ``confidence.txt``: the mean max-probability per image (the released script's confidence),
+* ``score/<name>``: the submission format of the dataset (Cityscapes labelIds for the official
+  evaluator, which finds ``city_sequence_frame*.png``; KITTI road ``p * 255``; VOC class indices),
+* ``visualization/<name>``: the 2x2 mosaic image | blend / colour result | confidence heat map
+  (:mod:`tusimple_duc.viz.released`),
+* ``<model_prefix><model_epoch>.txt``: ``image_path<TAB>confidence`` per image, sorted by
+  confidence (then path), the number printed as Python 2 printed it (12 significant digits);
 
-and, when ground truth is found, accumulate the official metric of the dataset: at the end
-``metrics.json``, the per-class table and ``figures/`` (confusion matrix, per-class IoU).
+and alongside, the project's own: ``color/<name>`` (dataset palette), ``overlay/<name>``
+(prediction over the image), optionally ``trainid/<name>`` and ``prob/<stem>.npz`` (float16
+``(L, H, W)``), ``confidence.txt`` (list order) and, when ground truth is found, the official
+metric of the dataset: ``metrics.json``, the per-class table and ``figures/``.
+
+Sizes: with a ``result_shape`` (the released protocol) an image larger than ``test_shape`` is
+segmented on its top-left ``test_shape`` part, as the released script did, and every output
+is written at ``result_shape``; with ``result_shape = None``, and with ``--images`` unless a
+result shape is given explicitly, every image is segmented and written whole, at its own size.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-import cv2
 import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
-from tusimple_duc.config import TestConfig
+from tusimple_duc.config import ArchitectureSection, TestConfig
 from tusimple_duc.data.lists import ListEntry, read_list, resolve
 from tusimple_duc.data.readers import read_rgb_image
-from tusimple_duc.errors import ConfigError, DataError
+from tusimple_duc.errors import CheckpointError, ConfigError, DataError
+from tusimple_duc.evaluation.files import size_text
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
 from tusimple_duc.inference.fast import FastForward
-from tusimple_duc.inference.predictor import ForwardFn, Prediction, Predictor, spec_from_config
-from tusimple_duc.io.atomic import atomic_write_text
-from tusimple_duc.io.checkpoint import load_checkpoint
+from tusimple_duc.inference.predictor import ForwardFn, InferenceSpec, Prediction, Predictor, spec_from_config
+from tusimple_duc.inference.scales import resize_image
+from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir
+from tusimple_duc.io.checkpoint import load_checkpoint, symbol_path
+from tusimple_duc.io.symbol_spec import spec_from_symbol_file
 from tusimple_duc.models.from_config import spec_from_test_config
-from tusimple_duc.models.presets import build_model
+from tusimple_duc.models.presets import ModelSpec, build_model
 from tusimple_duc.models.segnet import SegmentationNet
 from tusimple_duc.pipelines.dataset_outputs import DatasetOutputs, outputs_for
 from tusimple_duc.viz.colorize import colorize, overlay, write_rgb_png
 from tusimple_duc.viz.plots import write_result_figures
+from tusimple_duc.viz.released import confidence_heat_map, released_mosaic
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+Shape = Tuple[int, int]
 
 
 @dataclass
@@ -52,16 +68,20 @@ class SegmentationRun:
     Attributes
     ----------
     result_dir : the output folder.
-    images : names of the images segmented, in order.
+    images : output names (``score/<name>``) of the images segmented, in order.
+    image_paths : the image files, in order.
     confidences : mean max-probability of each image.
     metrics : the evaluation (None when no ground truth was found or evaluation is off).
-    resized : images whose size differed from ``[data] test_shape``.
+    cropped : list mode: images larger than ``test_shape`` whose top-left part only was segmented.
+    resized : images whose outputs were resized to ``result_shape`` from another size.
     """
 
     result_dir: str
     images: List[str] = field(default_factory=list)
+    image_paths: List[str] = field(default_factory=list)
     confidences: List[float] = field(default_factory=list)
     metrics: Optional[EvaluationResult] = None
+    cropped: List[str] = field(default_factory=list)
     resized: List[str] = field(default_factory=list)
 
 
@@ -76,9 +96,30 @@ def select_contexts(gpu: Optional[int]) -> List[mx.Context]:
     return [mx.gpu(gpu)]
 
 
+def network_spec(config: TestConfig) -> ModelSpec:
+    """The network to test: ``[network]`` when the config sets any of its keys, else the
+    architecture recorded in the checkpoint's ``-symbol.json`` (as the released script, which
+    loaded the symbol), whose class count, output stride and cell width must then agree with
+    ``[model] label_num`` and ``[data] ds_rate``, ``cell_width``."""
+    if config.network != ArchitectureSection():
+        return spec_from_test_config(config)
+    path = symbol_path(os.path.join(config.model.model_dir, config.model.model_prefix))
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no symbol file, and the config has no [network] section to say which "
+                              f"network the checkpoint is (set [network] preset)")
+    spec = spec_from_symbol_file(path)
+    stated = {"[model] label_num": (config.model.label_num, spec.num_classes),
+              "[data] ds_rate": (config.data.ds_rate, spec.output_stride),
+              "[data] cell_width": (config.data.cell_width, spec.cell_width)}
+    for key, (configured, recorded) in stated.items():
+        if configured is not None and configured != recorded:
+            raise ConfigError(f"{config.source}: {key} = {configured}, but the checkpoint's {path} has {recorded}")
+    return spec
+
+
 def load_network(config: TestConfig, contexts: Sequence[mx.Context]) -> SegmentationNet:
-    """Build the config's network and load ``model_dir/model_prefix-%04d.params`` (strict)."""
-    net = build_model(spec_from_test_config(config))
+    """Build the network (:func:`network_spec`) and load ``model_dir/model_prefix-%04d.params`` (strict)."""
+    net = build_model(network_spec(config))
     prefix = os.path.join(config.model.model_dir, config.model.model_prefix)
     load_checkpoint(net, prefix, config.model.model_epoch, ctx=list(contexts))
     net.hybridize(static_alloc=True, static_shape=True)
@@ -133,42 +174,83 @@ def image_entries(paths: Sequence[str]) -> List[ListEntry]:
             files.append(path)
         else:
             raise DataError(f"{path}: no such image or folder")
-    return [ListEntry(index, os.path.abspath(p), "", None, p) for index, p in enumerate(files)]
+    return [ListEntry(index, os.path.abspath(p), "") for index, p in enumerate(files)]
 
 
-def output_name(image_path: str) -> str:
-    """``score/<name>.png`` name of an image: its file name with a .png extension.
+def output_name(image_path: str, label_path: str = "") -> str:
+    """The released script's output name of a list line: its last path component (the label
+    file when the line has one, else the image), with ``jpg`` replaced by ``png``; any other
+    extension becomes ``.png`` (the outputs are PNGs)."""
+    name = os.path.basename(label_path or image_path).replace("jpg", "png")
+    return name if name.lower().endswith(".png") else os.path.splitext(name)[0] + ".png"
 
-    Named after the image (not the label, as the released script did), so that the official
-    Cityscapes evaluator matches it by ``city_sequence_frame``.
-    """
-    return os.path.splitext(os.path.basename(image_path))[0] + ".png"
+
+def unique_names(names: Sequence[str]) -> List[str]:
+    """``names`` with every repeated name after the first made unique as ``<stem>_2.png``,
+    ``_3``, ... (deterministic: by position; never a name used elsewhere in ``names``);
+    one warning names the first collision."""
+    taken = set(names)
+    counts: Counter = Counter()
+    seen: set = set()
+    result: List[str] = []
+    renamed: List[Tuple[str, str]] = []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            result.append(name)
+            continue
+        stem, extension = os.path.splitext(name)
+        while True:
+            counts[name] += 1
+            candidate = f"{stem}_{counts[name] + 1}{extension}"
+            if candidate not in taken:
+                break
+        taken.add(candidate)
+        result.append(candidate)
+        renamed.append((name, candidate))
+    if renamed:
+        log.warning("%d image(s) share an output name with an earlier one and are written as <stem>_2.png, "
+                    "_3, ... instead, e.g. the second %s as %s", len(renamed), renamed[0][0], renamed[0][1])
+    return result
+
+
+def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> InferenceSpec:
+    """``--images``: no ``test_shape`` crop; outputs at ``result_shape`` or each image's own size."""
+    if result_shape is None:
+        log.info("--images: every image is segmented and written whole, at its own size")
+    else:
+        log.info("--images: every image is segmented whole and its outputs resized to %s", size_text(result_shape))
+    return dataclasses.replace(spec, crop=None, result_shape=result_shape)
 
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
-             net: Optional[SegmentationNet] = None) -> SegmentationRun:
+             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None) -> SegmentationRun:
     """Segment ``images`` (paths or folders) or the config's ``image_list``; see the module doc.
 
-    ``net`` (already loaded) skips building and loading the checkpoint.
+    ``net`` (already loaded) skips building and loading the checkpoint. ``images_result_shape``:
+    with ``images``, the (rows, cols) every output is resized to (None: each image's own size).
+    ``result_dir`` is checked to be writable before anything is loaded.
     """
+    ensure_writable_dir(config.model.result_dir, "[model] result_dir")
     contexts = select_contexts(config.model.gpu)
     entries = image_entries(images) if images else read_list(config.data.image_list)
+    spec = images_spec(spec_from_config(config), images_result_shape) if images else spec_from_config(config)
+    names = unique_names([output_name(e.image, e.label) for e in entries])
     net = net if net is not None else load_network(config, contexts)
     forward = select_forward(config, net, contexts, entries, bool(images))
-    predictor = Predictor(net, spec_from_config(config), contexts=contexts, forward=forward)
+    predictor = Predictor(net, spec, contexts=contexts, forward=forward)
     outputs = outputs_for(config.data.dataset, net.num_classes)
     evaluate = config.output.evaluate and not images
     run = SegmentationRun(result_dir=config.model.result_dir)
     evaluated = 0
-    for entry in tqdm(entries, desc="segment", unit="image", disable=not show_progress):
-        image_path = resolve(config.data.test_img_dir, entry.image) if not images else entry.image
+    for entry, name in tqdm(list(zip(entries, names)), desc="segment", unit="image", disable=not show_progress):
+        image_path = entry.image if images else resolve(config.data.test_img_dir, entry.image)
         image = read_rgb_image(image_path, entry.where)
-        if tuple(image.shape[:2]) != tuple(config.data.test_shape):
-            run.resized.append(image_path)
+        _note_size(run, spec, image_path, image.shape[:2])
         prediction = predictor.predict(image)
-        name = output_name(image_path)
         _write_outputs(config, outputs, run.result_dir, name, image, prediction)
         run.images.append(name)
+        run.image_paths.append(image_path)
         run.confidences.append(prediction.confidence)
         if evaluate and entry.label:
             gt_path = resolve(config.data.gt_dir, entry.label)
@@ -177,11 +259,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
                 evaluated += 1
             else:
                 log.warning("%s: no ground truth %s; image not evaluated", entry.where, gt_path)
-    lines = [f"{name}\t{confidence:.6f}" for name, confidence in zip(run.images, run.confidences)]
-    atomic_write_text(os.path.join(run.result_dir, "confidence.txt"), "\n".join(lines) + "\n")
-    if run.resized:
-        log.warning("%d image(s) differ from test_shape %s and were processed at their own size, e.g. %s",
-                    len(run.resized), config.data.test_shape, run.resized[0])
+    _write_confidences(config, run)
+    _log_sizes(run, spec, config.data.test_shape)
     if evaluated:
         run.metrics = outputs.evaluator.result()
         write_metrics_json(os.path.join(run.result_dir, "metrics.json"), run.metrics)
@@ -189,17 +268,50 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     return run
 
 
+def _note_size(run: SegmentationRun, spec: InferenceSpec, image_path: str, shape: Shape) -> None:
+    if spec.crop is not None and (shape[0] > spec.crop[0] or shape[1] > spec.crop[1]):
+        run.cropped.append(f"{image_path} ({size_text(shape)})")
+    segmented = shape if spec.crop is None else (min(shape[0], spec.crop[0]), min(shape[1], spec.crop[1]))
+    if spec.result_shape is not None and tuple(segmented) != spec.result_shape:
+        run.resized.append(f"{image_path} ({size_text(shape)})")
+
+
+def _log_sizes(run: SegmentationRun, spec: InferenceSpec, test_shape: Shape) -> None:
+    if run.cropped:
+        log.warning("%d image(s) larger than test_shape %s: only their top-left %s part is segmented, as the "
+                    "released script did, e.g. %s", len(run.cropped), size_text(test_shape),
+                    size_text(test_shape), run.cropped[0])
+    if run.resized:
+        log.warning("%d image(s) segmented at another size than result_shape %s: their outputs are resized to "
+                    "it, e.g. %s", len(run.resized), size_text(spec.result_shape), run.resized[0])
+
+
+def python2_float_text(value: float) -> str:
+    """``str(value)`` of Python 2 (``%.12g``, ``.0`` added to integral values): the number format
+    of the released script's confidence file."""
+    text = f"{value:.12g}"
+    return text if any(c in text for c in ".eEn") else text + ".0"
+
+
+def _write_confidences(config: TestConfig, run: SegmentationRun) -> None:
+    """``<model_prefix><model_epoch>.txt`` (released: sorted by confidence, then path) and ``confidence.txt``."""
+    released = sorted(zip(run.confidences, run.image_paths))
+    atomic_write_text(os.path.join(run.result_dir, f"{config.model.model_prefix}{config.model.model_epoch}.txt"),
+                      "".join(f"{path}\t{python2_float_text(value)}\n" for value, path in released))
+    lines = [f"{name}\t{confidence:.6f}" for name, confidence in zip(run.images, run.confidences)]
+    atomic_write_text(os.path.join(run.result_dir, "confidence.txt"), "\n".join(lines) + "\n")
+
+
 def _write_outputs(config: TestConfig, outputs: DatasetOutputs, result_dir: str, name: str,
                    image: np.ndarray, prediction: Prediction) -> None:
     outputs.write_score(os.path.join(result_dir, "score", name), prediction)
-    colour = None
-    if config.output.save_color or config.output.save_overlay:
-        colour = colorize(prediction.labels, outputs.palette)
+    colour = colorize(prediction.labels, outputs.palette)
+    write_rgb_png(os.path.join(result_dir, "visualization", name),
+                  released_mosaic(image, colour, confidence_heat_map(prediction.probabilities)))
     if config.output.save_color:
         write_rgb_png(os.path.join(result_dir, "color", name), colour)
     if config.output.save_overlay:
-        shown = image if image.shape[:2] == colour.shape[:2] else _resize_rgb(image, colour.shape[:2])
-        write_rgb_png(os.path.join(result_dir, "overlay", name), overlay(shown, colour))
+        write_rgb_png(os.path.join(result_dir, "overlay", name), overlay(resize_image(image, colour.shape[:2]), colour))
     if config.output.save_trainids:
         outputs.write_label_png(os.path.join(result_dir, "trainid", name), prediction.labels)
     if config.output.save_probabilities:
@@ -207,17 +319,15 @@ def _write_outputs(config: TestConfig, outputs: DatasetOutputs, result_dir: str,
                                     prediction.probabilities)
 
 
-def _resize_rgb(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def summary_text(run: SegmentationRun) -> str:
+def summary_text(run: SegmentationRun, config: TestConfig) -> str:
     """What test.py prints at the end: where things are, and the metrics table."""
-    lines = [f"segmented {len(run.images)} image(s) -> {run.result_dir}",
-             f"  score/ (submission format), color/, overlay/, confidence.txt "
-             f"(mean confidence {np.mean(run.confidences):.4f})" if run.images else ""]
+    lines = [f"segmented {len(run.images)} image(s) -> {run.result_dir}"]
+    if run.images:
+        lines.append(f"  score/ (submission format), visualization/, "
+                     f"{config.model.model_prefix}{config.model.model_epoch}.txt, color/, overlay/, confidence.txt "
+                     f"(mean confidence {np.mean(run.confidences):.4f})")
     if run.metrics is not None:
         lines += ["", format_tables(run.metrics), "",
                   f"metrics: {os.path.join(run.result_dir, 'metrics.json')}, figures: "
                   f"{os.path.join(run.result_dir, 'figures')}"]
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
