@@ -5,7 +5,8 @@ a :class:`~tusimple_duc.config.TestConfig`): the keys become the package's test 
 (``load_test_config``), the network and checkpoint are loaded as ``test.py`` does
 (:func:`tusimple_duc.pipelines.segment.load_network`, ``gpu = -1`` = CPU) and
 ``predict_single`` runs :class:`tusimple_duc.inference.predictor.Predictor` with the
-config's protocol, so its probabilities are test.py's.
+config's protocol and test.py's forward (the fused CPU graph unless ``[inference] cpu_fast``
+is off), so its probabilities are test.py's.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from tusimple_duc.data.labels import cityscapes_train_ids_to_ids
 from tusimple_duc.inference.predictor import Predictor, spec_from_config
 from tusimple_duc.inference.scales import scale_image
 from tusimple_duc.inference.windows import network_input, padded_shape
-from tusimple_duc.pipelines.segment import load_network, select_contexts
+from tusimple_duc.data.lists import read_list
+from tusimple_duc.pipelines.segment import load_network, select_contexts, select_forward
 from tusimple_duc.viz.colorize import colorize as colorize_labels
 
 ConfigSource = Union[configparser.RawConfigParser, TestConfig, str]
@@ -62,7 +64,9 @@ class Tester:
         self.test_scales = list(self.config.scales)
         self.cell_shapes = [[math.ceil(side * scale / self.ds_rate) * self.ds_rate for side in self.test_shape]
                             for scale in self.test_scales]
-        self.predictor = Predictor(self.net, spec_from_config(self.config), contexts=self.contexts)
+        calibration_entries = read_list(data.image_list) if data.image_list else []
+        forward = select_forward(self.config, self.net, self.contexts, calibration_entries, own_images=False)
+        self.predictor = Predictor(self.net, spec_from_config(self.config), contexts=self.contexts, forward=forward)
 
     def preprocess(self, im: np.ndarray) -> List[np.ndarray]:
         """One (1, 3, h, w) float32 network input per test scale: resized, mean-subtracted, padded
