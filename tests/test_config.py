@@ -114,3 +114,95 @@ def test_parse_value_optional_and_lists():
     assert parse_value(Optional[int], "") is None
     assert parse_value(Optional[int], "-1") == -1
     assert parse_value(Tuple[float, ...], "0.5, 1,2") == (0.5, 1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("model.lr=inf", "[model] lr: must be a finite number, got inf"),
+        ("model.lr=0", "[model] lr: must be > 0, got 0.0"),
+        ("model.weight_decay=nan", "[model] weight_decay: must be a finite number, got nan"),
+        ("model.weight_decay=-1e-4", "[model] weight_decay: must be >= 0, got -0.0001"),
+        ("model.poly_power=nan", "[model] poly_power: must be a finite number, got nan"),
+        ("model.momentum=nan", "[model] momentum: must be a finite number, got nan"),
+        ("model.momentum=1", "[model] momentum: must be >= 0 and < 1, got 1.0"),
+        ("model.momentum=-0.1", "[model] momentum: must be >= 0 and < 1, got -0.1"),
+        ("model.clip_gradient=-inf", "[model] clip_gradient: must be a finite number, got -inf"),
+        ("env.seed=-1", "[env] seed: must be >= 0 and <= 4294967295, got -1"),
+        ("env.seed=4294967296", "[env] seed: must be >= 0 and <= 4294967295, got 4294967296"),
+        ("env.gpus=0,-1", "[env] gpus: must be >= 0, got -1"),
+        ("data.scale_factors=0.5,0", "[data] scale_factors: must be > 0, got 0.0"),
+        ("data.scale_factors=1,nan", "[data] scale_factors: must be a finite number, got nan"),
+        ("data.rgb_mean=1,2,300", "[data] rgb_mean: must be >= 0 and <= 255, got 300.0"),
+        ("data.crop_shape=0,800", "[data] crop_shape: must be >= 1, got 0"),
+        ("data.random_bound=-1,0", "[data] random_bound: must be >= 0, got -1"),
+        ("data.batch_size=0", "[data] batch_size: must be >= 1, got 0"),
+        ("network.ignore_label=256", "[network] ignore_label: must be >= 0 and <= 255, got 256"),
+        ("model.num_epochs=0", "[model] num_epochs: must be >= 1, got 0"),
+        ("model.lr_factor_epoch=inf", "[model] lr_factor_epoch: must be a finite number, got inf"),
+    ],
+)
+def test_numbers_must_be_finite_and_in_range(override, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_train_config(TRAIN_CFG, [override])
+    assert str(err.value) == f"{TRAIN_CFG}: {fragment}"
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("inference.crf_sigma_alpha=0", "[inference] crf_sigma_alpha: must be > 0, got 0.0"),
+    ("inference.crf_w1=nan", "[inference] crf_w1: must be a finite number, got nan"),
+    ("data.test_scales=1,-0.5", "[data] test_scales: must be > 0, got -0.5"),
+    ("model.gpu=-2", "[model] gpu: must be >= -1, got -2"),
+])
+def test_test_config_numbers_are_checked_too(override, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_test_config(TEST_CFG, [override])
+    assert str(err.value) == f"{TEST_CFG}: {fragment}"
+
+
+def test_every_numeric_key_has_a_range_its_default_satisfies():
+    import dataclasses
+    import typing
+
+    from tusimple_duc.config import TestConfig, TrainConfig, field_range
+    from tusimple_duc.config_values import is_numeric_hint, range_problem
+
+    checked = 0
+    for config in (TrainConfig(), TestConfig()):
+        for section in dataclasses.fields(config):
+            if section.name == "source":
+                continue
+            values = getattr(config, section.name)
+            hints = typing.get_type_hints(type(values))
+            for item in dataclasses.fields(values):
+                if is_numeric_hint(hints[item.name]):
+                    bounds = field_range(type(values), item.name)
+                    assert bounds is not None, f"[{section.name}] {item.name} has no range"
+                    assert range_problem(bounds, getattr(values, item.name)) is None, item.name
+                    checked += 1
+    assert checked >= 50  # the test is not vacuous (54 numeric keys when written)
+
+
+def test_keys_are_case_insensitive_and_sections_are_not(tmp_path):
+    # The original read its configs with Python 2's RawConfigParser: option names lower-cased,
+    # section names as written.
+    path = tmp_path / "mixed.cfg"
+    path.write_text("[model]\nLR=0.25\nNum_Epochs=3\n[data]\nTrain_List=x.lst\nBATCH_SIZE=2\n")
+    config = load_train_config(str(path), ["model.Momentum=0.5"])
+    assert (config.model.lr, config.model.num_epochs, config.model.momentum) == (0.25, 3, 0.5)
+    assert (config.data.train_list, config.data.batch_size) == ("x.lst", 2)
+    upper = tmp_path / "upper_section.cfg"
+    upper.write_text("[Model]\nlr=0.25\n[data]\ntrain_list=x.lst\n")
+    with pytest.raises(ConfigError, match=r"upper_section.cfg: \[Model\]: unknown section"):
+        load_train_config(str(upper))
+    duplicate = tmp_path / "duplicate.cfg"
+    duplicate.write_text("[model]\nlr=0.25\nLR=0.5\n[data]\ntrain_list=x.lst\n")
+    with pytest.raises(ConfigError, match=r"duplicate.cfg: not a valid INI file: .*line 3.*'lr' in section 'model'"):
+        load_train_config(str(duplicate))
+
+
+def test_every_shipped_config_still_reads():
+    for kind, loader in (("train", load_train_config), ("test", load_test_config)):
+        folder = os.path.join(ROOT, "configs", kind)
+        for name in sorted(os.listdir(folder)):
+            loader(os.path.join(folder, name))
