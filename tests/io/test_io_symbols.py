@@ -1,17 +1,21 @@
-"""symbols/: committed preset symbols are current, and the released one is the released graph."""
+"""symbols/: committed preset symbols are current; the released one is the original's graph node for node."""
 import ast
 import json
 import os
+import warnings
 
 import tusimple_duc  # noqa: F401  (before mxnet)
 import mxnet as mx
 import pytest
 
+import numpy as np
 import released_manifest
-from io_helpers import REPO, RELEASED, RELEASED_STAGE4_DILATIONS, RELEASED_STAGE5_DILATIONS, load_tool
+from io_helpers import REPO, RELEASED, RELEASED_STAGE4_DILATIONS, RELEASED_STAGE5_DILATIONS, load_tool, randomize
+from original_graph import original_symbol
+from tusimple_duc.io.checkpoint import checkpoint_arrays
 from tusimple_duc.io.export import preset_symbol_text
 from tusimple_duc.io.symbol import symbol_text, training_symbol
-from tusimple_duc.models.presets import PRESETS, get_model
+from tusimple_duc.models.presets import PRESETS, get_model, get_spec
 
 FOLDER = os.path.join(REPO, "symbols")
 
@@ -80,14 +84,75 @@ def test_released_symbol_is_the_released_graph():
         assert conv["dilate"] == conv["pad"] == (rate, rate) and conv["stride"] == (1, 1), (stage, index)
     for i, rate in enumerate((6, 12, 18, 24)):
         head = _attrs(nodes[f"fc1_cityscapes_c{i}"])
-        assert (head["dilate"], head["pad"], head["num_filter"], head["no_bias"]) == ((rate, rate), (rate, rate),
-                                                                                   304, "False")
+        assert head == {"dilate": (rate, rate), "pad": (rate, rate), "num_filter": 304, "kernel": (3, 3),
+                        "workspace": 8192}  # with bias: MXNet's default no_bias False
     for conv in ("conv3_1_1x1_reduce", "conv3_1_1x1_proj"):
         assert _attrs(nodes[conv])["stride"] == (2, 2)
     assert _attrs(nodes["conv3_1_3x3"])["stride"] == (1, 1)
     batchnorms = [_attrs(n) for n in nodes.values() if n["op"] == "BatchNorm"]
     assert len(batchnorms) == 106
     assert all((bn["eps"], bn["fix_gamma"], bn["use_global_stats"]) == (1e-6, "False", "True") for bn in batchnorms)
+    assert all(bn["momentum"] == 0.9995 for bn in batchnorms)
     (pool,) = [_attrs(n) for n in nodes.values() if n["op"] == "Pooling"]
-    assert (pool["kernel"], pool["stride"], pool["pad"], pool["pool_type"], pool["pooling_convention"]) == (
-        (3, 3), (2, 2), (0, 0), "max", "valid")
+    assert pool == {"kernel": (3, 3), "stride": (2, 2), "pool_type": "max"}  # pad 0, 'valid': MXNet defaults
+
+
+def _graph(symbol) -> dict:
+    graph = json.loads(symbol.tojson())
+    graph["attrs"].pop("mxnet_version", None)
+    return graph
+
+
+@pytest.mark.parametrize("options", [
+    {}, dict(label_num=7, ignore_label=0, aspp_num=2, aspp_stride=3, cell_cap=64, exp="kitti"),
+    dict(bn_use_global_stats=False, aspp_num=1, cell_cap=4)])
+def test_exported_graph_equals_the_original_network_code_node_by_node(options):
+    """Names, ops, inputs (order) and attributes of every node, arg/aux order and heads."""
+    original = _graph(original_symbol(**options))
+    ratio = {64: 8, 16: 4, 4: 2}[options.get("cell_cap", 16)]
+    spec = get_spec(RELEASED, num_classes=options.get("label_num", 19), aspp=options.get("aspp_num", 4),
+                    aspp_stride=options.get("aspp_stride", 6), cell_width=8 // ratio,
+                    head_name="fc1_" + options.get("exp", "cityscapes"),
+                    bn_use_global_stats=options.get("bn_use_global_stats", True))
+    ours = _graph(training_symbol(spec, ignore_label=options.get("ignore_label", 255)))
+    assert len(ours["nodes"]) == len(original["nodes"])
+    for mine, theirs in zip(ours["nodes"], original["nodes"]):
+        assert mine == theirs
+    assert ours == original
+
+
+def test_internal_outputs_are_picked_by_the_original_names():
+    internals = mx.sym.load_json(committed(RELEASED)).get_internals()
+    outputs = set(internals.list_outputs())
+    assert {"conv1_1_3x3_s2/relu_output", "pool1_3x3_s2_output", "conv2_1_output", "res3_1_output",
+            "res4_2_output", "conv4_23_3x3/relu_output", "res5_3_relu_output", "fc1_cityscapes_output",
+            "cls_score_reshape_output"} <= outputs
+    shapes = dict(zip(internals.list_outputs(), internals.infer_shape(data=(1, 3, 64, 64))[1]))
+    assert shapes["res5_3_relu_output"] == (1, 2048, 8, 8) and shapes["fc1_cityscapes_output"] == (1, 304, 8, 8)
+
+
+@pytest.mark.parametrize("name", ["tiny_duc_hdc", "tiny_baseline", "tiny_deconv",
+                                  ("tiny_duc_hdc", dict(output_stride=4, cell_width=1, stem="classic")),
+                                  ("tiny_duc_hdc", dict(output_stride=16, stride_in_1x1=False, aspp=0)),
+                                  ("tiny_deconv", dict(deconv_mode="two-step"))])
+def test_module_on_the_symbol_computes_the_gluon_network(name):
+    name, overrides = (name, {}) if isinstance(name, str) else name
+    net = get_model(name, **overrides)
+    net.initialize()
+    x = np.random.RandomState(0).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32)
+    net(mx.nd.array(x))
+    randomize(net, seed=5)
+    arrays = checkpoint_arrays(net)
+    module = mx.mod.Module(training_symbol(net), data_names=["data"], label_names=["seg_loss_label"],
+                           context=mx.cpu())
+    with warnings.catch_warnings():  # no label shape: inference only, like the original tester
+        warnings.simplefilter("ignore")
+        module.bind(data_shapes=[("data", x.shape)], for_training=False)
+    module.set_params({k[4:]: v for k, v in arrays.items() if k.startswith("arg:")},
+                      {k[4:]: v for k, v in arrays.items() if k.startswith("aux:")})
+    module.forward(mx.io.DataBatch([mx.nd.array(x)]), is_train=False)
+    scores = net.head_scores(mx.nd.array(x)).asnumpy()
+    flat = scores.reshape(scores.shape[0], net.num_classes, -1)
+    expected = np.exp(flat - flat.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(module.get_outputs()[0].asnumpy(), expected, rtol=0, atol=2e-6)

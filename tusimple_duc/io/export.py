@@ -35,7 +35,7 @@ from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_chec
 from tusimple_duc.io.matching import CheckpointMismatchError
 from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, probability_symbol, symbol_text,
                                     training_symbol)
-from tusimple_duc.models.presets import PRESETS, get_model
+from tusimple_duc.models.presets import PRESETS, get_model, get_spec
 
 RELEASED_PRESET = "resnet101_duc_hdc_released"
 RELEASED_TEST_SHAPE = (1024, 2048)
@@ -114,14 +114,8 @@ def check_shape(net: Any, shape: Tuple[int, int]) -> Tuple[int, int]:
 
 
 def preset_symbol_text(name: str, ignore_label: int = DEFAULT_IGNORE_LABEL) -> str:
-    """The released-layout training symbol JSON of preset ``name`` (deterministic text).
-
-    The network is built under a fresh ``mx.name.NameManager``: Gluon names blocks without
-    an explicit prefix (the stem's max-pool) from a process-wide counter at construction.
-    """
-    with mx.name.NameManager():
-        net = get_model(name)
-    return symbol_text(training_symbol(net, ignore_label))
+    """The released-layout training symbol JSON of preset ``name`` (deterministic text)."""
+    return symbol_text(training_symbol(get_spec(name), ignore_label))
 
 
 def preset_symbol_path(folder: str, name: str) -> str:

@@ -4,8 +4,9 @@ The file is read with the ``json`` module only, never ``mx.sym.load``: the relea
 ``ResNet_DUC_HDC_CityScapes-symbol.json`` was written by an MXNet 0.11 fork whose BatchNorm
 attribute ``fix_linear_trans`` MXNet >= 1.0 rejects. Node attributes are taken from any of the
 keys MXNet versions used (``attrs`` in 1.x, ``attr`` / ``param`` in 0.x); a missing attribute
-has MXNet's default (Convolution stride 1, pad 0, dilate 1, ``no_bias`` False; BatchNorm eps
-1e-3, momentum 0.9, ``fix_gamma`` True, ``use_global_stats`` False).
+has MXNet's default (stride 1, pad 0, dilate 1, ``no_bias`` False for Convolution and True
+for Deconvolution; BatchNorm eps 1e-3, momentum 0.9, ``fix_gamma`` True, ``use_global_stats``
+False).
 
 What is read
 ------------
@@ -164,7 +165,7 @@ def layer_table(nodes: Sequence[Mapping[str, Any]], source: str) -> Dict[str, La
         table[name] = LayerRecord(
             op, kernel, stride, pad, _pair(attrs, "dilate", "(1, 1)", name, source),
             _ints(attrs["num_filter"], name, "num_filter", source)[0],
-            _bool(attrs.get("no_bias", "False"), name, "no_bias", source))
+            _bool(attrs.get("no_bias", str(op == "Deconvolution")), name, "no_bias", source))
     return table
 
 
