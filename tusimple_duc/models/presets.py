@@ -261,6 +261,9 @@ PAPER_ROWS: Tuple[PaperRow, ...] = (
     PaperRow("3", "ResNet-152 Deconv fine", 76.4, "resnet152_deconv"),
     PaperRow("3", "ResNet-152 DUC+HDC fine", 76.7, "resnet152_duc_hdc"),
     PaperRow("3", "ResNet-152 DUC+HDC fine+coarse", 77.1, "resnet152_duc_hdc"),
+    # Sections 4.2 and 4.3 (test servers): KITTI road URBAN_ROAD MaxF (in the miou field), VOC 2012 mIoU.
+    PaperRow("5", "KITTI road URBAN_ROAD MaxF", 96.41, "resnet101_duc_ds8_aspp6_cell2"),
+    PaperRow("6", "VOC 2012 ResNet-152-DUC", 83.1, "resnet152_duc_hdc"),
 )
 
 
