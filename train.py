@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Train a DUC/HDC segmentation network from an INI config (original TuSimple-DUC keys or new ones).
 
-    python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...] [--resume]
+    python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...]
+                    [--resume [--trust-pickled-states] | --overwrite]
 
 Checkpoints, logs and the resolved config go to ``<model_dir>/<save_model_prefix>-*``;
 ``--resume`` continues from the newest complete checkpoint there. docs/TRAINING.md has the
-details (devices, several machines, the paper's experiments).
+details (devices, several machines, the paper's experiments, resume rules).
 """
 import argparse
 import sys
@@ -20,12 +21,21 @@ def main(argv=None) -> int:
     parser.add_argument("config", help="training config (INI)")
     add_set_argument(parser)
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest complete checkpoint of <model_dir>/<save_model_prefix>")
+                        help="continue from the newest complete checkpoint of <model_dir>/<save_model_prefix> "
+                             "(written with the same config, except num_epochs and other output-only keys)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a fresh run even if the prefix holds an earlier run's checkpoints: "
+                             "they are moved into <model_dir>/replaced-<time>/ (nothing is deleted)")
+    parser.add_argument("--trust-pickled-states", action="store_true",
+                        help="with --resume: read an optimizer state in the old pickled format (earlier versions "
+                             "of this project, Gluon's Trainer.save_states); unpickling runs code, so only for "
+                             "files you trust")
     args = parser.parse_args(argv)
     config = load_train_config(args.config, args.overrides)
     from tusimple_duc.engine.run import train
 
-    result = train(config, resume=args.resume)
+    result = train(config, resume=args.resume, overwrite=args.overwrite,
+                   trust_pickled_states=args.trust_pickled_states)
     written = result.checkpoint or "none written by this worker"
     print(f"done: epoch {result.epoch}, {result.updates} updates, last checkpoint {written}, "
           f"parameters sha1 {result.params_sha1}")

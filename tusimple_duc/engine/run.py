@@ -22,7 +22,6 @@ an uninterrupted run (see ``docs/TRAINING.md`` for what could still differ).
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional

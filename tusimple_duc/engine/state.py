@@ -5,9 +5,10 @@ atomically (``tusimple_duc/io/atomic.py``)::
 
     <model_dir>/<prefix>-symbol.json            released format (tusimple_duc.io)
     <model_dir>/<prefix>-%04d.params            released format: arg:/aux: arrays
-    <model_dir>/<prefix>-%04d.states            optimizer state (SGD momentum per parameter,
-                                                the pickled optimizer), Gluon Trainer format
-    <model_dir>/<prefix>-%04d.state.json        epoch, update count, RNG states, digest
+    <model_dir>/<prefix>-%04d.states            optimizer arrays (SGD momentum per parameter
+                                                name), mx.nd.save format: no pickle
+    <model_dir>/<prefix>-%04d.state.json        epoch, update count, RNG states, digest,
+                                                optimizer counters, the run's config
 
 The ``.state.json`` file is written last and marks the checkpoint complete: a run killed
 while writing leaves at most a stray ``.params``/``.states`` of an incomplete checkpoint,
@@ -19,6 +20,9 @@ exposes no state getter, so the trainer re-seeds MXNet at the start of every epo
 ``(seed, epoch, rank)`` (``epoch_seed``); the data order and augmentation are a function of
 ``(seed, epoch)`` in the data iterator. Resuming at an epoch boundary therefore reproduces
 the uninterrupted run.
+
+Format 1 (earlier checkpoints) had no optimizer counters and config, and a pickled
+``.states`` file (read only with ``--trust-pickled-states``, ``optimizer_state.py``).
 """
 from __future__ import annotations
 
@@ -29,15 +33,17 @@ import os
 import random
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from tusimple_duc.errors import CheckpointError
-from tusimple_duc.io.atomic import atomic_write_json, atomic_write_with
+from tusimple_duc.io.atomic import atomic_write_json
 from tusimple_duc.io.checkpoint import params_path
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+#: formats :func:`load_training_state` reads
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass
@@ -54,6 +60,10 @@ class TrainingState:
     num_workers : workers of the run (the data shard layout)
     params_sha1 : digest of the saved parameters (see :func:`parameter_digest`)
     rng : ``{"python": ..., "numpy": ...}`` generator states (JSON form)
+    optimizer : optimizer counters and layout (``optimizer_state.save_optimizer_state``);
+        None in format 1
+    config : the run's resolved config, ``{section: {key: value text}}`` (``run_folder``);
+        None in format 1
     """
 
     epoch: int
@@ -64,6 +74,8 @@ class TrainingState:
     num_workers: int
     params_sha1: str
     rng: Dict[str, Any] = field(default_factory=dict)
+    optimizer: Optional[Dict[str, Any]] = None
+    config: Optional[Dict[str, Dict[str, str]]] = None
     format: int = STATE_FORMAT
 
 
@@ -117,10 +129,11 @@ def parameter_digest(arrays: Dict[str, np.ndarray]) -> str:
     return hasher.hexdigest()
 
 
-def save_training_state(prefix: str, state: TrainingState, save_optimizer) -> None:
-    """Write the optimizer state (``save_optimizer(path)``, e.g. ``trainer.save_states``)
-    then the ``.state.json`` marker, both atomically."""
-    atomic_write_with(optimizer_path(prefix, state.epoch), save_optimizer)
+def save_training_state(prefix: str, state: TrainingState,
+                        save_optimizer: Callable[[str], Dict[str, Any]]) -> None:
+    """Write the optimizer state (``save_optimizer(path)`` writes the arrays atomically and
+    returns the counters, stored in ``state.optimizer``) then the ``.state.json`` marker."""
+    state.optimizer = save_optimizer(optimizer_path(prefix, state.epoch))
     atomic_write_json(state_path(prefix, state.epoch), asdict(state))
 
 
@@ -147,8 +160,9 @@ def load_training_state(prefix: str, epoch: int) -> TrainingState:
         raise CheckpointError(f"{path}: training state not found") from None
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: unreadable training state ({err})") from None
-    if raw.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: training-state format {raw.get('format')!r}, expected {STATE_FORMAT}")
+    if not isinstance(raw, dict) or raw.get("format") not in READABLE_FORMATS:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise CheckpointError(f"{path}: training-state format {found!r}, expected one of {READABLE_FORMATS}")
     try:
         return TrainingState(**raw)
     except TypeError as err:

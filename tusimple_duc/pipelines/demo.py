@@ -166,8 +166,9 @@ def demo_test_config(config_path: str, paths: DemoPaths, train_config: TrainConf
 
 
 def train_model(config: TrainConfig) -> TrainResult:
-    """Step 3: train as ``train.py`` does (progress bars and log on stderr)."""
-    return train(config)
+    """Step 3: train as ``train.py --overwrite`` does (progress bars and log on stderr); a
+    previous demo's checkpoints in the folder are moved aside."""
+    return train(config, overwrite=True)
 
 
 def evaluate_model(config: TestConfig, show_progress: bool = True) -> SegmentationRun:
