@@ -11,26 +11,13 @@ import glob
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from PIL import Image
-
 from tusimple_duc.data.lists import (ListEntry, numbered, seven_fold_centres, sliding_patch_centres,
                                      twelve_fold_centres, with_centres, write_list)
+from tusimple_duc.data.readers import read_image_size
 from tusimple_duc.errors import DataError
 
 Lists = Dict[str, List[ListEntry]]
 Pair = Tuple[str, str]
-
-
-def image_size(path: str) -> Tuple[int, int]:
-    """``(height, width)`` of an image from its header."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read image header ({exc})") from None
-    return height, width
 
 
 def checked_size(root: str, image: str, label: str) -> Tuple[int, int]:
@@ -38,8 +25,8 @@ def checked_size(root: str, image: str, label: str) -> Tuple[int, int]:
     image_path, label_path = os.path.join(root, image), os.path.join(root, label)
     if not os.path.isfile(label_path):
         raise DataError(f"{label_path}: label of {image_path} not found")
-    size = image_size(image_path)
-    label_size = image_size(label_path)
+    size = read_image_size(image_path)
+    label_size = read_image_size(label_path)
     if size != label_size:
         raise DataError(f"{label_path}: label is {label_size[0]}x{label_size[1]} but image {image_path} is "
                         f"{size[0]}x{size[1]}")

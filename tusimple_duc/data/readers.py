@@ -85,6 +85,18 @@ def read_bgr_image(path: str, where: str = "") -> np.ndarray:
     return image
 
 
+def read_image_size(path: str, where: str = "") -> Tuple[int, int]:
+    """``(height, width)`` of an image file from its header (nothing is decoded)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found{_context(where)}") from None
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError ...
+        raise DataError(f"{path}: cannot read image header ({exc}){_context(where)}") from None
+    return height, width
+
+
 def read_rgb_image(path: str, where: str = "") -> np.ndarray:
     """An 8-bit colour image as (H, W, 3) uint8 RGB."""
     return cv2.cvtColor(read_bgr_image(path, where), cv2.COLOR_BGR2RGB)

@@ -1,58 +1,52 @@
-"""One training sample: read, scale, crop + pad, flip, convert labels, subtract the mean, lay out the label.
+"""One training sample: the released ``get_single_image_duc``, step for step.
 
-This is the released augmentation (TuSimple-DUC), as a pure function of a list entry,
-a random generator and a :class:`SamplingSpec`:
+A pure function of a list entry, a random generator and a :class:`SamplingSpec`. For the
+same draws (scale, jitter, flip) it produces exactly the sample of the original
+TuSimple-DUC ``get_single_image_duc`` (``tests/data/test_sample_released.py`` compares it
+with a restatement of that function); docs/TRAINING.md "Augmentation" lists the steps:
 
-1. read the image (RGB) and the label map;
-2. draw a scale ``s`` from ``scale_factors``; the image is resized by ``s`` (bilinear),
-   the label by ``s`` (nearest); the list's crop centre is scaled by ``s``; the crop
-   size is not;
-3. jitter the centre uniformly by ``+-round(random_bound * s)`` px per axis (integers;
-   7-fold scheme; no jitter when ``use_random_crop`` is off);
-4. cut a ``crop_shape`` window whose top-left corner is ``centre - crop//2``; the part
-   outside the scaled image is the mean colour (image) and ``ignore_label`` (label);
-5. flip image and label horizontally together with probability 0.5 (``use_mirror``);
-6. map label values to training ids (``convert_label``), subtract ``rgb_mean`` (no std
-   division): padded pixels are exactly 0;
-7. downsample the crop label by the prediction stride with nearest neighbour (pixel
-   ``(y*k, x*k)``, as OpenCV's ``INTER_NEAREST`` resize by ``1/k``) and, for the DUC head,
-   flatten it into the released layout (:func:`tusimple_duc.layout.label_to_duc_layout`,
-   ratio ``r = ds_rate / cell_width``).
-
-The generator is used in a fixed order: scale, row jitter, column jitter, flip.
+1. draw, in this order: the scale ``s`` (uniform over ``scale_factors``); if
+   ``use_random_crop``, the row then the column jitter, uniform integers in
+   ``[-b, b]`` with ``b = int(random_bound * s)`` per axis; if ``use_mirror``, the flip (p 0.5);
+2. read the image (BGR, used as RGB) and the label; resize the whole image to
+   ``(int(H*s), int(W*s))`` (bilinear, uint8) and the label to the same size (nearest);
+3. the crop's top-left corner is ``int(int(centre) * s) + jitter - crop // 2`` per axis
+   (``int`` truncates, as the original); the part outside the scaled image is the mean
+   colour (image) and ``ignore_label`` (label);
+4. subtract ``rgb_mean`` in float64 (padding becomes exactly 0), stored as float32;
+5. take the label at the prediction stride ``k`` (pixel ``(y*k, x*k)`` of the crop,
+   OpenCV's ``INTER_NEAREST`` resize by ``1/k``) BEFORE the flip, then flip image and
+   label together: a flipped label cell holds the pixel at the left of its cell in the
+   unflipped crop, as in the original;
+6. map label values to training ids (``convert_label``) and lay the label out for the DUC
+   head (:func:`tusimple_duc.layout.label_to_duc_layout`, ratio ``r = ds_rate / cell_width``).
 
 **12-fold scheme.** The list centre is the centre of an 800x800 patch of the original
-image. Scaled by ``s`` the patch is ``round(800*s)`` px wide around the scaled centre;
-the ``crop_shape`` crop (544x544 in the paper) is placed uniformly inside it, i.e. the
-centre is jittered by ``+-max(0, (round(800*s) - 544) // 2)`` px per axis. When the
-scaled patch is smaller than the crop the crop is centred on the patch (it then also
-shows image content around the patch, and padding beyond the image border).
+image. Scaled by ``s`` the patch is ``int(800*s)`` px wide around the scaled centre; the
+``crop_shape`` crop (544x544 in the paper) is placed uniformly inside it, i.e. the jitter
+bound is ``max(0, (int(800*s) - 544) // 2)`` px per axis. When the scaled patch is smaller
+than the crop, the crop is centred on the patch.
 
-**Scaling only the crop window.** Nothing outside the crop is resized: the source
-rectangle the crop needs (plus a margin for the bilinear taps) is cut from the
-unscaled image, its origin aligned to a multiple of ``q`` where ``s = p/q``, and resized
-by ``s`` with the same OpenCV call as the whole image would be. With the origin
-aligned, every output pixel has the same source coordinate and the same weights as in
-the whole-image resize, so the result equals "resize the whole image, then crop"
-exactly for scales that are simple fractions (all the released ones) and within one
-grey level otherwise (``tests/data/test_sample.py`` checks this against the
-straightforward order). The label is indexed directly: output pixel ``x`` of the scaled
-label is source pixel ``floor(x * q / p)``, exactly OpenCV's ``INTER_NEAREST``.
+**Bad geometry.** A list centre outside its image is a :class:`DataError` naming the list
+line (:func:`check_centre`); :func:`check_list_geometry` also warns, in one line, about
+images smaller than the crop (the crop is then mostly padding, as in the original).
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from tusimple_duc.data.lists import ListEntry, resolve
-from tusimple_duc.data.readers import LABEL_MODES, LabelCodec, read_bgr_image
+from tusimple_duc.data.readers import LABEL_MODES, LabelCodec, read_bgr_image, read_image_size
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.layout import label_to_duc_layout
+
+logger = logging.getLogger(__name__)
 
 PATCH_SCHEMES = ("7fold", "12fold")
 LABEL_LAYOUTS = ("duc", "map")
@@ -171,6 +165,23 @@ class SamplingSpec:
 
 
 @dataclass(frozen=True)
+class Draws:
+    """The random choices of one sample, in the order they are drawn.
+
+    Attributes
+    ----------
+    scale : the scale s.
+    jitter_row, jitter_col : centre offsets in scaled pixels (0 without ``use_random_crop``).
+    flip : mirror left-right (False without ``use_mirror``).
+    """
+
+    scale: float
+    jitter_row: int = 0
+    jitter_col: int = 0
+    flip: bool = False
+
+
+@dataclass(frozen=True)
 class CropWindow:
     """Where a sample's crop lies in the scaled image.
 
@@ -196,38 +207,100 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, index, 1])))
 
 
+def scaled_size(length: int, scale: float) -> int:
+    """Length of an axis resized by ``scale``: ``int(length * scale)``, truncated as the original."""
+    return int(length * scale)
+
+
+def jitter_bound(spec: SamplingSpec, scale: float) -> Tuple[int, int]:
+    """Largest centre jitter ``(rows, cols)`` in scaled pixels at ``scale`` (module docstring)."""
+    if spec.patch_scheme == "12fold":
+        return tuple(max(0, (scaled_size(p, scale) - c) // 2)  # type: ignore[return-value]
+                     for p, c in zip(spec.patch_shape, spec.crop_shape))
+    return scaled_size(spec.random_bound[0], scale), scaled_size(spec.random_bound[1], scale)
+
+
+def draw_augmentation(spec: SamplingSpec, rng: np.random.Generator) -> Draws:
+    """Draw scale, then row and column jitter (``use_random_crop``), then flip (``use_mirror``)."""
+    scale = float(spec.scale_factors[int(rng.integers(len(spec.scale_factors)))])
+    jitter_row = jitter_col = 0
+    if spec.use_random_crop:
+        bound_rows, bound_cols = jitter_bound(spec, scale)
+        jitter_row = int(rng.integers(-bound_rows, bound_rows + 1))
+        jitter_col = int(rng.integers(-bound_cols, bound_cols + 1))
+    flip = spec.use_mirror and int(rng.integers(2)) == 1
+    return Draws(scale, jitter_row, jitter_col, flip)
+
+
+def crop_window(image_shape: Tuple[int, int], centre: Optional[Tuple[float, float]], spec: SamplingSpec,
+                draws: Draws) -> CropWindow:
+    """The crop of an image of ``image_shape`` (H, W) around a list centre for the given draws.
+
+    ``centre`` is ``(row, col)`` in original pixels; ``None`` (a test-format line) = ``(H//2, W//2)``.
+    Top-left corner per axis: ``int(int(centre) * s) + jitter - crop // 2``.
+    """
+    row, col = centre if centre is not None else (image_shape[0] // 2, image_shape[1] // 2)
+    rows, cols = spec.crop_shape
+    top = scaled_size(int(row), draws.scale) + draws.jitter_row - rows // 2
+    left = scaled_size(int(col), draws.scale) + draws.jitter_col - cols // 2
+    return CropWindow(draws.scale, top, left, rows, cols, draws.flip)
+
+
 def plan_crop(image_shape: Tuple[int, int], centre: Optional[Tuple[float, float]],
               spec: SamplingSpec, rng: np.random.Generator) -> CropWindow:
-    """Draw scale, jitter and flip for an image of ``image_shape`` (H, W) and a list centre.
+    """Draw the augmentation with ``rng`` and place the crop (:func:`draw_augmentation`, :func:`crop_window`)."""
+    return crop_window(image_shape, centre, spec, draw_augmentation(spec, rng))
 
-    ``centre`` is ``(row, col)`` in original pixels; ``None`` = the image centre ``(H/2, W/2)``.
+
+def check_centre(entry: ListEntry, image_shape: Tuple[int, int], image_path: str) -> None:
+    """A list centre must lie in the image (H, W): ``0 <= row < H`` and ``0 <= col < W``.
+
+    Raises
+    ------
+    DataError
+        Naming the list line, the centre and the image (a list made for another resolution,
+        e.g. 1024x2048 centres on half-size images, would otherwise train on padding).
     """
+    if entry.centre is None:
+        return
+    row, col = entry.centre
     height, width = image_shape
-    scale = float(spec.scale_factors[int(rng.integers(len(spec.scale_factors)))])
-    row, col = centre if centre is not None else (height / 2, width / 2)
-    if not spec.use_random_crop:
-        bound = (0, 0)
-    elif spec.patch_scheme == "12fold":
-        bound = tuple(max(0, (int(np.rint(p * scale)) - c) // 2) for p, c in zip(spec.patch_shape, spec.crop_shape))
-    else:
-        bound = tuple(int(np.rint(b * scale)) for b in spec.random_bound)
-    jitter_row = int(rng.integers(-bound[0], bound[0] + 1))
-    jitter_col = int(rng.integers(-bound[1], bound[1] + 1))
-    flip = bool(rng.random() < 0.5) and spec.use_mirror
+    if not (0 <= row < height and 0 <= col < width):
+        where = entry.where or f"list entry {entry.index}"
+        raise DataError(f"{where}: crop centre (row {row:g}, col {col:g}) is outside the {height}x{width} "
+                        f"image {image_path}")
+
+
+def check_list_geometry(entries: Sequence[ListEntry], spec: SamplingSpec, data_dir: str = "") -> None:
+    """Check every list centre against its image's size (read from the file header).
+
+    A centre outside its image is a :class:`DataError` (:func:`check_centre`). Images smaller
+    than ``crop_shape`` (their crops are padded beyond the image, as in the original) give one
+    warning naming the first such list line and how many there are. Images whose header
+    cannot be read are left to the errors of the samples themselves.
+    """
+    sizes: Dict[str, Optional[Tuple[int, int]]] = {}
+    smaller: List[Tuple[ListEntry, str, Tuple[int, int]]] = []
     rows, cols = spec.crop_shape
-    top = int(np.rint(row * scale)) + jitter_row - rows // 2
-    left = int(np.rint(col * scale)) + jitter_col - cols // 2
-    return CropWindow(scale, top, left, rows, cols, flip)
-
-
-def scaled_size(length: int, scale: float) -> int:
-    """Length of an axis resized by ``scale`` (OpenCV's rounding of ``length * scale``)."""
-    return int(np.rint(length * scale))
-
-
-def as_fraction(scale: float) -> Fraction:
-    """``scale`` as a fraction p/q with a small denominator (exact for the released scales)."""
-    return Fraction(scale).limit_denominator(1000)
+    for entry in entries:
+        path = resolve(data_dir, entry.image)
+        if path not in sizes:
+            try:
+                sizes[path] = read_image_size(path, entry.where)
+            except DataError:
+                sizes[path] = None
+        size = sizes[path]
+        if size is None:
+            continue
+        check_centre(entry, size, path)
+        if rows > size[0] or cols > size[1]:
+            smaller.append((entry, path, size))
+    if smaller:
+        entry, path, (height, width) = smaller[0]
+        more = f" (and {len(smaller) - 1} more list lines)" if len(smaller) > 1 else ""
+        logger.warning("%s: crop %dx%d is larger than the %dx%d image %s%s; the crop is padded with the mean "
+                       "colour and ignored labels", entry.where or f"list entry {entry.index}", rows, cols,
+                       height, width, path, more)
 
 
 def _clip(start: int, size: int, length: int) -> Tuple[int, int]:
@@ -236,92 +309,65 @@ def _clip(start: int, size: int, length: int) -> Tuple[int, int]:
     return lo, max(min(start + size, length), lo)
 
 
-def _source_span(start: int, stop: int, scale: float, length: int) -> Tuple[int, int]:
-    """Source rows ``[lo, hi)`` whose bilinear taps cover scaled rows ``[start, stop)``; ``lo % q == 0``."""
-    q = as_fraction(scale).denominator
-    margin = 2 + math.ceil(1 / scale)
-    lo = max(math.floor((start + 0.5) / scale - 0.5) - margin, 0)
-    hi = min(math.floor((stop - 0.5) / scale - 0.5) + 1 + margin, length)
-    return lo - lo % q, hi
-
-
-def scale_image_window(image: np.ndarray, scale: float, rows: Tuple[int, int],
-                       cols: Tuple[int, int]) -> np.ndarray:
-    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of ``image`` resized by ``scale`` (bilinear).
-
-    The range must lie inside the scaled image. Equal to
-    ``cv2.resize(image, None, fx=scale, fy=scale)[r0:r1, c0:c1]`` (see the module docstring).
-    """
-    (r0, r1), (c0, c1) = rows, cols
-    if scale == 1.0:
-        return image[r0:r1, c0:c1]
-    y0, y1 = _source_span(r0, r1, scale, image.shape[0])
-    x0, x1 = _source_span(c0, c1, scale, image.shape[1])
-    resized = cv2.resize(image[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    fraction = as_fraction(scale)
-    oy, ox = y0 * fraction.numerator // fraction.denominator, x0 * fraction.numerator // fraction.denominator
-    return resized[r0 - oy:r1 - oy, c0 - ox:c1 - ox]
-
-
-def scale_label_window(label: np.ndarray, scale: float, rows: Tuple[int, int],
-                       cols: Tuple[int, int]) -> np.ndarray:
-    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of ``label`` resized by ``scale`` (nearest).
-
-    Scaled pixel ``x`` is source pixel ``floor(x * q / p)`` for ``scale = p/q``.
-    """
-    (r0, r1), (c0, c1) = rows, cols
-    if scale == 1.0:
-        return label[r0:r1, c0:c1]
-    fraction = as_fraction(scale)
-    p, q = fraction.numerator, fraction.denominator
-    source_rows = np.arange(r0, r1) * q // p
-    source_cols = np.arange(c0, c1) * q // p
-    return label[source_rows][:, source_cols]
+def scale_pair(image_bgr: np.ndarray, label: np.ndarray, scale: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Image (bilinear) and label (nearest) resized to ``(int(H*s), int(W*s))`` with OpenCV, as the original."""
+    height, width = scaled_size(image_bgr.shape[0], scale), scaled_size(image_bgr.shape[1], scale)
+    if (height, width) == image_bgr.shape[:2]:
+        return image_bgr, label
+    if height < 1 or width < 1:
+        return image_bgr[:0, :0], label[:0, :0]
+    return (cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_LINEAR),
+            cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST))
 
 
 def render_sample(image_bgr: np.ndarray, label: np.ndarray, window: CropWindow, spec: SamplingSpec,
                   image_out: np.ndarray, label_out: np.ndarray) -> None:
-    """Cut, pad, flip, convert and normalise one sample into preallocated outputs.
+    """Scale, cut, pad, flip, convert and normalise one sample into preallocated outputs.
 
     Parameters
     ----------
     image_bgr : (H, W, 3) uint8 unscaled image, BGR.
     label : (H, W) uint8 unscaled raw label map (values as in the file, already validated).
-    window : the crop, from :func:`plan_crop`.
+    window : the crop, from :func:`crop_window`.
     image_out : (3, rows, cols) float32, receives mean-subtracted RGB.
     label_out : ``spec.label_shape`` float32, receives training ids (``ignore_label`` = ignored).
     """
-    height, width = scaled_size(image_bgr.shape[0], window.scale), scaled_size(image_bgr.shape[1], window.scale)
-    r0, r1 = _clip(window.top, window.rows, height)
-    c0, c1 = _clip(window.left, window.cols, width)
+    image, raw = scale_pair(image_bgr, label, window.scale)
+    r0, r1 = _clip(window.top, window.rows, image.shape[0])
+    c0, c1 = _clip(window.left, window.cols, image.shape[1])
     out_r0, out_r1 = r0 - window.top, r1 - window.top
     out_c0, out_c1 = c0 - window.left, c1 - window.left
-    if window.flip:
-        out_c0, out_c1 = window.cols - out_c1, window.cols - out_c0
-    step = -1 if window.flip else 1
-
     image_out.fill(0.0)
     label_crop = np.full((window.rows, window.cols), spec.ignore_label, dtype=np.uint8)
     if r1 > r0 and c1 > c0:
-        pixels = scale_image_window(image_bgr, window.scale, (r0, r1), (c0, c1))[:, ::step]
+        image_cols = slice(out_c0, out_c1)
+        pixels = image[r0:r1, c0:c1]
+        if window.flip:
+            image_cols = slice(window.cols - out_c1, window.cols - out_c0)
+            pixels = pixels[:, ::-1]
         for channel, mean in enumerate(spec.rgb_mean):
-            np.subtract(pixels[:, :, 2 - channel], np.float32(mean), dtype=np.float32,
-                        out=image_out[channel, out_r0:out_r1, out_c0:out_c1])
-        raw = scale_label_window(label, window.scale, (r0, r1), (c0, c1))[:, ::step]
-        label_crop[out_r0:out_r1, out_c0:out_c1] = spec.codec.lut[raw]
+            np.subtract(pixels[:, :, 2 - channel], float(mean), dtype=np.float64, casting="same_kind",
+                        out=image_out[channel, out_r0:out_r1, image_cols])
+        label_crop[out_r0:out_r1, out_c0:out_c1] = spec.codec.lut[raw[r0:r1, c0:c1]]
 
     stride = spec.prediction_stride
     label_map = label_crop[::stride, ::stride]
+    if window.flip:
+        label_map = label_map[:, ::-1]
     if spec.label_layout == "duc":
-        label_map = label_to_duc_layout(label_map, spec.duc_ratio)
+        label_map = label_to_duc_layout(np.ascontiguousarray(label_map), spec.duc_ratio)
     label_out[...] = label_map
 
 
 def read_pair(entry: ListEntry, spec: SamplingSpec, data_dir: str = "",
               label_dir: str = "") -> Tuple[np.ndarray, np.ndarray]:
-    """The entry's image (H, W, 3) uint8 BGR and validated raw label (H, W) uint8, same size."""
+    """The entry's image (H, W, 3) uint8 BGR and validated raw label (H, W) uint8, same size.
+
+    The entry's crop centre must lie in the image (:func:`check_centre`).
+    """
     image_path, label_path = resolve(data_dir, entry.image), resolve(label_dir, entry.label)
     image = read_bgr_image(image_path, entry.where)
+    check_centre(entry, image.shape[:2], image_path)
     label = spec.codec.read(label_path, entry.where)
     if image.shape[:2] != label.shape:
         where = f" ({entry.where})" if entry.where else ""
@@ -357,8 +403,9 @@ def make_sample(entry: ListEntry, rng: Union[np.random.Generator, int], spec: Sa
     Raises
     ------
     DataError
-        A file is missing, corrupt, of the wrong kind, the sizes differ, or a label value is
-        not in the dataset's table (naming the file and the list line).
+        A file is missing, corrupt, of the wrong kind, the sizes differ, a label value is
+        not in the dataset's table, or the crop centre is outside the image (naming the file
+        and the list line).
     """
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     image_out = np.empty(spec.image_shape, dtype=np.float32)
