@@ -1,52 +1,98 @@
-"""The network of a training config: build, initialise, describe.
+"""The network of a training config: build, initialise, load, describe.
 
 Architecture: ``[network] preset`` with the keys that are set on top
-(:func:`tusimple_duc.models.from_config.spec_from_train_config`).
+(:func:`tusimple_duc.models.from_config.spec_from_train_config`) -- unless the config loads a
+checkpoint (``load_model_prefix`` set and ``load_epoch > 0``, the released solver's rule):
+then the checkpoint's ``-symbol.json`` defines the network, as the released solver replaced
+its symbol by the checkpoint's (:func:`tusimple_duc.io.symbol_spec.spec_from_symbol_file`).
+``[network]`` settings that contradict it are reported in one warning line; the
+checkpoint's network is the one trained. A checkpoint without a ``-symbol.json`` (only the
+params) keeps the config's network.
 
 Initialisation, in the released solver's order of precedence:
 
-1. every parameter: MXNet defaults for BatchNorm (gamma 1, beta 0, statistics 0 / 1) and
-   biases (0), ``Xavier(factor_type='in', magnitude=2.34)`` for weights (released
-   initializer), drawn after ``mx.random.seed(seed)``;
+1. every parameter: ``Xavier(factor_type='in', magnitude=2.34)`` for weights (released
+   initializer), MXNet ``Module``'s defaults for the others (biases and BatchNorm beta 0,
+   gamma 1, moving mean 0, moving variance 1), drawn after ``mx.random.seed(seed)``;
 2. ``[model] pretrained``: ImageNet weights of the backbone (``tusimple_duc.io.pretrained``);
-3. ``[model] load_model_prefix`` / ``load_epoch``: a checkpoint in the released format
-   (``allow_missing``: parameters absent from it, e.g. a new head, keep step 1's values).
+3. the checkpoint above: every array it holds; parameters it lacks keep step 1's values
+   (``Module.fit(allow_missing=True)``) and are listed in the log; arrays the network does
+   not have, or of another shape, are a :class:`~tusimple_duc.io.matching.CheckpointMismatchError`.
+   ``load_epoch = 0`` loads nothing (the released ``load_epoch > 0`` test).
 
 A resumed run skips 2 and 3 and loads its own checkpoint instead.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import mxnet as mx
 
-from tusimple_duc.config import TrainConfig
+from tusimple_duc.config import ModelSection, TrainConfig
+from tusimple_duc.engine.logs import get_logger
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_text
-from tusimple_duc.io.checkpoint import load_checkpoint
+from tusimple_duc.io.checkpoint import load_checkpoint, symbol_path
+from tusimple_duc.io.matching import raise_if_mismatch
+from tusimple_duc.io.symbol_spec import spec_from_symbol_file
 from tusimple_duc.models.from_config import spec_from_train_config
-from tusimple_duc.models.presets import build_model
+from tusimple_duc.models.hdc import resolve_schedule
+from tusimple_duc.models.presets import ModelSpec, build_model
 from tusimple_duc.models.segnet import SegmentationNet
 
 #: The released solver's initializer of every parameter not loaded from a file.
 XAVIER = dict(rnd_type="uniform", factor_type="in", magnitude=2.34)
 
 
+def load_prefix(model: ModelSection) -> Optional[str]:
+    """``<load_model_dir>/<load_model_prefix>`` when ``[model]`` loads a checkpoint
+    (prefix set and ``load_epoch > 0``), else None."""
+    if model.load_model_prefix is None or not model.load_epoch or model.load_epoch <= 0:
+        return None
+    return os.path.join(model.load_model_dir or "", model.load_model_prefix)
+
+
+def network_spec(config: TrainConfig) -> ModelSpec:
+    """The architecture trained: the loaded checkpoint's ``-symbol.json`` if there is one,
+    else ``[network]`` (see the module docstring)."""
+    prefix = load_prefix(config.model)
+    if prefix is not None and os.path.exists(symbol_path(prefix)):
+        return spec_from_symbol_file(symbol_path(prefix))
+    return spec_from_train_config(config)
+
+
+def spec_differences(configured: ModelSpec, trained: ModelSpec) -> List[str]:
+    """``"field: config X, checkpoint Y"`` for every architecture setting that differs
+    (block counts and per-block dilations compared as resolved, not by how they are named)."""
+    def resolved(spec: ModelSpec) -> Dict[str, Any]:
+        fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+                  if f.name not in ("depth", "blocks_per_stage", "dilation_schedule")}
+        fields["blocks"] = spec.blocks
+        fields["dilations"] = resolve_schedule(spec.dilation_schedule, spec.blocks, spec.output_stride)
+        return fields
+
+    ours, theirs = resolved(configured), resolved(trained)
+    return [f"{name}: config {ours[name]}, checkpoint {theirs[name]}" for name in ours if ours[name] != theirs[name]]
+
+
 def build_network(config: TrainConfig) -> SegmentationNet:
-    """The uninitialised network of ``config``; its ``spec`` holds the resolved architecture.
+    """The uninitialised network of ``config`` (:func:`network_spec`); its ``spec`` holds the
+    resolved architecture.
 
     Raises :class:`ConfigError` naming the key for an invalid architecture, or a crop
-    that is not a multiple of the output stride.
+    that is not a multiple of the output stride; :class:`CheckpointError` for a loaded
+    checkpoint's unusable ``-symbol.json``.
     """
-    spec = spec_from_train_config(config)
+    spec = network_spec(config)
     data = config.data
     crop, key = (data.inner_crop, "inner_crop") if data.patch_scheme == "12fold" else (data.crop_shape, "crop_shape")
     if any(side % spec.output_stride for side in crop):
         raise ConfigError(f"{config.source}: [data] {key}: sides must be multiples of the output stride "
-                          f"{spec.output_stride} of preset {config.network.preset}, got {crop}")
+                          f"{spec.output_stride} of the network, got {crop}")
     return build_model(spec)
 
 
@@ -60,17 +106,32 @@ def initialise(net: SegmentationNet, contexts: Sequence[mx.Context], seed: int,
 
 
 def load_initial_weights(net: SegmentationNet, config: TrainConfig) -> Optional[str]:
-    """Steps 2 and 3; returns a description of what was loaded (None: nothing)."""
-    model = config.model
+    """Steps 2 and 3; returns a description of what was loaded (None: nothing).
+
+    Logs (training logger) the ``[network]`` settings the loaded checkpoint's symbol
+    overrides and the parameters the checkpoint lacks.
+    """
+    model, log = config.model, get_logger()
     loaded = None
     if model.pretrained:
         from tusimple_duc.io.pretrained import load_pretrained
 
         load_pretrained(net, model.pretrained)
         loaded = f"ImageNet weights {model.pretrained}"
-    if model.load_model_prefix:
-        prefix = os.path.join(model.load_model_dir or "", model.load_model_prefix)
-        report = load_checkpoint(net, prefix, model.load_epoch, allow_missing=model.allow_missing)
+    prefix = load_prefix(model)
+    if prefix is not None:
+        differences = spec_differences(spec_from_train_config(config), net.spec)
+        if differences:
+            log.warning("%s defines the network trained (as the released solver); [network] of %s differs: %s",
+                        symbol_path(prefix), config.source, "; ".join(differences))
+        report = load_checkpoint(net, prefix, model.load_epoch, allow_missing=True)
+        comparison = report.comparison
+        if comparison.mismatched:
+            raise_if_mismatch(dataclasses.replace(comparison, missing=()), report.params_file,
+                              "does not match its network")
+        if comparison.missing:
+            log.info("%d parameters not in %s keep their initial values: %s", len(comparison.missing),
+                     report.params_file, ", ".join(comparison.missing))
         loaded = f"checkpoint {report.params_file} ({len(report.loaded)} arrays)"
     return loaded
 
