@@ -180,7 +180,7 @@ def test_quick_training_claims_report(tmp_path):
     assert shown == pytest.approx([round(100 * v, 1) for v in stored], abs=1e-9)
     assert set(report.runs) == {"duc_hdc", "bilinear_hdc", "duc_constant"}
     check = {(variant.head, lr): result.miou for variant, lr, result in report.lr_check}
-    assert set(check) == {("duc", 0.1), ("duc", 0.02), ("bilinear", 0.02), ("bilinear", 0.1)}
+    assert set(check) == {("duc", 0.4), ("duc", 0.08), ("bilinear", 0.08), ("bilinear", 0.4)}
     for (head, lr), value in check.items():
         assert f"| {head} | {lr:g} | {100 * value:.1f} |" in text
     index = re.search(r"\| gridding index G \| ([0-9.]+) \(", text)
