@@ -7,8 +7,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from inference_toys import (PositionalNet, ProbeNet, make_colour_net, make_tiny_conv_net, positional_probabilities,
-                            random_image)
+from inference_toys import (PositionalNet, ProbeNet, colour_probabilities, make_colour_net, make_tiny_conv_net,
+                            positional_probabilities, random_image)
 from tusimple_duc.config import load_test_config
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.inference import (PAPER_MULTI_SCALES, RELEASED_MULTI_SCALE_SPEC, RELEASED_SPEC, CRFParams,
@@ -124,7 +124,9 @@ def test_a_network_not_matching_its_declared_prediction_stride_is_reported():
 
 def test_released_test_config_maps_to_the_released_spec():
     spec = spec_from_config(load_test_config(RELEASED_TEST_CONFIG))
-    assert spec == InferenceSpec(result_shape=(1024, 2048))
+    assert spec == InferenceSpec(result_shape=(1024, 2048), crop=(1024, 2048))
+    own_size = spec_from_config(load_test_config(RELEASED_TEST_CONFIG, ["data.result_shape=None"]))
+    assert own_size.crop is None and own_size.result_shape is None
 
 
 def test_inference_section_maps_to_sliding_flip_crf():
@@ -137,3 +139,19 @@ def test_inference_section_maps_to_sliding_flip_crf():
         ("sliding", (512, 1024), (256, 512), 2, True)
     assert spec.scales == (0.5, 1.0)
     assert spec.crf == CRFParams(bilateral_weight=4.0, bilateral_position_sigma=20.0, iterations=5)
+
+
+def test_test_shape_crop_follows_the_released_preprocess_at_every_scale():
+    """tester.preprocess: resize the whole image by s, keep its top-left int(test_shape * s), predict,
+    resize the probabilities to result_shape; a pointwise net makes the expectation exact."""
+    image = random_image(40, 56, seed=3)
+    net = make_colour_net([mx.cpu()])
+    spec = InferenceSpec(scales=(0.5, 1.0), crop=(32, 48), result_shape=(32, 48))
+    got = Predictor(net, spec).probabilities(image)
+    expected = np.zeros((3, 32, 48))
+    for scale in (0.5, 1.0):
+        scaled = cv2.resize(image, (int(56 * scale), int(40 * scale)), interpolation=cv2.INTER_LINEAR)
+        kept = scaled[:int(32 * scale), :int(48 * scale)]
+        probabilities = colour_probabilities(kept, (122.675, 116.669, 104.008)).astype(np.float32).transpose(1, 2, 0)
+        expected += cv2.resize(probabilities, (48, 32), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, expected / 2, atol=1e-5)
