@@ -143,7 +143,8 @@ def test_bad_kitti_inputs(tmp_path):
         evaluate_kitti_road(pred_dir, gt_root, subset=True)
     assert str(error.value).startswith(png)
     cv2.imwrite(png, levels[:10])
-    with pytest.raises(EvaluationError, match=r"is 10x50 \(HxW\) but ground truth .*um_road_000000.png is 30x50 \(HxW\)"):
+    size_message = r"is 10x50 \(HxW\) but ground truth .*um_road_000000.png is 30x50 \(HxW\)"
+    with pytest.raises(EvaluationError, match=size_message):
         evaluate_kitti_road(pred_dir, gt_root, subset=True)
     cv2.imwrite(png, levels)
     npz = os.path.join(pred_dir, "uu_road_000002.npz")
