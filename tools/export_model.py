@@ -1,10 +1,13 @@
 """Export a checkpoint as a drop-in replacement of the released files (and optionally ONNX).
 
     python tools/export_model.py --prefix models/ResNet_DUC_HDC_CityScapes --epoch 20 \
-        --out export/duc [--preset resnet101_duc_hdc_released] [--shape 1024,2048] [--onnx duc.onnx]
+        --out export/duc [--preset NAME | --config TRAIN_CFG] [--shape 1024,2048] [--onnx duc.onnx]
 
-Reads ``PREFIX-%04d.params`` (and cross-checks ``PREFIX-symbol.json`` when it parses); with
-``--epoch`` omitted, ``--prefix`` is a params file (checkpoint or Gluon format). Writes
+Reads ``PREFIX-%04d.params`` (and cross-checks ``PREFIX-symbol.json``); with ``--epoch``
+omitted, ``--prefix`` is a params file (checkpoint or Gluon format). The architecture is
+``--preset``, or the network of a training config (``--config``: the config trained with, or
+the checkpoint's saved ``PREFIX-train.cfg``), or by default the one ``PREFIX-symbol.json``
+describes. Writes
 ``OUT-symbol.json`` + ``OUT-0000.params`` (the released graph ending in SoftmaxOutput
 ``seg_loss``: ``mx.mod.Module.load(OUT, 0)`` binds it with input ``data``) and, with
 ``--onnx``, an ONNX model ending in softmax over classes (input ``data`` (N, 3, H, W) with
@@ -18,7 +21,7 @@ from typing import Optional, Sequence, Tuple
 
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
-from tusimple_duc.io.export import RELEASED_PRESET, RELEASED_TEST_SHAPE, export_model
+from tusimple_duc.io.export import RELEASED_TEST_SHAPE, export_model
 from tusimple_duc.io.symbol import DEFAULT_IGNORE_LABEL
 
 
@@ -37,8 +40,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="checkpoint prefix (or a params file when --epoch is omitted)")
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch")
     parser.add_argument("--out", required=True, help="output prefix: OUT-symbol.json, OUT-0000.params")
-    parser.add_argument("--preset", default=RELEASED_PRESET,
-                        help=f"architecture of the checkpoint (default {RELEASED_PRESET})")
+    architecture = parser.add_mutually_exclusive_group()
+    architecture.add_argument("--preset", default=None, help="architecture of the checkpoint: a preset name")
+    architecture.add_argument("--config", default=None,
+                              help="architecture of the checkpoint: a training config (e.g. PREFIX-train.cfg)")
     parser.add_argument("--shape", type=parse_shape, default=RELEASED_TEST_SHAPE,
                         help="H,W the ONNX graph is traced with (default %d,%d)" % RELEASED_TEST_SHAPE)
     parser.add_argument("--onnx", default=None, help="also write an ONNX model to this file")
@@ -49,7 +54,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    result = export_model(args.prefix, args.epoch, args.out, preset=args.preset,
+    result = export_model(args.prefix, args.epoch, args.out, args.preset, config=args.config,
                           shape=args.shape, onnx_path=args.onnx, ignore_label=args.ignore_label)
     for path in (result.symbol, result.params, result.onnx):
         if path:

@@ -1,4 +1,5 @@
 """Export: the released-format files run under plain mx.mod.Module (inference and training), ONNX."""
+import os
 import warnings
 
 import tusimple_duc  # noqa: F401  (before mxnet)
@@ -11,8 +12,9 @@ from io_helpers import RELEASED, load_tool, module_forward, randomize, released_
 from tusimple_duc.errors import CheckpointError, ConfigError
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
 from tusimple_duc.io.export import export_model
+from tusimple_duc.io.symbol import symbol_text, training_symbol
 from tusimple_duc.layout import label_to_duc_layout
-from tusimple_duc.models.presets import get_model
+from tusimple_duc.models.presets import get_model, get_spec
 
 TINY = "tiny_duc_hdc"
 
@@ -40,7 +42,7 @@ def tiny_checkpoint(tmp_path):
 
 def test_tiny_export_runs_in_module_like_the_original_tester(tiny_checkpoint, tmp_path):
     prefix, net = tiny_checkpoint
-    result = export_model(prefix, 3, str(tmp_path / "out"), preset=TINY)
+    result = export_model(prefix, 3, str(tmp_path / "out"), TINY)
     assert (result.symbol, result.params, result.onnx) == (
         str(tmp_path / "out-symbol.json"), str(tmp_path / "out-0000.params"), None)
     x = np.random.RandomState(0).uniform(-120, 120, (1, 3, 64, 96)).astype(np.float32)
@@ -52,7 +54,7 @@ def test_tiny_export_runs_in_module_like_the_original_tester(tiny_checkpoint, tm
 def test_released_preset_export_equals_gluon_at_64x64(tmp_path):
     prefix = str(tmp_path / "ResNet_DUC_HDC_CityScapes")
     mx.nd.save(prefix + "-0020.params", released_arrays(seed=3))
-    export_model(prefix, 20, str(tmp_path / "export"))
+    export_model(prefix, 20, str(tmp_path / "export"), RELEASED)
     net = get_model(RELEASED)
     load_checkpoint(net, prefix, 20)
     x = np.random.RandomState(1).uniform(-120, 120, (1, 3, 64, 64)).astype(np.float32)
@@ -63,7 +65,7 @@ def test_released_preset_export_equals_gluon_at_64x64(tmp_path):
 
 def test_exported_files_train_with_module_and_the_released_loss(tiny_checkpoint, tmp_path):
     prefix, _ = tiny_checkpoint
-    export_model(prefix, 3, str(tmp_path / "out"), preset=TINY)
+    export_model(prefix, 3, str(tmp_path / "out"), TINY)
     symbol, args, auxs = mx.model.load_checkpoint(str(tmp_path / "out"), 0)
     module = mx.mod.Module(symbol, data_names=["data"], label_names=["seg_loss_label"], context=mx.cpu())
     h, w, r, classes = 4, 6, 4, 19
@@ -94,7 +96,7 @@ def test_exported_files_train_with_module_and_the_released_loss(tiny_checkpoint,
 def test_onnx_equals_mxnet_with_dynamic_batch_and_size(tiny_checkpoint, tmp_path):
     prefix, _ = tiny_checkpoint
     onnx_path = str(tmp_path / "tiny.onnx")
-    result = export_model(prefix, 3, str(tmp_path / "out"), preset=TINY, shape=(64, 96), onnx_path=onnx_path)
+    result = export_model(prefix, 3, str(tmp_path / "out"), TINY, shape=(64, 96), onnx_path=onnx_path)
     assert result.onnx == onnx_path
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
@@ -113,7 +115,7 @@ def test_onnx_equals_mxnet_with_dynamic_batch_and_size(tiny_checkpoint, tmp_path
 def test_export_from_a_gluon_parameter_file(tiny_checkpoint, tmp_path):
     _, net = tiny_checkpoint
     net.save_parameters(str(tmp_path / "gluon.params"))
-    export_model(str(tmp_path / "gluon.params"), None, str(tmp_path / "out"), preset=TINY)
+    export_model(str(tmp_path / "gluon.params"), None, str(tmp_path / "out"), TINY)
     x = np.random.RandomState(5).uniform(-120, 120, (1, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(module_forward(str(tmp_path / "out"), 0, x), released_layout_probabilities(net, x),
                                rtol=0, atol=1e-5)
@@ -122,10 +124,10 @@ def test_export_from_a_gluon_parameter_file(tiny_checkpoint, tmp_path):
 def test_export_errors(tiny_checkpoint, tmp_path):
     prefix, _ = tiny_checkpoint
     with pytest.raises(ConfigError, match="shape 60,96: H and W must be positive multiples of the output stride 8"):
-        export_model(prefix, 3, str(tmp_path / "out"), preset=TINY, shape=(60, 96), onnx_path=str(tmp_path / "x.onnx"))
+        export_model(prefix, 3, str(tmp_path / "out"), TINY, shape=(60, 96), onnx_path=str(tmp_path / "x.onnx"))
     with pytest.raises(CheckpointError, match="tiny-symbol.json: symbol describes another network: 5 missing") as err:
-        export_model(prefix, 3, str(tmp_path / "out"), preset="tiny_baseline")
-    assert str(err.value).endswith("(is it a tiny_baseline checkpoint? choose the preset)")
+        export_model(prefix, 3, str(tmp_path / "out"), "tiny_baseline")
+    assert str(err.value).endswith("(the checkpoint is not preset tiny_baseline: choose its preset or training config)")
     assert not (tmp_path / "out-0000.params").exists() and not (tmp_path / "x.onnx").exists()
 
 
@@ -144,3 +146,71 @@ def test_export_tool(tiny_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_code:
         tool.main(["--prefix", prefix, "--out", out, "--shape", "64x96"])
     assert exit_code.value.code == 2 and "expected H,W" in capsys.readouterr().err
+
+
+# A network no preset describes: 3 classes, DeepLab rates (same shapes as the preset's released rates).
+CUSTOM = dict(num_classes=3, dilation_schedule="deeplab")
+CUSTOM_CONFIG = """[env]
+use_cpu = True
+[network]
+preset = tiny_duc_hdc
+label_num = 3
+dilation_schedule = deeplab
+[data]
+train_list = train.lst
+"""
+
+
+@pytest.fixture
+def custom_checkpoint(tmp_path):
+    net = get_model(TINY, **CUSTOM)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    randomize(net, seed=9)
+    prefix = str(tmp_path / "custom")
+    save_checkpoint(net, prefix, 2)
+    return prefix, net
+
+
+@pytest.mark.parametrize("how", ["symbol", "config"])
+def test_a_network_without_preset_exports_from_its_symbol_or_its_training_config(custom_checkpoint, tmp_path, how):
+    prefix, net = custom_checkpoint
+    config = tmp_path / "train.cfg"
+    config.write_text(CUSTOM_CONFIG)
+    out = str(tmp_path / "out")
+    export_model(prefix, 2, out, config=str(config) if how == "config" else None)
+    with open(out + "-symbol.json") as handle:
+        assert handle.read() == symbol_text(training_symbol(get_spec(TINY, **CUSTOM)))
+    x = np.random.RandomState(6).uniform(-120, 120, (1, 3, 32, 64)).astype(np.float32)
+    np.testing.assert_allclose(module_forward(out, 0, x), released_layout_probabilities(net, x), rtol=0, atol=1e-5)
+
+
+def test_the_preset_of_a_custom_network_is_refused_naming_the_dilation(custom_checkpoint, tmp_path):
+    prefix, _ = custom_checkpoint
+    with pytest.raises(CheckpointError, match=r"arg:fc1_cityscapes_c0_weight: file \(48, 256, 3, 3\) vs network \(304"):
+        export_model(prefix, 2, str(tmp_path / "out"), TINY)
+    with pytest.raises(CheckpointError, match="layer conv4_3_3x3: .* dilate 2 .* the network has .* dilate 5"):
+        export_model(prefix, 2, str(tmp_path / "out"), get_spec(TINY, num_classes=3))
+
+
+def test_export_tool_architecture_options(custom_checkpoint, tmp_path, capsys):
+    from tusimple_duc.cli import run_cli
+
+    prefix, _ = custom_checkpoint
+    tool = load_tool("export_model")
+    out = str(tmp_path / "cli")
+    config = tmp_path / "train.cfg"
+    config.write_text(CUSTOM_CONFIG)
+    assert tool.main(["--prefix", prefix, "--epoch", "2", "--out", out, "--config", str(config)]) == 0
+    assert tool.main(["--prefix", prefix, "--epoch", "2", "--out", out]) == 0
+    capsys.readouterr()
+    assert run_cli(tool.main, ["--prefix", prefix + "-0002.params", "--out", out]) == 2
+    assert capsys.readouterr().err == (f"error: {prefix}-0002.params: a params file has no -symbol.json to read "
+                                       f"the architecture from; give a preset or a training config\n")
+    os.remove(prefix + "-symbol.json")
+    assert run_cli(tool.main, ["--prefix", prefix, "--epoch", "2", "--out", out]) == 2
+    assert capsys.readouterr().err == (f"error: {prefix}-symbol.json: no symbol JSON to read the architecture "
+                                       f"from; give a preset or a training config\n")
+    with pytest.raises(SystemExit):
+        tool.main(["--prefix", prefix, "--out", out, "--preset", TINY, "--config", str(config)])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Export a checkpoint as a drop-in replacement of the released files, optionally ONNX.
 
 :func:`export_model` loads any checkpoint this project reads (released ``arg:``/``aux:``
-files, our checkpoints, Gluon parameter files) into the preset's Gluon network and writes
+files, our checkpoints, Gluon parameter files) into a Gluon network and writes
 
 * ``<out>-symbol.json`` + ``<out>-0000.params``: the released training graph
   (:func:`tusimple_duc.io.symbol.training_symbol`: input ``data``, label ``seg_loss_label``,
@@ -17,27 +17,34 @@ files, our checkpoints, Gluon parameter files) into the preset's Gluon network a
   output stride); output ``seg_prob`` (N, L, r*r*h*w). ``shape`` is the (H, W) used to trace
   the graph.
 
+:func:`export_architecture` says which network that is: a preset, the network of a training
+config (``[network]`` + ``[data] ds_rate``, e.g. the checkpoint's saved ``<prefix>-train.cfg``)
+or, when neither is given, the checkpoint's own ``<prefix>-symbol.json``
+(:func:`tusimple_duc.io.symbol_spec.spec_from_symbol_file`).
+
 :func:`preset_symbol_text` and :func:`write_preset_symbols` produce ``symbols/<preset>-symbol.json``.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 
-from tusimple_duc.errors import ConfigError
+from tusimple_duc.config import load_train_config
+from tusimple_duc.errors import CheckpointError, ConfigError
 from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
 from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint,
-                                        load_params_file, save_checkpoint)
+                                        load_params_file, save_checkpoint, symbol_path)
 from tusimple_duc.io.matching import CheckpointMismatchError
 from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, probability_symbol, symbol_text,
                                     training_symbol)
-from tusimple_duc.models.presets import PRESETS, get_model, get_spec
+from tusimple_duc.io.symbol_spec import spec_from_symbol_file
+from tusimple_duc.models.from_config import spec_from_train_config
+from tusimple_duc.models.presets import PRESETS, ModelSpec, build_model, get_spec
 
-RELEASED_PRESET = "resnet101_duc_hdc_released"
 RELEASED_TEST_SHAPE = (1024, 2048)
 EXPORT_EPOCH = 0
 
@@ -52,34 +59,71 @@ class ExportResult:
     loaded: LoadReport
 
 
-def export_model(prefix: str, epoch: Optional[int], out: str, preset: str = RELEASED_PRESET,
+def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str] = None,
+                        config: Optional[str] = None) -> Tuple[ModelSpec, str]:
+    """The network to export and a phrase naming where it comes from.
+
+    Parameters
+    ----------
+    prefix, epoch : the checkpoint (see :func:`export_model`).
+    preset : a preset name; config : a training config file (INI); at most one of them.
+        Neither: the spec read from ``<prefix>-symbol.json``.
+
+    Raises
+    ------
+    ConfigError : both given, unknown preset, invalid config.
+    CheckpointError : neither given and no readable ``<prefix>-symbol.json``.
+    """
+    if preset and config:
+        raise ConfigError("give the architecture as a preset or as a training config, not both")
+    if preset:
+        return get_spec(preset), f"preset {preset}"
+    if config:
+        return spec_from_train_config(load_train_config(config)), f"the network of {config}"
+    if epoch is None:
+        raise ConfigError(f"{prefix}: a params file has no -symbol.json to read the architecture from; "
+                          f"give a preset or a training config")
+    path = symbol_path(prefix)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no symbol JSON to read the architecture from; give a preset "
+                              f"or a training config")
+    return spec_from_symbol_file(path), f"the network of {path}"
+
+
+def export_model(prefix: str, epoch: Optional[int], out: str,
+                 model: Union[str, ModelSpec, None] = None, config: Optional[str] = None,
                  shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
                  ignore_label: int = DEFAULT_IGNORE_LABEL) -> ExportResult:
-    """Load ``prefix``/``epoch`` into ``preset`` and write the released-format files.
+    """Load ``prefix``/``epoch`` into the network ``model`` and write the released-format files.
 
     Parameters
     ----------
     prefix, epoch : a checkpoint (``<prefix>-%04d.params``); with ``epoch`` None, ``prefix``
         is a params file path (checkpoint or Gluon format).
     out : output prefix: ``<out>-symbol.json`` and ``<out>-0000.params``.
-    preset : name of the architecture (``tusimple_duc.models.presets.PRESETS``).
+    model : a preset name or a :class:`ModelSpec`; config : a training config file instead;
+        neither: the network ``<prefix>-symbol.json`` describes (:func:`export_architecture`).
     shape : (H, W) used to trace the ONNX graph; multiples of the output stride.
     onnx_path : also write an ONNX model there.
     ignore_label : the SoftmaxOutput's ignore label.
 
     Raises
     ------
-    CheckpointError : checkpoint missing, corrupt or not of ``preset``.
+    CheckpointError : checkpoint missing, corrupt or not of that network.
     ConfigError : unknown preset or a shape that is not a multiple of the output stride.
     """
-    net = get_model(preset)
+    if isinstance(model, ModelSpec):
+        spec, origin = model, "the given network"
+    else:
+        spec, origin = export_architecture(prefix, epoch, preset=model, config=config)
+    net = build_model(spec)
     if onnx_path:
         check_shape(net, shape)
     try:
         report = load_params_file(net, prefix) if epoch is None else load_checkpoint(net, prefix, epoch)
     except CheckpointMismatchError as err:
-        raise CheckpointMismatchError(f"{err} (is it a {preset} checkpoint? choose the preset)",
-                                      err.path, err.comparison) from None
+        raise CheckpointMismatchError(f"{err} (the checkpoint is not {origin}: choose its preset or "
+                                      f"training config)", err.path, err.comparison) from None
     sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
     onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
     return ExportResult(sym_file, params_file, onnx_file, report)
