@@ -183,3 +183,32 @@ def test_train_py_unwritable_model_dir_and_flags(synthetic_root, tmp_path):
     assert (result.returncode, result.stderr) == (2, f"error: [model] model_dir {blocker}: is a file, not a folder\n")
     both = run_train(set_args(tiny_overrides(synthetic_root, str(tmp_path), *FAST)) + ["--resume", "--overwrite"])
     assert both.returncode == 2 and both.stderr.startswith("error: --resume and --overwrite: choose one")
+
+
+def test_full_disk_during_a_checkpoint_keeps_the_previous_one(synthetic_root, tmp_path, monkeypatch):
+    import errno
+
+    from tusimple_duc.engine.state import complete_checkpoints
+    from tusimple_duc.io.atomic import atomic_write_with
+
+    original = run_module.save_training_state
+
+    def write_until_full(path):
+        with open(path, "wb") as handle:  # the temporary file, half written
+            handle.write(b"x")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def disk_full_at_epoch_2(prefix, state, save_optimizer):
+        if state.epoch == 2:
+            return original(prefix, state, lambda path: atomic_write_with(path, write_until_full))
+        return original(prefix, state, save_optimizer)
+
+    monkeypatch.setattr(run_module, "save_training_state", disk_full_at_epoch_2)
+    model_dir = str(tmp_path / "model")
+    with pytest.raises(OutputError) as err:
+        train(tiny_config(synthetic_root, model_dir, *FAST))
+    prefix = os.path.join(model_dir, PREFIX)
+    assert str(err.value) == (f"{prefix}: checkpoint 2 not written (No space left on device); "
+                              f"last complete checkpoint: {prefix}-0001.params")
+    assert complete_checkpoints(prefix) == [1]
+    assert not [name for name in os.listdir(model_dir) if name.startswith(".")]

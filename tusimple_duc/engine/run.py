@@ -40,7 +40,7 @@ from tusimple_duc.engine.schedules import check_schedule, schedule_from_config
 from tusimple_duc.engine.state import (TrainingState, capture_rng, checkpoint_prefix, epoch_seed, optimizer_path,
                                        parameter_digest, restore_rng, save_training_state)
 from tusimple_duc.engine.trainer import SegmentationTrainer, TrainingDivergedError, validate
-from tusimple_duc.errors import ConfigError
+from tusimple_duc.errors import ConfigError, OutputError
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path, save_checkpoint
 
@@ -84,12 +84,16 @@ class _Run:
                 f"checkpoint {epoch} not written; last good checkpoint: {self.last_checkpoint or 'none'}")
         if not self.devices.is_chief:
             return
-        _, params_file = save_checkpoint(trainer.net, self.prefix, epoch, self.config.network.ignore_label)
         state = TrainingState(epoch=epoch, updates=trainer.updates, updates_per_epoch=updates_per_epoch,
                               begin_epoch=begin_epoch, seed=self.config.env.seed,
                               num_workers=self.devices.num_workers, params_sha1=parameter_digest(arrays),
                               rng=capture_rng(), config=config_record(self.config))
-        save_training_state(self.prefix, state, trainer.save_optimizer)
+        try:
+            _, params_file = save_checkpoint(trainer.net, self.prefix, epoch, self.config.network.ignore_label)
+            save_training_state(self.prefix, state, trainer.save_optimizer)
+        except OSError as err:  # e.g. a full disk: every file is atomic, the previous checkpoint is intact
+            raise OutputError(f"{self.prefix}: checkpoint {epoch} not written ({err.strerror or err}); "
+                              f"last complete checkpoint: {self.last_checkpoint or 'none'}") from None
         self.last_checkpoint = params_file
         self.metrics_log.write({"kind": "checkpoint", "epoch": epoch, "path": params_file, "time": time.time()})
         self.log.info("Saved checkpoint to \"%s\"", params_file)
