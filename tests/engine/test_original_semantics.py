@@ -6,7 +6,6 @@ released solver's optimizer settings (sgd, momentum, wd, ``rescale_grad = 1 / ba
 The reference never touches the engine: MXNet's Module, SoftmaxOutput and SGD compute it
 from the same initial values and batches.
 """
-import json
 from typing import Dict, List, Tuple
 
 import mxnet as mx
@@ -78,14 +77,13 @@ def duc_layout(label: np.ndarray) -> np.ndarray:
 
 
 def original_symbol(net) -> mx.sym.Symbol:
-    """The released-format training symbol of ``net`` with its variables' ``lr_mult`` /
-    ``wd_mult`` attributes removed: the original built its variables without them, so
-    Module's optimizer applies its name rule (no weight decay on biases and betas)."""
-    graph = json.loads(training_symbol(net, IGNORE).tojson())
-    for node in graph["nodes"]:
-        if node["op"] == "null":
-            node["attrs"] = {k: v for k, v in node.get("attrs", {}).items() if "_mult" not in k}
-    return mx.sym.load_json(json.dumps(graph))
+    """The released-format training symbol of ``net``. Its variables carry no ``lr_mult`` /
+    ``wd_mult`` attributes (the original built them without), so Module's optimizer applies
+    its name rule: no weight decay on biases and betas."""
+    symbol = training_symbol(net, IGNORE)
+    multipliers = [name for name, attrs in symbol.attr_dict().items() if any("_mult" in k for k in attrs)]
+    assert not multipliers, multipliers
+    return symbol
 
 
 def symbol_name(gluon_name: str) -> str:
