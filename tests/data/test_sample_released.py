@@ -244,7 +244,7 @@ def test_crop_larger_than_the_image_warns_once_naming_the_line(odd_pairs, write_
     path = write_list_file(lines, name="mixed.lst")
     spec = SamplingSpec(crop_shape=(64, 64), scale_factors=(1.0,), use_random_crop=False, use_mirror=False,
                         rgb_mean=MEAN, cell_width=2, label_layout="map")
-    with caplog.at_level(logging.WARNING, logger="tusimple_duc.data.sample"):
+    with caplog.at_level(logging.WARNING, logger="tusimple_duc.data.geometry_checks"):
         dataset = SegmentationDataset(read_list(path), spec)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "\n" not in warnings[0]
@@ -259,7 +259,7 @@ def test_crop_larger_than_the_image_warns_once_naming_the_line(odd_pairs, write_
 def test_no_warning_when_every_image_holds_the_crop(odd_pairs, write_list_file, caplog):
     image, label = odd_pairs[0]
     path = write_list_file([f"0\t{image}\t{label}\t30\t20"], name="ok.lst")
-    with caplog.at_level(logging.WARNING, logger="tusimple_duc.data.sample"):
+    with caplog.at_level(logging.WARNING, logger="tusimple_duc.data.geometry_checks"):
         SegmentationDataset(path, spec_of((48, 48), 2))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 

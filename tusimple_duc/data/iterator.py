@@ -30,7 +30,8 @@ from mxnet.gluon.data import Dataset
 
 from tusimple_duc.data.lists import ListEntry, read_list
 from tusimple_duc.data.prefetch import InProcessFetcher, ProcessFetcher
-from tusimple_duc.data.sample import SamplingSpec, check_list_geometry, make_sample_into, sample_rng
+from tusimple_duc.data.geometry_checks import check_list_geometry
+from tusimple_duc.data.sample import SamplingSpec, make_sample_into, sample_rng
 from tusimple_duc.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class SegmentationDataset(Dataset):
     """Index -> ``(image (3, rows, cols) float32, label float32)`` training samples of a list.
 
     The list's centres are checked against the image sizes at once
-    (:func:`~tusimple_duc.data.sample.check_list_geometry`: a centre outside its image is a
+    (:func:`~tusimple_duc.data.geometry_checks.check_list_geometry`: a centre outside its image is a
     DataError, images smaller than the crop are reported in one warning).
 
     Parameters
@@ -62,7 +63,7 @@ class SegmentationDataset(Dataset):
         self.entries: List[ListEntry] = read_list(entries) if isinstance(entries, str) else list(entries)
         if not self.entries:
             raise DataError(f"{self.source}: list is empty")
-        check_list_geometry(self.entries, spec, data_dir)
+        check_list_geometry(self.entries, spec.crop_shape, data_dir)
         self.spec = spec
         self.data_dir = data_dir
         self.label_dir = label_dir

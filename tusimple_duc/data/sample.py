@@ -28,25 +28,23 @@ bound is ``max(0, (int(800*s) - 544) // 2)`` px per axis. When the scaled patch 
 than the crop, the crop is centred on the patch.
 
 **Bad geometry.** A list centre outside its image is a :class:`DataError` naming the list
-line (:func:`check_centre`); :func:`check_list_geometry` also warns, in one line, about
-images smaller than the crop (the crop is then mostly padding, as in the original).
+line (:mod:`tusimple_duc.data.geometry_checks`), which also warns, in one line, about images
+smaller than the crop (the crop is then mostly padding, as in the original).
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
 from tusimple_duc.data.lists import ListEntry, resolve
-from tusimple_duc.data.readers import LABEL_MODES, LabelCodec, read_bgr_image, read_image_size
+from tusimple_duc.data.geometry_checks import check_centre
+from tusimple_duc.data.readers import LABEL_MODES, LabelCodec, read_bgr_image
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.layout import label_to_duc_layout
-
-logger = logging.getLogger(__name__)
 
 PATCH_SCHEMES = ("7fold", "12fold")
 LABEL_LAYOUTS = ("duc", "map")
@@ -215,8 +213,9 @@ def scaled_size(length: int, scale: float) -> int:
 def jitter_bound(spec: SamplingSpec, scale: float) -> Tuple[int, int]:
     """Largest centre jitter ``(rows, cols)`` in scaled pixels at ``scale`` (module docstring)."""
     if spec.patch_scheme == "12fold":
-        return tuple(max(0, (scaled_size(p, scale) - c) // 2)  # type: ignore[return-value]
-                     for p, c in zip(spec.patch_shape, spec.crop_shape))
+        (patch_rows, patch_cols), (rows, cols) = spec.patch_shape, spec.crop_shape
+        return (max(0, (scaled_size(patch_rows, scale) - rows) // 2),
+                max(0, (scaled_size(patch_cols, scale) - cols) // 2))
     return scaled_size(spec.random_bound[0], scale), scaled_size(spec.random_bound[1], scale)
 
 
@@ -250,57 +249,6 @@ def plan_crop(image_shape: Tuple[int, int], centre: Optional[Tuple[float, float]
               spec: SamplingSpec, rng: np.random.Generator) -> CropWindow:
     """Draw the augmentation with ``rng`` and place the crop (:func:`draw_augmentation`, :func:`crop_window`)."""
     return crop_window(image_shape, centre, spec, draw_augmentation(spec, rng))
-
-
-def check_centre(entry: ListEntry, image_shape: Tuple[int, int], image_path: str) -> None:
-    """A list centre must lie in the image (H, W): ``0 <= row < H`` and ``0 <= col < W``.
-
-    Raises
-    ------
-    DataError
-        Naming the list line, the centre and the image (a list made for another resolution,
-        e.g. 1024x2048 centres on half-size images, would otherwise train on padding).
-    """
-    if entry.centre is None:
-        return
-    row, col = entry.centre
-    height, width = image_shape
-    if not (0 <= row < height and 0 <= col < width):
-        where = entry.where or f"list entry {entry.index}"
-        raise DataError(f"{where}: crop centre (row {row:g}, col {col:g}) is outside the {height}x{width} "
-                        f"image {image_path}")
-
-
-def check_list_geometry(entries: Sequence[ListEntry], spec: SamplingSpec, data_dir: str = "") -> None:
-    """Check every list centre against its image's size (read from the file header).
-
-    A centre outside its image is a :class:`DataError` (:func:`check_centre`). Images smaller
-    than ``crop_shape`` (their crops are padded beyond the image, as in the original) give one
-    warning naming the first such list line and how many there are. Images whose header
-    cannot be read are left to the errors of the samples themselves.
-    """
-    sizes: Dict[str, Optional[Tuple[int, int]]] = {}
-    smaller: List[Tuple[ListEntry, str, Tuple[int, int]]] = []
-    rows, cols = spec.crop_shape
-    for entry in entries:
-        path = resolve(data_dir, entry.image)
-        if path not in sizes:
-            try:
-                sizes[path] = read_image_size(path, entry.where)
-            except DataError:
-                sizes[path] = None
-        size = sizes[path]
-        if size is None:
-            continue
-        check_centre(entry, size, path)
-        if rows > size[0] or cols > size[1]:
-            smaller.append((entry, path, size))
-    if smaller:
-        entry, path, (height, width) = smaller[0]
-        more = f" (and {len(smaller) - 1} more list lines)" if len(smaller) > 1 else ""
-        logger.warning("%s: crop %dx%d is larger than the %dx%d image %s%s; the crop is padded with the mean "
-                       "colour and ignored labels", entry.where or f"list entry {entry.index}", rows, cols,
-                       height, width, path, more)
 
 
 def _clip(start: int, size: int, length: int) -> Tuple[int, int]:
