@@ -1,6 +1,6 @@
 """Shared pieces of the comparison-system tests: export round trip, GluonCV import."""
-import importlib.util
 import os
+import sys
 import warnings
 
 import tusimple_duc  # noqa: F401  (before mxnet)
@@ -12,11 +12,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 def import_gluoncv():
     """GluonCV via ``tests/io/io_helpers.import_gluoncv`` (torch hidden)."""
-    spec = importlib.util.spec_from_file_location(
-        "io_helpers_for_systems", os.path.join(_HERE, "..", "io", "io_helpers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.import_gluoncv()
+    io_tests = os.path.join(_HERE, "..", "io")
+    if io_tests not in sys.path:
+        sys.path.append(io_tests)
+    from io_helpers import import_gluoncv as import_hidden_torch
+    return import_hidden_torch()
 
 
 def export_round_trip(net, x, tmp_path, name="system"):

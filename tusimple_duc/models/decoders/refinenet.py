@@ -43,7 +43,10 @@ class ResidualConvUnit(HybridBlock):
             self.conv2 = conv3x3(f"{name}_conv2", channels, channels)
 
     def hybrid_forward(self, F, x):
-        y = self.conv1(F.Activation(x, act_type="relu"))
+        # ``F.relu``, not ``Activation``: when ``x`` is a conv output, MXNet 1.9's oneDNN
+        # subgraph pass (mx.mod.Module) would fuse that ReLU into the conv and feed the
+        # rectified map to the residual sum as well.
+        y = self.conv1(F.relu(x))
         return x + self.conv2(F.Activation(y, act_type="relu"))
 
 

@@ -29,9 +29,9 @@ def max_pool_with_argmax(F, x):
     """2x2/2 max-pool rounding up: ``(N, C, H, W) -> (pooled (N, C, h, w), switch (N, 4, C,
     h, w))``, ``h = ceil(H/2)``; ``switch[:, k]`` is 1 where window position ``k = 2*dy + dx``
     holds the (first) maximum."""
-    pooled_size = F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type="max",
-                            pooling_convention="full")
-    even_size = F.UpSampling(pooled_size, scale=2, sample_type="nearest")
+    pooled_size = F.slice(x, begin=(None, None, None, None), end=(None, None, None, None),
+                          step=(1, 1, 2, 2))                           # (N, C, h, w)
+    even_size = F.UpSampling(pooled_size, scale=2, sample_type="nearest")  # (N, C, 2h, 2w)
     padded = F.pad(x, mode="constant", constant_value=float("-inf"),
                    pad_width=(0, 0, 0, 0, 0, 1, 0, 1))
     windows = F.space_to_depth(F.slice_like(padded, even_size, axes=(2, 3)), block_size=2)

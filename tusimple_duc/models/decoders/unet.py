@@ -70,7 +70,7 @@ def unet_crop_offsets(depth: int = 4, padded: bool = False) -> Tuple[int, ...]:
 
 def unet_output_size(size: int, depth: int = 4, padded: bool = False) -> int:
     """Output side for input side ``size``."""
-    encoder, up = _level_sizes(size, depth, padded)
+    _, up = _level_sizes(size, depth, padded)
     return up[-1] - (0 if padded else 4)
 
 
