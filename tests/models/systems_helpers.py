@@ -41,7 +41,7 @@ def assert_round_trip(net, x, tmp_path, name="system"):
     gluon_out, module_out = export_round_trip(net, x, tmp_path, name)
     assert len(gluon_out) == len(module_out)
     for g, m in zip(gluon_out, module_out):
-        np.testing.assert_allclose(m, g, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(m, g, rtol=1e-4, atol=1e-4)  # oneDNN fusion reorders sums
     return gluon_out
 
 
