@@ -98,9 +98,8 @@ def test_released_checkpoint_segments_the_val_images(quick_run, released_prefix)
     paths, result = quick_run
     _, net = released_prefix
     assert result.released is not None and len(result.released.images) == 2
-    for name in result.released.images:
-        image = cv2.imread(os.path.join(paths.dataset, "leftImg8bit", "val", name.split("_")[0],
-                                        name))[:, :, ::-1]
+    for name, image_path in zip(result.released.images, result.released.image_paths):
+        image = cv2.imread(image_path)[:, :, ::-1]
         x = (image.astype(np.float32) - MEAN).transpose(2, 0, 1)[None]
         prob = mx.nd.softmax(net(mx.nd.array(x)), axis=1)[0].asnumpy()
         full = cv2.resize(prob.transpose(1, 2, 0), (W, H), interpolation=cv2.INTER_LINEAR)
