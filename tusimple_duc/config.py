@@ -199,8 +199,9 @@ class TestDataSection:
     ds_rate: Optional[int] = key(None, AT_LEAST_ONE)
     #: DUC cell width; unset = the preset's.
     cell_width: Optional[int] = key(None, AT_LEAST_ONE)
-    #: (rows, cols) the images are expected at (the released script bound the network
-    #: for it); an image of another size is processed at its own size with a warning.
+    #: (rows, cols) the images are expected at (the released script bound the network for it);
+    #: with ``result_shape`` set, a larger image is segmented on its top-left test_shape part
+    #: as released, with a warning (``tusimple_duc/inference/predictor.py`` ``crop``).
     test_shape: Tuple[int, int] = key((1024, 2048), AT_LEAST_ONE)
     #: (rows, cols) of the probabilities and label maps written; None = each image's own size.
     result_shape: Optional[Tuple[int, int]] = key((1024, 2048), AT_LEAST_ONE)
