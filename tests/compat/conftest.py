@@ -10,9 +10,8 @@ from tusimple_duc.data.synthetic import write_synthetic_cityscapes
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IMAGE_SIZE = (64, 128)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compat_helpers import IMAGE_SIZE  # noqa: E402
 
 
 @pytest.fixture(scope="session")

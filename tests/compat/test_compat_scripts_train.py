@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT
+from compat_helpers import ROOT
 from tusimple_duc.io.paramfile import read_params
 
 TRAIN_CONFIG = """[env]

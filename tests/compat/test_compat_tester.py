@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import IMAGE_SIZE
+from compat_helpers import IMAGE_SIZE
 from tusimple_duc.config import load_test_config
 from tusimple_duc.pipelines.segment import run_test
 from tusimple_duc.test.predictor import Predictor

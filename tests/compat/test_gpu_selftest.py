@@ -4,7 +4,7 @@ import sys
 
 import mxnet as mx
 
-from conftest import ROOT
+from compat_helpers import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import gpu_selftest  # noqa: E402

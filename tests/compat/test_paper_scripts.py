@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from compat_helpers import ROOT
 from tusimple_duc.config import load_test_config, load_train_config
 from tusimple_duc.models.from_config import spec_from_test_config, spec_from_train_config
 

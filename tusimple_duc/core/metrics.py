@@ -11,7 +11,7 @@ Predictions are the argmax over the class axis 1. (The original called
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
