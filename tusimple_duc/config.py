@@ -77,6 +77,9 @@ class NetworkSection(ArchitectureSection):
     ignore_label: int = key(255, Range(0, 255))
     #: Frozen BatchNorm statistics (released); unset = the preset's (True for all presets).
     bn_use_global_stats: Optional[bool] = None
+    #: Momentum of the BatchNorm running statistics when they learn; unset = the preset's
+    #: (0.9995, the original network code).
+    bn_momentum: Optional[float] = key(None, Range(0, 1, high_open=True))
 
 
 @dataclass(frozen=True)
