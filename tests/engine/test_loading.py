@@ -7,6 +7,7 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
+from mxnet.gluon import nn
 
 from engine_helpers import tiny_config
 from tusimple_duc.engine.logs import get_logger
@@ -109,3 +110,18 @@ def test_unexpected_or_reshaped_arrays_are_an_error(synthetic_root, tmp_path):
     write_params(prefix + "-0003.params", arrays)
     with pytest.raises(CheckpointMismatchError, match=r"1 with another shape \(arg:fc1_cityscapes_c1_bias"):
         loaded_network(config)
+
+
+@pytest.mark.parametrize("overrides, momentum", [((), 0.9995), (("network.bn_momentum=0.9",), 0.9)])
+def test_bn_momentum_key_sets_every_batchnorm(synthetic_root, tmp_path, overrides, momentum):
+    net = build_network(tiny_config(synthetic_root, str(tmp_path), *overrides))
+    found = []
+
+    def collect(block):
+        for child in block._children.values():
+            if isinstance(child, nn.BatchNorm):
+                found.append(child._kwargs["momentum"])
+            collect(child)
+
+    collect(net)
+    assert len(found) > 20 and set(found) == {momentum}
