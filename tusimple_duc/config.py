@@ -110,8 +110,10 @@ class ModelSection:
     #: (looked up in ``$MXNET_HOME/models``); ignored when resuming from a checkpoint.
     #: MXNet's symbol ``resnet-101-0000.params`` files are pre-activation ResNet v2 and are refused.
     pretrained: Optional[str] = None
-    #: Allow missing/extra names when loading (fine-tuning with another head).
-    allow_missing: bool = False
+    #: Which network a loaded checkpoint trains: ``checkpoint`` (the original solver: the
+    #: checkpoint's ``-symbol.json`` replaces ``[network]``) or ``config`` (``[network]`` defines
+    #: it and the checkpoint only supplies weights; e.g. ResNet-152 phase 2, BatchNorm frozen).
+    network_from: Literal["checkpoint", "config"] = "checkpoint"
     eval_metric: Tuple[str, ...] = ("acc_ignore", "IoU")
     #: Log a training-metrics line every this many batches.
     log_interval: int = key(20, AT_LEAST_ONE)

@@ -11,6 +11,7 @@ from mxnet.gluon import nn
 
 from engine_helpers import tiny_config
 from tusimple_duc.engine.logs import get_logger
+from tusimple_duc.errors import ConfigError
 from tusimple_duc.engine.network import build_network, initialise, load_initial_weights
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.io.matching import CheckpointMismatchError
@@ -82,6 +83,24 @@ def test_the_checkpoint_symbol_defines_the_network_and_contradictions_are_logged
     warnings = [line for line in training_log if "defines the network trained" in line]
     assert len(warnings) == 1 and "\n" not in warnings[0]
     assert "aspp: config 4, checkpoint 0" in warnings[0] and "num_classes: config 19, checkpoint 7" in warnings[0]
+
+
+def test_network_from_config_keeps_the_config_network_and_loads_the_weights(synthetic_root, tmp_path,
+                                                                          training_log):
+    # Phase 2 of the ResNet-152 recipe: the checkpoint learned BatchNorm, the config freezes it.
+    prefix, saved = saved_checkpoint(str(tmp_path), bn_use_global_stats=False)
+    config = tiny_config(synthetic_root, str(tmp_path), f"model.load_model_prefix={prefix}", "model.load_epoch=3",
+                         "network.bn_use_global_stats=True", "model.network_from=config")
+    net, _, _ = loaded_network(config)
+    assert net.spec.bn_use_global_stats is True
+    for name, param in net.collect_params().items():
+        np.testing.assert_array_equal(param.data().asnumpy(), saved[name])
+    assert not [line for line in training_log if "defines the network trained" in line]
+
+
+def test_network_from_rejects_other_values(synthetic_root, tmp_path):
+    with pytest.raises(ConfigError, match=r"network_from"):
+        tiny_config(synthetic_root, str(tmp_path), "model.network_from=symbol")
 
 
 def test_parameters_the_checkpoint_lacks_keep_their_initial_values(synthetic_root, tmp_path, training_log):

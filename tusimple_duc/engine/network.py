@@ -57,10 +57,10 @@ def load_prefix(model: ModelSection) -> Optional[str]:
 
 
 def network_spec(config: TrainConfig) -> ModelSpec:
-    """The architecture trained: the loaded checkpoint's ``-symbol.json`` if there is one,
-    else ``[network]`` (see the module docstring)."""
+    """The architecture trained: the loaded checkpoint's ``-symbol.json`` if there is one and
+    ``[model] network_from = checkpoint``, else ``[network]`` (see the module docstring)."""
     prefix = load_prefix(config.model)
-    if prefix is not None and os.path.exists(symbol_path(prefix)):
+    if prefix is not None and config.model.network_from == "checkpoint" and os.path.exists(symbol_path(prefix)):
         return spec_from_symbol_file(symbol_path(prefix))
     return spec_from_train_config(config)
 
@@ -121,7 +121,7 @@ def load_initial_weights(net: SegmentationNet, config: TrainConfig) -> Optional[
     prefix = load_prefix(model)
     if prefix is not None:
         differences = spec_differences(spec_from_train_config(config), net.spec)
-        if differences:
+        if differences and model.network_from == "checkpoint":
             log.warning("%s defines the network trained (as the released solver); [network] of %s differs: %s",
                         symbol_path(prefix), config.source, "; ".join(differences))
         report = load_checkpoint(net, prefix, model.load_epoch, allow_missing=True)
