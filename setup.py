@@ -41,7 +41,7 @@ setup(
     version="0.1.0",
     description="DUC + HDC semantic segmentation (Wang et al., WACV 2018) in MXNet/Gluon",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["tusimple_duc", "tusimple_duc.*"]),
+    packages=find_packages(include=["tusimple_duc", "tusimple_duc.*", "experiments", "experiments.*"]),
     install_requires=CORE,
     extras_require={
         "cpu": ["mxnet==1.9.1"],

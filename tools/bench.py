@@ -3,7 +3,7 @@
     python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --out bench.json
 
 Every variant runs in its own process (peak memory per variant), timings interleaved; the
-outputs of the three must agree before anything is timed. See ``benchmarks/suite.py`` for the
+outputs of the three must agree before anything is timed. See ``experiments/bench/suite.py`` for the
 sections and ``tusimple_duc/inference/fast.py`` for the optimized forward. Needs ``torch``
 (``pip install -e ".[bench]"``). Prints a table and writes the results as JSON (atomically).
 """
@@ -15,13 +15,11 @@ import sys
 import tempfile
 from typing import Optional, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tusimple_duc  # noqa: E402,F401  (before mxnet: OMP_NUM_THREADS)
-from benchmarks.report import format_report  # noqa: E402
-from benchmarks.suite import SECTIONS, BenchOptions, Suite  # noqa: E402
-from tusimple_duc.errors import ConfigError, DUCError  # noqa: E402
-from tusimple_duc.io.atomic import atomic_write_json  # noqa: E402
+import tusimple_duc  # noqa: F401  (before mxnet: OMP_NUM_THREADS)
+from experiments.bench.report import format_report
+from experiments.bench.suite import SECTIONS, BenchOptions, Suite
+from tusimple_duc.errors import ConfigError, DUCError
+from tusimple_duc.io.atomic import atomic_write_json
 
 
 def parse_shape(text: str) -> Tuple[int, int]:

@@ -4,7 +4,7 @@
     python tools/demo.py [--out demo_output] [--released PREFIX [--released-epoch 20]] [--quick] [--seed 0]
 
 About 5 minutes on 2 CPU cores (``--quick``: seconds, for tests). Steps and outputs:
-``tusimple_duc/pipelines/demo.py``; configs: ``configs/train/demo_synthetic.cfg`` and
+``experiments/demo/pipeline.py``; configs: ``configs/train/demo_synthetic.cfg`` and
 ``configs/test/demo_synthetic.cfg``. ``--released PREFIX`` also segments the val images with the
 released ``PREFIX-symbol.json`` + ``PREFIX-0020.params`` and adds its predictions to the mosaics.
 """
@@ -14,7 +14,7 @@ import sys
 
 import tusimple_duc  # noqa: F401  (before mxnet: thread settings)
 from tusimple_duc.cli import run_cli
-from tusimple_duc.pipelines import demo
+from experiments.demo import pipeline as demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_CONFIG = os.path.join(ROOT, "configs", "train", "demo_synthetic.cfg")

@@ -19,7 +19,7 @@ import numpy as np
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
 from tusimple_duc.data.labels import CITYSCAPES_CLASS_NAMES
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

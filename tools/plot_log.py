@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from tusimple_duc.cli import run_cli
-from tusimple_duc.engine.plot import plot_training_log
+from tusimple_duc.viz.curves import plot_training_log
 
 
 def main(argv=None) -> int:

@@ -14,8 +14,8 @@ import sys
 import tusimple_duc  # noqa: F401  (before mxnet: thread settings)
 from tusimple_duc.cli import run_cli
 from tusimple_duc.errors import ConfigError
-from tusimple_duc.pipelines import claims
-from tusimple_duc.pipelines.claims_training import FULL_BUDGET, QUICK_BUDGET
+from experiments.claims import pipeline as claims
+from experiments.claims.training import FULL_BUDGET, QUICK_BUDGET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_CONFIG = os.path.join(ROOT, "configs", "train", "demo_synthetic.cfg")

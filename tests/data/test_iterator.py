@@ -14,7 +14,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from tusimple_duc.data.benchmark import format_table, run_benchmark
+from experiments.bench.data_pipeline import format_table, run_benchmark
 from tusimple_duc.data.datasets import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter, epoch_order
 from tusimple_duc.data.sample import SamplingSpec
@@ -174,7 +174,7 @@ def test_dropped_iterator_stops_its_workers(seven_fold, cityscapes_root):
 SCRIPT = """
 import sys, time
 import tusimple_duc
-from tusimple_duc.data.benchmark import format_table, run_benchmark
+from experiments.bench.data_pipeline import format_table, run_benchmark
 from tusimple_duc.data.datasets import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec

@@ -13,8 +13,9 @@ from PIL import Image
 from tusimple_duc.data.datasets import dataset_lists
 from tusimple_duc.data.lists import ListEntry
 from tusimple_duc.data.sample import SamplingSpec, make_sample, plan_crop
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
-from tusimple_duc.data.synthetic_other import write_synthetic_kitti_road, write_synthetic_voc
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
+from tusimple_duc.synthetic.kitti_road import write_synthetic_kitti_road
+from tusimple_duc.synthetic.voc import write_synthetic_voc
 from tusimple_duc.errors import ConfigError
 
 MEAN = (122.675, 116.669, 104.008)

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from tusimple_duc.data.datasets import cityscapes_lists, write_lists
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 
 
 @pytest.fixture(scope="session")

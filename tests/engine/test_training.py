@@ -10,7 +10,7 @@ from engine_helpers import TINY_CFG, run_train, set_args, tiny_config, tiny_over
 from tusimple_duc.config import load_train_config
 from tusimple_duc.engine import run as run_module
 from tusimple_duc.engine.logs import read_metrics
-from tusimple_duc.engine.plot import plot_training_log
+from tusimple_duc.viz.curves import plot_training_log
 from tusimple_duc.engine.run import train
 from tusimple_duc.engine.state import load_training_state, parameter_digest
 from tusimple_duc.engine.trainer import TrainingDivergedError

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from tusimple_duc.models import get_spec
-from tusimple_duc.models.hdc import (NAMED_SCHEDULES, ScheduleError, backbone_coverage,
-                                     coverage_pattern, gradient_coverage, hdc_check,
-                                     receptive_field_increase, resolve_schedule,
-                                     schedule_report, stack_coverage)
+from tusimple_duc.models.gridding import backbone_coverage, coverage_pattern, gradient_coverage, stack_coverage
+from tusimple_duc.models.hdc import (NAMED_SCHEDULES, ScheduleError, hdc_check, receptive_field_increase,
+                                     resolve_schedule, schedule_report)
 
 R101 = (3, 4, 23, 3)
 

@@ -11,7 +11,7 @@ import pytest
 
 from tusimple_duc.config import load_test_config
 from tusimple_duc.data.labels import CITYSCAPES_TRAINID_TO_ID
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.errors import CheckpointError, DataError
 from tusimple_duc.evaluation import evaluate_cityscapes
 from tusimple_duc.io.checkpoint import save_checkpoint

@@ -17,7 +17,7 @@ from cityscapesscripts.helpers.labels import labels as official_labels
 from PIL import Image
 
 from tusimple_duc.config import load_test_config
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.errors import ConfigError, OutputError
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model

@@ -6,7 +6,7 @@ Public API::
     ModelSpec, PRESETS, list_presets(), describe_preset(name), PAPER_ROWS
     SegmentationNet, predict_probabilities(net, x), count_parameters(block)
 
-Submodules: ``resnet`` (backbone), ``hdc`` (dilation schedules, gridding rule, coverage),
+Submodules: ``resnet`` (backbone), ``hdc`` (dilation schedules, the gridding rule), ``gridding`` (exact coverage),
 ``heads``, ``duc`` (the rearrangement), ``segnet``, ``presets``.
 """
 from tusimple_duc.models.presets import (

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tusimple_duc.pipelines import claims
-from tusimple_duc.pipelines.claims_gridding import run_gridding
-from tusimple_duc.pipelines.claims_measures import DifferenceEnergy, block_means, ceiling_labels, gridding_index
-from tusimple_duc.pipelines.claims_report import compare
-from tusimple_duc.pipelines.claims_training import QUICK_BUDGET, RunResult
+from experiments.claims import pipeline as claims
+from experiments.claims.gridding import run_gridding
+from experiments.claims.measures import DifferenceEnergy, block_means, ceiling_labels, gridding_index
+from experiments.claims.report import compare
+from experiments.claims.training import QUICK_BUDGET, RunResult
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_CFG = os.path.join(ROOT, "configs", "train", "demo_synthetic.cfg")

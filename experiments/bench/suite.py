@@ -38,11 +38,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from benchmarks.machine import available_memory_mb, describe_machine, gemm_peak
-from benchmarks.process import BenchError, Worker
-from benchmarks.scoring import mean_iou, read_rgb, targets, top_two_margin, train_id_map
-from benchmarks.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak
+from experiments.bench.process import BenchError, Worker
+from experiments.bench.scoring import mean_iou, read_rgb, targets, top_two_margin, train_id_map
+from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
 from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from tusimple_duc.data.readers import LabelCodec, read_rgb_image
-from tusimple_duc.pipelines.claims_training import (THIN_CLASSES, Experiment, RunResult, Spread, Variant, spread)
+from experiments.claims.training import (THIN_CLASSES, Experiment, RunResult, Spread, Variant, spread)
 from tusimple_duc.pipelines.segment import output_name
 from tusimple_duc.viz.colorize import colorize, mosaic, write_rgb_png
 from tusimple_duc.viz.plots import save_figure

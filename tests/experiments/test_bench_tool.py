@@ -24,7 +24,7 @@ from tusimple_duc.models import build_model
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import bench  # noqa: E402
-from benchmarks.scoring import top_two_margin  # noqa: E402
+from experiments.bench.scoring import top_two_margin  # noqa: E402
 
 TRAIN_CONFIG = """[network]
 preset = tiny_duc_hdc

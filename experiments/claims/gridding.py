@@ -3,12 +3,12 @@
 Everything here is exact counting, no training:
 
 * **3x3 stacks**: one 3x3 conv of rate 2 (the paper's "9 out of 25 pixels"), three convs of
-  rates 2, 2, 2 (Figure 2 a) and 1, 2, 3 (Figure 2 b), by :func:`~tusimple_duc.models.hdc.coverage_pattern`;
+  rates 2, 2, 2 (Figure 2 a) and 1, 2, 3 (Figure 2 b), by :func:`~tusimple_duc.models.gridding.coverage_pattern`;
 * **backbones**: every named dilation schedule on the ResNet-101 backbone and on the tiny
-  backbone trained by claims 2-3, by :func:`~tusimple_duc.models.hdc.backbone_coverage` (stages
+  backbone trained by claims 2-3, by :func:`~tusimple_duc.models.gridding.backbone_coverage` (stages
   4-5, in feature pixels at stride 8), with the paper's rule (:func:`~tusimple_duc.models.hdc.schedule_report`);
 * **cross-checks**: for the schedules named in ``gradient_checks``, the same pattern measured by
-  MXNet autograd (:func:`~tusimple_duc.models.hdc.gradient_coverage`) must be identical.
+  MXNet autograd (:func:`~tusimple_duc.models.gridding.gradient_coverage`) must be identical.
 
 A row's ``covered`` / ``total`` counts the offsets inside the receptive-field square
 ``(2 * radius + 1)^2`` that influence the centre output; ``holes`` = total - covered.
@@ -24,8 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from tusimple_duc.models.hdc import (NAMED_SCHEDULES, Coverage, backbone_coverage, coverage_pattern,
-                                     gradient_coverage, schedule_report)
+from tusimple_duc.models.gridding import Coverage, backbone_coverage, coverage_pattern, gradient_coverage
+from tusimple_duc.models.hdc import NAMED_SCHEDULES, schedule_report
 from tusimple_duc.models.presets import get_spec
 from tusimple_duc.models.resnet import BackboneConfig
 from tusimple_duc.viz.plots import save_figure
@@ -218,7 +218,7 @@ def gridding_markdown(result: GriddingResult) -> str:
         "## 1. Gridding (section 3.2, Figure 2): exact coverage",
         "",
         "Which input offsets influence the centre output, counted exactly (binary dilation of the "
-        "kernel taps, `tusimple_duc.models.hdc.coverage_pattern` / `backbone_coverage`). "
+        "kernel taps, `tusimple_duc.models.gridding.coverage_pattern` / `backbone_coverage`). "
         "*covered / total* counts the offsets of the receptive-field square that reach the output.",
         "",
         f"- One 3x3 conv with r = 2 uses **{single.covered} of {single.total}** pixels of its "
@@ -252,7 +252,7 @@ def gridding_markdown(result: GriddingResult) -> str:
         "the centre of the closest offset that does not reach it, out of the field's radius; *groups the rule "
         "flags*: groups of rates (as the schedule defines them) that fail the paper's rule (Eq. 2, M2 <= 3, and "
         "no common factor); *autograd agrees*: the pattern measured as the non-zero gradient of the centre "
-        "output of a width-1 copy of the backbone (`tusimple_duc.models.hdc.gradient_coverage`) is identical.",
+        "output of a width-1 copy of the backbone (`tusimple_duc.models.gridding.gradient_coverage`) is identical.",
         "",
         f"- Holes: {'; '.join(holed) if holed else 'none'}.",
         f"- Complete coverage: {', '.join(complete) if complete else 'none'}.",

@@ -1,6 +1,6 @@
 """Worker process of the benchmark: builds ONE variant, then runs it on the suite's command.
 
-Usage (by :mod:`benchmarks.suite`): ``python benchmarks/worker.py '<VariantConfig JSON>'``.
+Usage (by :mod:`experiments.bench.suite`): ``python -m experiments.bench.worker '<VariantConfig JSON>'``.
 Every reply is one stdout line ``@@bench <JSON>`` (other output is ignored); commands are JSON
 lines on stdin:
 
@@ -24,13 +24,11 @@ import time
 import traceback
 from typing import Any, Dict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tusimple_duc  # noqa: F401  (before mxnet: OMP_NUM_THREADS)
+import numpy as np
 
-import tusimple_duc  # noqa: E402,F401  (before mxnet: OMP_NUM_THREADS)
-import numpy as np  # noqa: E402
-
-from benchmarks.machine import openmp_threads  # noqa: E402
-from benchmarks.variants import VariantConfig, build_variant  # noqa: E402
+from experiments.bench.machine import openmp_threads
+from experiments.bench.variants import VariantConfig, build_variant
 
 REPLY_PREFIX = "@@bench "
 

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from tusimple_duc.data.labels import CITYSCAPES_LABELS
-from tusimple_duc.data.synthetic_objects import Layer
-from tusimple_duc.data.synthetic_scene import SceneStyle, layout_street_scene
+from tusimple_duc.synthetic.street_objects import Layer
+from tusimple_duc.synthetic.street_layout import SceneStyle, layout_street_scene
 
 #: An annotated object: (official Cityscapes label name, int32 (K, 2) pixel polygon (x, y)).
 AnnotatedObject = Tuple[str, np.ndarray]
@@ -102,7 +102,7 @@ def render_street_scene(rng: np.random.Generator, image_size: Tuple[int, int], s
                         required: FrozenSet[str] = frozenset()) -> RenderedScene:
     """Lay out, annotate and paint one street scene of ``image_size`` (H, W).
 
-    ``style`` and ``force``: see :func:`~tusimple_duc.data.synthetic_scene.layout_street_scene`.
+    ``style`` and ``force``: see :func:`~tusimple_duc.synthetic.street_layout.layout_street_scene`.
     Layouts in which a label of ``required`` is not visible (fully occluded or off-image) are
     drawn again, up to ``LAYOUT_ATTEMPTS`` times (the last one is kept); all from ``rng``.
     """

@@ -19,8 +19,9 @@ from PIL import Image
 
 from tusimple_duc.cli import run_cli
 from tusimple_duc.data import labels as duc_labels
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
-from tusimple_duc.data.synthetic_other import write_synthetic_kitti_road, write_synthetic_voc
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
+from tusimple_duc.synthetic.kitti_road import write_synthetic_kitti_road
+from tusimple_duc.synthetic.voc import write_synthetic_voc
 from tusimple_duc.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,4 +1,4 @@
-"""The demo (tools/demo.py, tusimple_duc.pipelines.demo): quick run end to end, released path, parts."""
+"""The demo (tools/demo.py, experiments.demo.pipeline): quick run end to end, released path, parts."""
 import dataclasses
 import json
 import os
@@ -17,7 +17,7 @@ from tusimple_duc.evaluation import evaluate_cityscapes
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.from_config import spec_from_test_config, spec_from_train_config
 from tusimple_duc.models.presets import get_model
-from tusimple_duc.pipelines import demo
+from experiments.demo import pipeline as demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_CFG = os.path.join(ROOT, "configs", "train", "demo_synthetic.cfg")

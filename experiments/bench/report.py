@@ -1,4 +1,4 @@
-"""Plain-text tables of a :mod:`benchmarks.suite` result."""
+"""Plain-text tables of a :mod:`experiments.bench.suite` result."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence

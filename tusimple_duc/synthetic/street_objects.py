@@ -1,7 +1,7 @@
 """Things in the synthetic street scenes: layers, the scene builder, and the objects on the street.
 
 Poles (with traffic lights and signs, all thin: pixel widths from
-:func:`~tusimple_duc.data.synthetic_geometry.thin_width`), trees, persons, street furniture and
+:func:`~tusimple_duc.synthetic.camera.thin_width`), trees, persons, street furniture and
 vehicles (cars with licence plates, trucks, buses, trams on rails, motorcycles and bicycles with
 riders), then the ego-vehicle hood and the image borders. Each object is a group of layers painted
 together; groups are painted far to near.
@@ -13,11 +13,11 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
 
-from tusimple_duc.data.synthetic_geometry import (
+from tusimple_duc.synthetic.camera import (
     Camera, box_corners, ellipse_points, front_face, hull_polygon, pixel_polygon, side_face,
     smooth_jitter, thin_width, world_polygon,
 )
-from tusimple_duc.data.synthetic_palette import Rgb, sample_colour
+from tusimple_duc.synthetic.colours import Rgb, sample_colour
 
 LANE_WIDTH = 3.4
 

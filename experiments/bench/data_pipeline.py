@@ -24,7 +24,7 @@ from tusimple_duc.data.datasets import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.lists import ListEntry, resolve
 from tusimple_duc.data.sample import SamplingSpec
-from tusimple_duc.data.synthetic import write_synthetic_cityscapes
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 
 
 @dataclass(frozen=True)

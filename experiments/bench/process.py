@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict
 from typing import Dict, Optional
 
-from benchmarks.variants import VariantConfig
-from benchmarks.worker import REPLY_PREFIX
+from experiments.bench.variants import VariantConfig
+from experiments.bench.worker import REPLY_PREFIX
 from tusimple_duc.errors import DUCError
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+WORKER_MODULE = "experiments.bench.worker"
 
 
 class BenchError(DUCError):
@@ -20,14 +19,14 @@ class BenchError(DUCError):
 
 
 class Worker:
-    """One variant in its own process (``benchmarks/worker.py``); stderr goes to ``log_path``."""
+    """One variant in its own process (``python -m experiments.bench.worker``); stderr goes to ``log_path``."""
 
     def __init__(self, label: str, config: VariantConfig, log_path: str,
                  env: Optional[Dict[str, str]] = None) -> None:
         self.label = label
         self.log_path = log_path
         self._log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, WORKER, json.dumps(asdict(config))],
+        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, json.dumps(asdict(config))],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self._log, text=True, env=env)
         self.ready: Dict[str, object] = {}

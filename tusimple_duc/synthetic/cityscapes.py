@@ -10,7 +10,7 @@
 
 and with ``coarse=True`` the same four ``gtCoarse/{train,val,train_extra}/..._gtCoarse_*`` files
 (``train_extra`` has images and coarse annotations only, as in the release). Scenes are drawn by
-:mod:`tusimple_duc.data.synthetic_render`. The fine polygons are exactly the painted shapes (the
+:mod:`tusimple_duc.synthetic.render`. The fine polygons are exactly the painted shapes (the
 label PNGs are the polygons rasterised in order, as ``cityscapesscripts`` does, up to the fill rule
 at polygon edges). Coarse annotations are the fine ones eroded per object, with a quarter of the
 objects dropped (more "unlabeled" 0, no thin objects, as real coarse data); their polygons are
@@ -32,10 +32,10 @@ import numpy as np
 from tusimple_duc.data.labels import (
     CITYSCAPES_ID_PALETTE, CITYSCAPES_ID_TO_TRAINID, CITYSCAPES_NUM_CLASSES, CITYSCAPES_VALID_IDS,
 )
-from tusimple_duc.data.synthetic_render import (
+from tusimple_duc.synthetic.render import (
     AnnotatedObject, Annotation, rasterize_annotation, render_street_scene,
 )
-from tusimple_duc.data.synthetic_scene import CITYSCAPES_STYLE, COMMON_LABELS, RARE_KINDS, labels_of_kinds
+from tusimple_duc.synthetic.street_layout import CITYSCAPES_STYLE, COMMON_LABELS, RARE_KINDS, labels_of_kinds
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.io.atomic import atomic_write_image, atomic_write_json
 
@@ -220,7 +220,7 @@ def write_synthetic_cityscapes(root: str, splits: Mapping[str, int] = {"train": 
     every split (default: the first ceil(n/2) real cities of each split; images go round-robin over
     cities, the sequence number counting per city). Image ``i`` of a split is drawn from
     ``np.random.default_rng([seed, split_code, i])`` and forced to show every other rare kind
-    (:data:`~tusimple_duc.data.synthetic_scene.RARE_KINDS`), so any two consecutive images of a
+    (:data:`~tusimple_duc.synthetic.street_layout.RARE_KINDS`), so any two consecutive images of a
     split show all 19 evaluated classes. Same arguments, byte-identical files.
     """
     _check_arguments(splits, image_size, cities, coarse)

@@ -10,7 +10,7 @@ grass, facades with windows, walls, fences) or a green strip (guard rail, terrai
 distant facades); then poles with traffic lights and signs, trees, persons, street furniture,
 cars, trucks, buses, trams, motorcycles and bicycles with riders; then the ego-vehicle hood and the
 image borders. Thin objects (poles, traffic lights, traffic signs) have pixel widths from
-:func:`~tusimple_duc.data.synthetic_geometry.thin_width`.
+:func:`~tusimple_duc.synthetic.camera.thin_width`.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import FrozenSet, List, Optional, Tuple
 
 import numpy as np
 
-from tusimple_duc.data.synthetic_geometry import Camera, ground_quad, side_face, world_polygon
-from tusimple_duc.data.synthetic_objects import (
+from tusimple_duc.synthetic.camera import Camera, ground_quad, side_face, world_polygon
+from tusimple_duc.synthetic.street_objects import (
     LANE_WIDTH, Layer, SceneBuilder, Side, overlay_layers, place_street_objects,
 )
 

@@ -17,7 +17,7 @@ Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
 ``gluon-int8-all``         int8 everywhere oneDNN can (``int8_fp32=()``)
 ``module``                 (b) the original pipeline: ``mx.mod.Module.load`` of the released-format
                            checkpoint (io's symbol JSON), bound for inference; output (N, L, r*r*h*w)
-``torch``                  (c) PyTorch eager (``benchmarks.torch_duc``), channels-last tensors
+``torch``                  (c) PyTorch eager (``experiments.bench.torch_duc``), channels-last tensors
 ``torch-nchw``             the same with plain NCHW tensors
 ``lever-imperative``       Gluon, not hybridized (softmax outside)
 ``lever-hybridized``       ``net.hybridize()``: cached graph, dynamic memory
@@ -190,7 +190,7 @@ def _module(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
 def _torch(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
     import torch
 
-    from benchmarks.torch_duc import TorchDUC, load_named_arrays
+    from experiments.bench.torch_duc import TorchDUC, load_named_arrays
     from tusimple_duc.io.paramfile import read_params
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

@@ -34,8 +34,8 @@ from tusimple_duc.config import ArchitectureSection, TestConfig, TrainConfig, lo
 from tusimple_duc.data.datasets import cityscapes_lists, write_lists
 from tusimple_duc.data.labels import CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
 from tusimple_duc.data.readers import LabelCodec, read_rgb_image
-from tusimple_duc.data.synthetic import SyntheticFrame, SyntheticSummary, write_synthetic_cityscapes
-from tusimple_duc.engine.plot import plot_training_log
+from tusimple_duc.synthetic.cityscapes import SyntheticFrame, SyntheticSummary, write_synthetic_cityscapes
+from tusimple_duc.viz.curves import plot_training_log
 from tusimple_duc.engine.run import TrainResult, train
 from tusimple_duc.errors import CheckpointError
 from tusimple_duc.evaluation.cityscapes import CityscapesEvaluator, instance_path

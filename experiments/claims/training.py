@@ -1,6 +1,6 @@
 """Claims 2-3 measured: train network variants on the demo's synthetic data, several seeds each.
 
-Every run is the demo's training and test code path (``tusimple_duc.pipelines.demo``: the same
+Every run is the demo's training and test code path (``experiments.demo.pipeline``: the same
 configs, data and protocol) with the variant's ``[network] head`` and ``dilation_schedule``
 and the run's ``[env] seed`` (initialisation, sample order, augmentation; the data are the same
 for every run). A run is scored by the official Cityscapes protocol on the val split and by the
@@ -19,12 +19,12 @@ import numpy as np
 from tusimple_duc.config import TrainConfig
 from tusimple_duc.data.labels import CITYSCAPES_NUM_CLASSES
 from tusimple_duc.data.readers import LabelCodec
-from tusimple_duc.data.synthetic import SyntheticSummary
+from tusimple_duc.synthetic.cityscapes import SyntheticSummary
 from tusimple_duc.evaluation.report import EvaluationResult
 from tusimple_duc.models.from_config import spec_from_train_config
 from tusimple_duc.models.heads import aspp_rates
-from tusimple_duc.pipelines.claims_measures import ceiling_labels, gridding_index, one_hot
-from tusimple_duc.pipelines.demo import (QUICK_DATA, QUICK_TRAIN_OVERRIDES, DemoData, DemoPaths, demo_test_config,
+from experiments.claims.measures import ceiling_labels, gridding_index, one_hot
+from experiments.demo.pipeline import (QUICK_DATA, QUICK_TRAIN_OVERRIDES, DemoData, DemoPaths, demo_test_config,
                                          demo_train_config, evaluate_model, score_label_maps, train_model,
                                          write_dataset, write_dataset_lists)
 

@@ -1,0 +1,1 @@
+"""``tools/demo.py``: synthetic data, a small DUC-HDC training, test.py's code path, official metrics."""
