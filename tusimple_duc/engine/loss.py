@@ -20,10 +20,16 @@ element-wise, and weight decay is added after clipping (MXNet's SGD).
 :func:`device_objective` is the per-device scalar whose gradient is ``grad(CE_wd / max(V_wd, 1))``;
 the trainer applies ``1 / B`` through the optimizer's ``rescale_grad``. The logged loss is the
 mean cross-entropy per non-ignored pixel of the global batch, ``sum CE_wd / sum V_wd``.
+
+Networks with several outputs (PSPNet's auxiliary head, DeepLab's multi-scale input
+training) return a tuple of score maps ``(main, extra_1, ...)`` and carry ``loss_weights``
+``(w_0, w_1, ...)``; a device's objective is then ``sum_i w_i * CE_i / max(V_i, 1)``, each
+term normalised as above against the label map nearest-resized to that output's size
+(:func:`resize_label_nearest`). The logged loss and the metrics use the main output.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple, Union
 
 import mxnet as mx
 
@@ -61,3 +67,73 @@ def device_objective(total: mx.nd.NDArray, valid: mx.nd.NDArray) -> mx.nd.NDArra
     total, valid : (1,) outputs of :func:`masked_cross_entropy_sum` on one device
     """
     return total / mx.nd.maximum(valid, 1.0)
+
+
+ScoreMaps = Union[mx.nd.NDArray, Sequence[mx.nd.NDArray]]
+
+
+def as_score_maps(outputs: ScoreMaps) -> Tuple[mx.nd.NDArray, ...]:
+    """A network's output as a tuple of score maps ``(main, extra...)``, each (N, L, h_i, w_i)."""
+    return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+
+
+def loss_weights(net: object, count: int) -> Tuple[float, ...]:
+    """The loss weight of each of a network's ``count`` outputs: ``net.loss_weights`` when the
+    network has several outputs, ``(1.0,)`` for a single one.
+
+    Raises ValueError when a multi-output network does not state one weight per output.
+    """
+    weights = tuple(float(w) for w in getattr(net, "loss_weights", (1.0,)))
+    if len(weights) != count:
+        raise ValueError(f"the network returns {count} score maps but states {len(weights)} loss "
+                         f"weights {weights}")
+    return weights
+
+
+def resize_label_nearest(label: mx.nd.NDArray, height: int, width: int) -> mx.nd.NDArray:
+    """Nearest-neighbour resize of a (N, h, w) label map to (N, height, width), corners aligned.
+
+    Output row ``i`` reads input row ``floor(i * (h - 1) / (height - 1) + 0.5)`` (the first and
+    last rows map onto each other; 0 when ``height == 1``), columns alike: the geometry of
+    DeepLab's label shrinking for its ``8k + 1`` crops. Identity when the sizes agree.
+    """
+    rows, cols = label.shape[1], label.shape[2]
+    if (rows, cols) == (height, width):
+        return label
+
+    def taps(size_in: int, size_out: int) -> mx.nd.NDArray:
+        step = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+        index = [int(i * step + 0.5) for i in range(size_out)]
+        return mx.nd.array(index, ctx=label.context, dtype="int64")
+
+    picked = mx.nd.take(label, taps(rows, height), axis=1)
+    return mx.nd.take(picked, taps(cols, width), axis=2)
+
+
+def weighted_device_objective(outputs: ScoreMaps, label: mx.nd.NDArray, weights: Sequence[float],
+                              ignore_label: int) -> Tuple[mx.nd.NDArray, mx.nd.NDArray, mx.nd.NDArray]:
+    """One device's objective over every output of a (possibly multi-output) network.
+
+    Parameters
+    ----------
+    outputs : (N, L, h_i, w_i) score maps (or one), the first being the main output
+    label : (N, h_0, w_0) class indices at the main output's size, ``ignore_label`` ignored
+    weights : one loss weight per output (:func:`loss_weights`)
+
+    Returns
+    -------
+    objective : (1,) ``sum_i w_i * CE_i / max(V_i, 1)`` (differentiable)
+    total, valid : (1,) the main output's :func:`masked_cross_entropy_sum` (logging, metrics)
+    """
+    maps = as_score_maps(outputs)
+    if len(maps) != len(weights):
+        raise ValueError(f"{len(maps)} score maps but {len(weights)} loss weights")
+    objective, main = None, None
+    for scores, weight in zip(maps, weights):
+        resized = resize_label_nearest(label, scores.shape[2], scores.shape[3])
+        total, valid = masked_cross_entropy_sum(scores, resized, ignore_label)
+        if main is None:
+            main = (total, valid)
+        term = device_objective(total, valid) * weight
+        objective = term if objective is None else objective + term
+    return objective, main[0], main[1]

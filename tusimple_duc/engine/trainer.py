@@ -5,7 +5,9 @@ An update (:meth:`SegmentationTrainer.step`) is the released solver's ``Module``
 1. the worker's batch is split into one slice per device (``batches.device_slices``);
 2. every device computes the summed cross-entropy ``CE_d`` of its non-ignored pixels and
    its count ``V_d``, and back-propagates ``CE_d / max(V_d, 1)`` (``SoftmaxOutput``'s
-   ``normalization='valid'``, ``loss.device_objective``);
+   ``normalization='valid'``, ``loss.device_objective``); a network with several outputs
+   (``net.loss_weights``: PSPNet's auxiliary head, multi-scale input training) back-propagates
+   the weighted sum of those terms, one per output (``loss.weighted_device_objective``);
 3. the workers exchange ``(loss sum, valid pixels, has a batch, gradient squares)``
    (``contexts.WorkerSum``; identity in one process): a non-finite loss or gradient stops
    every worker before any parameter changes (:class:`TrainingDivergedError`), a worker
@@ -16,7 +18,9 @@ An update (:meth:`SegmentationTrainer.step`) is the released solver's ``Module``
    per-worker ``[data] batch_size``, as the released solver passed it) and the learning
    rate of the schedule at this update. Clipping acts element-wise on the rescaled
    gradient; weight decay only on parameters named ``*_weight`` or ``*_gamma`` (MXNet's
-   rule for ``Module``, :func:`apply_module_multipliers`).
+   rule for ``Module``, :func:`apply_module_multipliers`). Parameters with
+   ``grad_req = 'null'`` (FCN's fixed bilinear upsampling, a frozen front-end) are not
+   updated, exchanged or decayed.
 
 BatchNorm: with ``bn_use_global_stats`` (released) the statistics are frozen; when BN
 learns, each device normalises with its own slice's statistics (no synchronised BN, as in
@@ -35,7 +39,8 @@ from mxnet import autograd, gluon
 from tusimple_duc.config import ModelSection
 from tusimple_duc.engine.batches import device_slices, to_devices
 from tusimple_duc.engine.contexts import DeviceSetup, WorkerAllreduce, WorkerSum
-from tusimple_duc.engine.loss import device_objective, masked_cross_entropy_sum
+from tusimple_duc.engine.loss import (as_score_maps, loss_weights, masked_cross_entropy_sum,
+                                      weighted_device_objective)
 from tusimple_duc.engine.metrics import SegmentationMetrics
 from tusimple_duc.engine.optimizer_state import load_optimizer_state, save_optimizer_state
 from tusimple_duc.engine.schedules import LRSchedule
@@ -84,7 +89,8 @@ class SegmentationTrainer:
 
     Parameters
     ----------
-    net : initialised and (for speed) hybridized network, ``net(x) -> (N, L, H/s, W/s)``
+    net : initialised and (for speed) hybridized network, ``net(x) -> (N, L, H/s, W/s)``, or a
+        tuple of score maps (main first) with one ``net.loss_weights`` entry each
     devices : contexts, kvstore and rank of this worker
     schedule : learning rate per update
     model : ``[model]`` section (momentum, weight decay, clipping)
@@ -146,11 +152,13 @@ class SegmentationTrainer:
         pieces = device_slices(data, label, len(contexts), self.ignore_label)
         on_devices = to_devices(pieces, contexts)
         with autograd.record():
-            scores = [self.net(x) for x, _ in on_devices]
-            parts = [masked_cross_entropy_sum(s, y, self.ignore_label) for s, (_, y) in zip(scores, on_devices)]
-            objectives = [device_objective(total, valid) for total, valid in parts]
-        autograd.backward(objectives)
-        local_loss = float(sum(total.asscalar() for total, _ in parts))
+            outputs = [as_score_maps(self.net(x)) for x, _ in on_devices]
+            weights = loss_weights(self.net, len(outputs[0]))
+            parts = [weighted_device_objective(maps, y, weights, self.ignore_label)
+                     for maps, (_, y) in zip(outputs, on_devices)]
+        autograd.backward([objective for objective, _, _ in parts])
+        scores = [maps[0] for maps in outputs]
+        local_loss = float(sum(total.asscalar() for _, total, _ in parts))
         local_valid = float(sum((y != self.ignore_label).sum() for _, y in pieces))
         local_grad_sq = self._gradient_square_sum()
         loss_sum, valid, workers_with_batch, grad_sq = self._exchange([local_loss, local_valid, 1.0, local_grad_sq])
@@ -198,7 +206,7 @@ def validate(net: gluon.HybridBlock, batches, contexts: Sequence[mx.Context], nu
         data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
         pieces = device_slices(data, label, len(contexts), ignore_label)
         on_devices = to_devices(pieces, contexts)
-        scores = [net(x) for x, _ in on_devices]
+        scores = [as_score_maps(net(x))[0] for x, _ in on_devices]
         loss = sum(masked_cross_entropy_sum(s, y, ignore_label)[0].asscalar()
                    for s, (_, y) in zip(scores, on_devices))
         valid = sum(float((y != ignore_label).sum()) for _, y in pieces)

@@ -1,7 +1,7 @@
 """The common decoder interface and the encoder-decoder network of the comparison systems."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock
@@ -59,6 +59,12 @@ class EncoderDecoderNet(HybridBlock):
         if self.decoder.takes_image:
             return self.decoder(x, *features)
         return self.decoder(*features)
+
+    @property
+    def loss_weights(self) -> Tuple[float, ...]:
+        """Training loss weight of each output: ``(1,)``, or ``(1, decoder.auxiliary_weight)``
+        when the forward also returns the auxiliary scores."""
+        return (1.0, self.decoder.auxiliary_weight) if self.decoder.auxiliary else (1.0,)
 
     def predict(self, x: mx.nd.NDArray) -> mx.nd.NDArray:
         """Full-resolution class probabilities ``(N, L, H, W)`` (no auxiliary output)."""
