@@ -59,13 +59,16 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock, ParameterDict, SymbolBlock
 
-from tusimple_duc.config import INT8_FP32_DEFAULT, INT8_FP32_GROUPS
 from tusimple_duc.errors import ConfigError
+from tusimple_duc.io.symbol import INPUT_NAME
 
 PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8")
 CALIBRATION_MODES: Tuple[str, ...] = ("naive", "entropy")
 FUSION_BACKEND = "MKLDNN"
-INPUT_NAME = "data"
+#: layer groups ``precision = int8`` can keep in fp32 (``[inference] int8_fp32``)
+INT8_FP32_GROUPS: Tuple[str, ...] = ("head", "residual", "last_stage")
+#: the groups kept in fp32 unless told otherwise: all of them
+INT8_FP32_DEFAULT: Tuple[str, ...] = INT8_FP32_GROUPS
 CHANNEL_MULTIPLE = 64
 MAX_PADDING_OVERHEAD = 0.125
 PADDED_SUFFIX = "_padded"
@@ -142,16 +145,24 @@ def probability_symbol(net: HybridBlock, raw_head: bool = False,
     return mx.sym.softmax(scores, axis=1)
 
 
+def int8_fp32_groups(groups: Optional[Sequence[str]], where: str = "fast forward: int8_fp32") -> Tuple[str, ...]:
+    """``groups`` checked against :data:`INT8_FP32_GROUPS` (None = none); ``where`` starts the
+    one-line :class:`ConfigError` naming an unknown group (e.g. ``cfg: [inference] int8_fp32``)."""
+    groups = tuple(groups or ())
+    unknown = sorted(set(groups) - set(INT8_FP32_GROUPS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown layer group {', '.join(unknown)} "
+                          f"(known: {', '.join(INT8_FP32_GROUPS)}, or none)")
+    return groups
+
+
 def int8_fp32_layers(symbol: mx.sym.Symbol, net: HybridBlock, groups: Sequence[str]) -> List[str]:
     """Names of the nodes of ``symbol`` (a :func:`probability_symbol` of ``net``) in the int8
     groups ``groups`` (:data:`INT8_FP32_GROUPS`): ``head`` = the (transposed) convolutions with
     the head's weights, ``residual`` = the ``elemwise_add`` nodes before the head,
     ``last_stage`` = the convolutions with the weights of the backbone's last stage and the
     ``elemwise_add`` nodes between its first convolution and the head."""
-    unknown = sorted(set(groups) - set(INT8_FP32_GROUPS))
-    if unknown:
-        raise ConfigError(f"fast forward: int8_fp32: unknown layer group {', '.join(unknown)} "
-                          f"(known: {', '.join(INT8_FP32_GROUPS)})")
+    groups = int8_fp32_groups(groups)
     head_weights = set(net.head.collect_params().keys())
     last_stage_weights = set()
     if "last_stage" in groups:
@@ -189,7 +200,7 @@ def _symbol_block(net: HybridBlock, raw_head: bool, pad_head: bool,
         if channels != net.head.raw_channels:
             params.update(padded_head_parameters(net, channels, ctx))
     symbol = probability_symbol(net, raw_head, channels)
-    return SymbolBlock(symbol, [mx.sym.var(INPUT_NAME)], params=params), symbol
+    return SymbolBlock(symbol, [mx.sym.var(INPUT_NAME, dtype=np.float32)], params=params), symbol
 
 
 def _bf16_block(block: SymbolBlock, ctx: mx.Context, example_shape: Tuple[int, ...]) -> SymbolBlock:

@@ -10,9 +10,11 @@ files, our checkpoints, Gluon parameter files) into a Gluon network and writes
   (1, 3, H, W))], for_training=False)`` runs it exactly like the original tester, and
   ``mx.mod.Module(sym, data_names=['data'], label_names=['seg_loss_label'])`` trains it like
   the original training script.
-* with ``onnx_path``: an ONNX model (``mx.onnx.export_model``, mxnet 1.9.1's mx2onnx) of the
-  same graph ending in ``softmax(axis=1)`` instead of ``SoftmaxOutput`` (mx2onnx cannot
-  convert a multi-output SoftmaxOutput, and a label input has no place in inference).
+* with ``onnx_path``: an ONNX model (``mx.onnx.export_model``, mxnet 1.9.1's mx2onnx, cleaned
+  by :func:`tusimple_duc.io.onnx_graph.clean_model`: opset 13, weights as initializers only,
+  BatchNorm folded into the convolutions) of the same graph ending in ``softmax(axis=1)``
+  instead of ``SoftmaxOutput`` (mx2onnx cannot convert a multi-output SoftmaxOutput, and a
+  label input has no place in inference). ONNX Runtime and OpenVINO load it without warnings.
   Input ``data`` (N, 3, H, W) float32 with N, H and W dynamic (any H, W multiple of the
   output stride); output ``seg_prob`` (N, L, r*r*h*w). ``shape`` is the (H, W) used to trace
   the graph.
@@ -27,11 +29,13 @@ or, when neither is given, the checkpoint's own ``<prefix>-symbol.json``
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
 
 import mxnet as mx
 import numpy as np
+import onnx
 
 from tusimple_duc.config import load_train_config
 from tusimple_duc.errors import CheckpointError, ConfigError
@@ -39,9 +43,11 @@ from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
 from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint,
                                         load_params_file, save_checkpoint, symbol_path)
 from tusimple_duc.io.matching import CheckpointMismatchError
-from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, probability_symbol, symbol_text,
-                                    training_symbol)
+from tusimple_duc.io.onnx_graph import clean_model
+from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, INPUT_NAME, PROBABILITY_NAME,
+                                    probability_symbol, symbol_text, training_symbol)
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
+from tusimple_duc.layout import sides_are_multiples
 from tusimple_duc.models.from_config import spec_from_train_config
 from tusimple_duc.models.presets import PRESETS, ModelSpec, build_model, get_spec
 
@@ -129,18 +135,28 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     return ExportResult(sym_file, params_file, onnx_file, report)
 
 
-def export_onnx(net: Any, path: str, shape: Tuple[int, int]) -> str:
-    """Write ``net`` (initialised) as ONNX: ``data`` (N, 3, H, W) -> ``seg_prob`` (N, L, r*r*h*w)."""
+def onnx_model(net: Any, shape: Tuple[int, int]) -> onnx.ModelProto:
+    """``net`` (initialised) as a clean ONNX model: ``data`` (N, 3, H, W) -> ``seg_prob``
+    (N, L, r*r*h*w), opset :data:`~tusimple_duc.io.onnx_graph.ONNX_OPSET`, weights as
+    initializers only, BatchNorm folded into the convolutions
+    (:func:`tusimple_duc.io.onnx_graph.clean_model`). ``shape`` (H, W) traces the graph."""
     height, width = check_shape(net, shape)
     params = {key.split(":", 1)[1]: value for key, value in checkpoint_arrays(net).items()}
     symbol = probability_symbol(net)
-
-    def write(tmp_path: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="duc-onnx-") as folder:
+        traced = os.path.join(folder, "mx2onnx.onnx")
         mx.onnx.export_model(symbol, params, in_shapes=[(1, 3, height, width)],
-                             in_types=[np.float32], onnx_file_path=tmp_path, dynamic=True,
+                             in_types=[np.float32], onnx_file_path=traced, dynamic=True,
                              dynamic_input_shapes=[(None, 3, None, None)])
+        traced_model = onnx.load(traced)
+    return clean_model(traced_model, {INPUT_NAME: ("batch", 3, "height", "width")},
+                       {PROBABILITY_NAME: ("batch", int(net.num_classes), "pixels")})
 
-    atomic_write_with(path, write)
+
+def export_onnx(net: Any, path: str, shape: Tuple[int, int]) -> str:
+    """Write :func:`onnx_model` of ``net`` to ``path`` (atomically); returns ``path``."""
+    model = onnx_model(net, shape)
+    atomic_write_with(path, lambda tmp_path: onnx.save(model, tmp_path))
     return path
 
 
@@ -151,7 +167,7 @@ def check_shape(net: Any, shape: Tuple[int, int]) -> Tuple[int, int]:
         height, width = (int(v) for v in shape)
     except (TypeError, ValueError):
         raise ConfigError(f"shape must be two integers H,W, got {shape!r}") from None
-    if height <= 0 or width <= 0 or height % stride or width % stride:
+    if not sides_are_multiples((height, width), stride):
         raise ConfigError(f"shape {height},{width}: H and W must be positive multiples of the "
                           f"output stride {stride}")
     return height, width

@@ -1,0 +1,86 @@
+"""Deployment backends: OpenVINO and ONNX Runtime as the predictor's forward, equal to MXNet."""
+import numpy as np
+import pytest
+
+import tusimple_duc  # noqa: F401  (before mxnet)
+import mxnet as mx
+
+from tusimple_duc.errors import ConfigError
+from tusimple_duc.inference.backends import OnnxRuntimeForward, OpenVINOForward, check_backend, make_forward
+from tusimple_duc.inference.predictor import InferenceSpec, Predictor
+from tusimple_duc.models.presets import get_model
+
+SPECS = {
+    "whole+flip": InferenceSpec(flip=True),
+    "sliding+flip": InferenceSpec(mode="sliding", window=(32, 48), stride=(16, 24), flip=True),
+}
+
+
+def _tiny(preset="tiny_duc_hdc", seed=11):
+    mx.random.seed(seed)
+    net = get_model(preset)
+    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    return net
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _tiny()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.RandomState(3).randint(0, 256, (45, 70, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("mode", sorted(SPECS))
+def test_fp32_backend_equals_mxnet_through_the_predictor(tiny, image, backend, mode):
+    reference = Predictor(tiny, SPECS[mode]).probabilities(image)
+    forward = make_forward(tiny, backend, "fp32")
+    out = Predictor(tiny, SPECS[mode], forward=forward).probabilities(image)
+    assert out.shape == reference.shape == (19, 45, 70)
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("preset", ["tiny_baseline"])
+def test_non_duc_head_layout(preset, image):
+    net = _tiny(preset)
+    reference = Predictor(net).probabilities(image)
+    out = Predictor(net, forward=OnnxRuntimeForward(net)).probabilities(image)
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-4)
+
+
+def test_openvino_bf16_argmax_agrees_with_fp32(tiny):
+    batch = np.random.RandomState(5).uniform(-120, 120, (2, 3, 64, 96)).astype(np.float32)
+    fp32 = OpenVINOForward(tiny, "fp32")(batch)
+    bf16 = OpenVINOForward(tiny, "bf16")(batch)
+    assert bf16.shape == fp32.shape == (2, 19, 32, 48)
+    assert not np.array_equal(bf16, fp32)  # another arithmetic really ran
+    assert (bf16.argmax(1) == fp32.argmax(1)).mean() >= 0.9
+
+
+def test_openvino_recompiles_for_a_new_shape(tiny):
+    forward = OpenVINOForward(tiny)
+    for shape in ((1, 3, 32, 32), (2, 3, 48, 64)):
+        x = np.random.RandomState(shape[0]).uniform(-120, 120, shape).astype(np.float32)
+        expected = mx.nd.softmax(tiny(mx.nd.array(x)), axis=1).asnumpy()
+        np.testing.assert_allclose(forward(x), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend, precision, reason", [
+    ("openvino", "int8", "NNCF"),
+    ("onnxruntime", "int8", "onnx >= 1.16"),
+    ("onnxruntime", "bf16", "no bf16"),
+])
+def test_unavailable_precision_is_one_config_error(backend, precision, reason):
+    with pytest.raises(ConfigError, match=f"^\\[inference\\] precision = {precision} is not available with "
+                                          f"backend {backend}: .*{reason}") as err:
+        check_backend(backend, precision)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_backend():
+    with pytest.raises(ConfigError, match=r"^\[inference\] backend = tensorrt: unknown"):
+        check_backend("tensorrt", "fp32")
