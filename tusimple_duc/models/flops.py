@@ -1,7 +1,8 @@
 """Exact multiply-add (MAC) count of a :class:`~tusimple_duc.models.presets.ModelSpec`.
 
 Computed from the spec alone (no network is built), layer by layer, with the same size
-arithmetic as MXNet's operators.
+arithmetic as MXNet's operators. Any other built network (the comparison systems of
+``models.systems``) is counted from its symbolic graph by :func:`count_network_macs`.
 
 Conventions
 -----------
@@ -27,8 +28,11 @@ For the released network at 1024 x 2048: 2.206 T conv MACs (4.41 TFLOP) plus 2.0
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import List, Tuple, Union
+from typing import Any, List, Tuple, Union
+
+import mxnet as mx
 
 from tusimple_duc.models.heads import aspp_rates, deconv_factors, matched_deconv_channels
 from tusimple_duc.models.presets import ModelSpec, get_spec
@@ -236,3 +240,47 @@ def count_macs(spec: Union[str, ModelSpec], height: int, width: int) -> MacCount
 def achieved_gflops(macs: int, seconds: float) -> float:
     """``2 * macs / seconds / 1e9`` (one multiply-add = 2 floating-point operations)."""
     return 2.0 * macs / seconds / 1e9
+
+
+def count_network_macs(net: Any, height: int, width: int) -> MacCount:
+    """Per-layer multiply-adds of any built network on one ``(3, height, width)`` image, read
+    from its symbolic graph (the comparison systems, which have no :class:`ModelSpec`).
+
+    Same conventions as :func:`count_macs` (every tap counted; ``valid_macs`` equals ``macs``
+    here, the graph does not tell padding apart): a ``Convolution`` costs ``C_out * C_in/groups
+    * kh * kw`` per output pixel, a ``Deconvolution`` its weight's size per input pixel, a
+    ``BatchNorm`` one per element. Layers are named after their weight (``conv1_1``,
+    ``upscore8``) and listed in graph order; the network must accept that input size.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"input size must be positive, got {height}x{width}")
+    symbol = net(mx.sym.var("data"))
+    if isinstance(symbol, (list, tuple)):
+        symbol = mx.sym.Group(list(symbol))
+    internals = symbol.get_internals()
+    arg_shapes, out_shapes, aux_shapes = internals.infer_shape(data=(1, 3, height, width))
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+    shapes.update(zip(internals.list_arguments(), arg_shapes))
+    shapes.update(zip(internals.list_auxiliary_states(), aux_shapes))
+    nodes = json.loads(symbol.tojson())["nodes"]
+
+    def output_name(index: int) -> str:
+        node = nodes[index]
+        return node["name"] if node["op"] == "null" else f"{node['name']}_output"
+
+    layers: List[LayerCost] = []
+    for node in nodes:
+        if node["op"] not in ("Convolution", "Deconvolution", "BatchNorm"):
+            continue
+        data_shape, weight_name = shapes[output_name(node["inputs"][0][0])], output_name(node["inputs"][1][0])
+        out_shape = shapes[f"{node['name']}_output"]
+        weight = shapes[weight_name]
+        if node["op"] == "Convolution":
+            kind, macs = "conv", out_shape[1] * out_shape[2] * out_shape[3] * weight[1] * weight[2] * weight[3]
+        elif node["op"] == "Deconvolution":
+            kind, macs = "deconv", data_shape[2] * data_shape[3] * weight[0] * weight[1] * weight[2] * weight[3]
+        else:
+            kind, macs = "batchnorm", out_shape[1] * out_shape[2] * out_shape[3]
+        name = weight_name.rsplit("_", 1)[0]
+        layers.append(LayerCost(name, kind, tuple(data_shape[1:]), tuple(out_shape[1:]), macs, macs))
+    return MacCount(height, width, tuple(layers))
