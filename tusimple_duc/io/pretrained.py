@@ -125,7 +125,13 @@ class PretrainedReport:
 
 def load_pretrained(net: Any, source_or_path: str, root: Optional[str] = None) -> PretrainedReport:
     """``[model] pretrained`` of a training config: a source name of :data:`SOURCES` (its file
-    is looked up in ``root``) or a params file (the source is read from its content)."""
+    is looked up in ``root``) or a params file (the source is read from its content).
+    Networks with a VGG-16 encoder take ``vgg16`` / ``vgg16_bn`` (``io.pretrained_vgg``)."""
+    from tusimple_duc.io.pretrained_vgg import VGG_SOURCES, load_vgg16_pretrained, vgg_encoder
+
+    if source_or_path in VGG_SOURCES or vgg_encoder(net) is not None:
+        source = source_or_path if source_or_path in VGG_SOURCES else None
+        return load_vgg16_pretrained(net, source, None if source else source_or_path, root)
     if source_or_path in SOURCES:
         return load_imagenet_pretrained(net, source_or_path, root=root)
     return load_imagenet_pretrained(net, None, path=source_or_path)
