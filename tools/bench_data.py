@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
 from experiments.bench.data_pipeline import format_table, run_benchmark, write_cityscapes_like
-from tusimple_duc.data.datasets import cityscapes_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.data.sample import SamplingSpec
 
 

@@ -23,7 +23,8 @@ from typing import List, Optional, Sequence
 
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
-from tusimple_duc.evaluation import DEFAULT_SPLITS, EvaluationResult, evaluate_folder, format_tables, write_metrics_json
+from tusimple_duc.datasets import DATASETS, evaluate_folder
+from tusimple_duc.evaluation import EvaluationResult, format_tables, write_metrics_json
 from tusimple_duc.errors import OutputError
 from tusimple_duc.io.atomic import ensure_writable_dir
 from tusimple_duc.viz.plots import write_result_figures
@@ -33,7 +34,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("result_dir", help="folder of predictions")
     parser.add_argument("gt_root", help="dataset root holding the ground truth")
-    parser.add_argument("--dataset", choices=sorted(DEFAULT_SPLITS), default="cityscapes")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes")
     parser.add_argument("--split", default=None,
                         help="ground-truth split (default: val; kitti: gt_image_2 in GT_ROOT or GT_ROOT/training)")
     parser.add_argument("--out", default=None, help="metrics JSON path (default: RESULT_DIR/metrics.json)")

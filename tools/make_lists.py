@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
-from tusimple_duc.data.datasets import dataset_lists, write_lists
+from tusimple_duc.data.datasets import write_lists
+from tusimple_duc.datasets import dataset_lists
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

@@ -20,7 +20,7 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from tusimple_duc.data.datasets import cityscapes_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.lists import ListEntry, resolve
 from tusimple_duc.data.sample import SamplingSpec

@@ -31,15 +31,16 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tusimple_duc.config import ArchitectureSection, TestConfig, TrainConfig, load_test_config, load_train_config
-from tusimple_duc.data.datasets import cityscapes_lists, write_lists
+from tusimple_duc.data.datasets import write_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.data.labels import CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
 from tusimple_duc.data.readers import LabelCodec, read_rgb_image
 from tusimple_duc.synthetic.cityscapes import SyntheticFrame, SyntheticSummary, write_synthetic_cityscapes
 from tusimple_duc.viz.curves import plot_training_log
 from tusimple_duc.engine.run import TrainResult, train
-from tusimple_duc.errors import CheckpointError
+from tusimple_duc.data.png import read_png
+from tusimple_duc.errors import CheckpointError, EvaluationError
 from tusimple_duc.evaluation.cityscapes import CityscapesEvaluator, instance_path
-from tusimple_duc.evaluation.files import read_png
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
 from tusimple_duc.io.checkpoint import params_path
 from tusimple_duc.pipelines.segment import SegmentationRun, output_name, run_test
@@ -212,7 +213,8 @@ def score_label_maps(frames: Sequence[SyntheticFrame], predict: Callable[[np.nda
     for frame in frames:
         gt_path = frame.files["gtFine_labelIds"]
         label_ids = codec.read(gt_path)
-        instances = read_png(instance_path(gt_path), ("I;16", "I"), "ground-truth instanceIds")
+        instances = read_png(instance_path(gt_path), ("I;16", "I"), "ground-truth instanceIds",
+                             error=EvaluationError)
         prediction = CITYSCAPES_TRAINID_TO_ID[predict(codec.lut[label_ids])]
         evaluator.add(prediction, label_ids, instances, source=source)
     return evaluator.result()

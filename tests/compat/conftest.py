@@ -5,7 +5,8 @@ import sys
 import mxnet as mx
 import pytest
 
-from tusimple_duc.data.datasets import cityscapes_lists, write_lists
+from tusimple_duc.data.datasets import write_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from experiments.bench.data_pipeline import format_table, run_benchmark
-from tusimple_duc.data.datasets import cityscapes_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter, epoch_order
 from tusimple_duc.data.sample import SamplingSpec
 
@@ -175,7 +175,7 @@ SCRIPT = """
 import sys, time
 import tusimple_duc
 from experiments.bench.data_pipeline import format_table, run_benchmark
-from tusimple_duc.data.datasets import cityscapes_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec
 root = sys.argv[1]

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from tusimple_duc.cli import run_cli
-from tusimple_duc.data.datasets import cityscapes_lists, kitti_road_lists, voc_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
+from tusimple_duc.datasets.kitti_road import kitti_road_lists
+from tusimple_duc.datasets.voc import voc_lists
 from tusimple_duc.data.lists import (ListEntry, read_list, resolve, seven_fold_centres, sliding_patch_centres,
                                      twelve_fold_centres, write_list)
 

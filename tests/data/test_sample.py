@@ -10,7 +10,7 @@ import pytest
 from cityscapesscripts.helpers.labels import id2label
 from PIL import Image
 
-from tusimple_duc.data.datasets import dataset_lists
+from tusimple_duc.datasets import dataset_lists
 from tusimple_duc.data.lists import ListEntry
 from tusimple_duc.data.sample import SamplingSpec, make_sample, plan_crop
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from tusimple_duc.data.datasets import cityscapes_lists, write_lists
+from tusimple_duc.data.datasets import write_lists
+from tusimple_duc.datasets.cityscapes import cityscapes_lists
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 
 

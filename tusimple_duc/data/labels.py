@@ -115,6 +115,8 @@ def cityscapes_train_ids_to_ids(train_ids: np.ndarray) -> np.ndarray:
 #: KITTI road binary classes: 0 = not road, 1 = road; 255 = don't care.
 KITTI_CLASS_NAMES: List[str] = ["not road", "road"]
 KITTI_NUM_CLASSES = 2
+#: The KITTI road categories (file name prefixes): urban marked, urban multiple marked, urban unmarked.
+KITTI_ROAD_CATEGORIES: Tuple[str, ...] = ("um", "umm", "uu")
 #: Colours of the ``gt_image_2/*_road_*.png`` files (RGB).
 KITTI_GT_COLORS = {"road": (255, 0, 255), "not road": (255, 0, 0), "dont care": (0, 0, 0)}
 KITTI_PALETTE: np.ndarray = np.zeros((256, 3), dtype=np.uint8)

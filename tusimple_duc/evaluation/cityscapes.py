@@ -31,10 +31,11 @@ import numpy as np
 from tqdm import tqdm
 
 from tusimple_duc.data.labels import CITYSCAPES_LABELS, CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
+from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator, group_counts, mean_of_present, safe_ratio
 from tusimple_duc.evaluation.files import (
-    check_same_size, coverage_details, list_prediction_files, read_png, size_text)
+    check_same_size, coverage_details, list_prediction_files, size_text)
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 #: labelIds 0..33 form the rows and columns of the confusion matrix.
@@ -289,10 +290,11 @@ def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
     largest_value = 0
     for (pred_path, gt_path), inst_path in tqdm(list(zip(pairs, instance_paths)), disable=not show_progress,
                                                 desc="cityscapes", unit="image"):
-        pred = read_png(pred_path, ("L",), "labelIds prediction")
-        gt = read_png(gt_path, ("L",), "ground-truth labelIds")
+        pred = read_png(pred_path, ("L",), "labelIds prediction", error=EvaluationError)
+        gt = read_png(gt_path, ("L",), "ground-truth labelIds", error=EvaluationError)
         check_same_size(pred, pred_path, gt, gt_path)
-        instances = read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds") if all(present) else None
+        instances = (read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds", error=EvaluationError)
+                     if all(present) else None)
         evaluator.add(pred, gt, instances, source=pred_path)
         largest_value = max(largest_value, int(pred.max()))
     result = evaluator.result()

@@ -29,10 +29,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from tusimple_duc.data.labels import IGNORE_LABEL, KITTI_CLASS_NAMES, kitti_gt_to_labels
+from tusimple_duc.data.labels import IGNORE_LABEL, KITTI_CLASS_NAMES, KITTI_ROAD_CATEGORIES, kitti_gt_to_labels
+from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import safe_ratio
-from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files, read_png
+from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 #: The devkit's thresholds, ``np.array(range(0, 256)) / 255.0``.
@@ -41,7 +42,6 @@ ROAD_THRESHOLDS: np.ndarray = np.arange(256) / 255.0
 _RECALL_LEVELS = np.arange(0, 1.1, 0.1)
 #: Name of the row summing every category.
 ALL_CATEGORIES = "all"
-KITTI_ROAD_CATEGORIES = ("um", "umm", "uu")
 
 _NAME_PATTERN = re.compile(r"^(?P<category>um|umm|uu)_(?:road_)?(?P<frame>\d+)\.(?:png|npz)$")
 
@@ -177,7 +177,8 @@ def read_road_probability(path: str) -> np.ndarray:
     ``prob/<name>.npz`` (2, H, W) probabilities of (not road, road).
     """
     if path.endswith(".png"):
-        return read_png(path, ("L",), "road probability map").astype(np.float32) / np.float32(255)
+        levels = read_png(path, ("L",), "road probability map", error=EvaluationError)
+        return levels.astype(np.float32) / np.float32(255)
     try:
         with np.load(path) as archive:
             arrays = [archive[key] for key in archive.files]
@@ -230,7 +231,8 @@ def evaluate_kitti_road(result_dir: str, gt_root: str, split: Optional[str] = No
     evaluator = KittiRoadEvaluator()
     for pred_path, gt_path, category in tqdm(triples, disable=not show_progress, desc="kitti", unit="image"):
         road_prob = read_road_probability(pred_path)
-        gt_labels = kitti_gt_to_labels(read_png(gt_path, ("RGB",), "KITTI road ground truth"))
+        gt_rgb = read_png(gt_path, ("RGB",), "KITTI road ground truth", error=EvaluationError)
+        gt_labels = kitti_gt_to_labels(gt_rgb)
         check_same_size(road_prob, pred_path, gt_labels, gt_path)
         evaluator.add(road_prob, gt_labels, category, source=pred_path)
     result = evaluator.result()

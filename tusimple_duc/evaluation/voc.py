@@ -12,9 +12,10 @@ import numpy as np
 from tqdm import tqdm
 
 from tusimple_duc.data.labels import IGNORE_LABEL, VOC_CLASS_NAMES, VOC_NUM_CLASSES
+from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator
-from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files, read_png
+from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 
@@ -113,8 +114,8 @@ def evaluate_voc(result_dir: str, gt_root: str, split: str = "val", show_progres
     details = coverage_details(result_dir, missing, extra, len(pairs), subset)
     evaluator = VocEvaluator()
     for pred_path, gt_path in tqdm(pairs, disable=not show_progress, desc="voc", unit="image"):
-        pred = read_png(pred_path, ("L", "P"), "VOC prediction")
-        gt = read_png(gt_path, ("L", "P"), "VOC ground truth")
+        pred = read_png(pred_path, ("L", "P"), "VOC prediction", error=EvaluationError)
+        gt = read_png(gt_path, ("L", "P"), "VOC ground truth", error=EvaluationError)
         check_same_size(pred, pred_path, gt, gt_path)
         evaluator.add(pred, gt, source=pred_path)
     result = evaluator.result()

@@ -41,7 +41,9 @@ from tusimple_duc.data.readers import read_rgb_image
 from tusimple_duc.errors import CheckpointError, ConfigError, DataError
 from tusimple_duc.evaluation.files import size_text
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
-from tusimple_duc.inference.fast import FastForward
+from tusimple_duc.inference.backends import make_forward
+from tusimple_duc.inference.fast import int8_fp32_groups
+from tusimple_duc.inference.precision_auto import auto_forward
 from tusimple_duc.inference.predictor import ForwardFn, InferenceSpec, Prediction, Predictor, spec_from_config
 from tusimple_duc.inference.scales import resize_image
 from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir
@@ -145,20 +147,31 @@ def calibration_batch(config: TestConfig, entries: Sequence[ListEntry], own_imag
 
 def select_forward(config: TestConfig, net: SegmentationNet, contexts: Sequence[mx.Context],
                    entries: Sequence[ListEntry], own_images: bool) -> Optional[ForwardFn]:
-    """The optimized CPU forward (``[inference] cpu_fast``, ``precision``) or None (plain)."""
+    """The CPU forward of ``[inference] backend`` at ``precision`` (``auto``: measured,
+    :mod:`tusimple_duc.inference.precision_auto`), or None (the plain MXNet forward: GPUs, or
+    backend mxnet with ``cpu_fast = False``)."""
+    int8_fp32 = int8_fp32_groups(config.inference.int8_fp32, f"{config.source}: [inference] int8_fp32")
     on_cpu = all(c.device_type == "cpu" for c in contexts)
     if not on_cpu:
         if config.inference.precision != "fp32":
             raise ConfigError(f"[inference] precision={config.inference.precision} is implemented for the CPU "
                               f"only; use fp32 on GPUs")
+        if config.inference.backend != "mxnet":
+            raise ConfigError(f"[inference] backend = {config.inference.backend} runs on the CPU only; "
+                              f"use --set model.gpu=-1, or backend = mxnet on GPUs")
         return None
-    if not config.inference.cpu_fast:
+    section = config.inference
+    if section.backend == "mxnet" and not section.cpu_fast:
         return None
     calibration = None
-    if config.inference.precision == "int8":
+    if section.precision in ("int8", "auto"):
         calibration = calibration_batch(config, entries, own_images, net.output_stride)
-    return FastForward(net, precision=config.inference.precision, calibration=calibration,
-                       int8_fp32=config.inference.int8_fp32 or (), ctx=contexts[0])
+    if section.precision == "auto":
+        window = section.window if section.mode == "sliding" else None
+        return auto_forward(net, section.backend, calibration, window, section.batch_windows,
+                            section.precision_cache_dir, int8_fp32)[1]
+    return make_forward(net, section.backend, section.precision, calibration=calibration,
+                        int8_fp32=int8_fp32, ctx=contexts[0])
 
 
 def image_entries(paths: Sequence[str]) -> List[ListEntry]:

@@ -25,13 +25,11 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-from tusimple_duc.data.labels import KITTI_GT_COLORS
+from tusimple_duc.data.labels import KITTI_GT_COLORS, KITTI_ROAD_CATEGORIES
 from tusimple_duc.synthetic.cityscapes import check_count, check_image_size, write_image
 from tusimple_duc.synthetic.render import render_street_scene
 from tusimple_duc.synthetic.street_layout import CITYSCAPES_STYLE
 
-#: The three KITTI road categories: urban marked, urban multiple marked, urban unmarked.
-KITTI_CATEGORIES = ("um", "umm", "uu")
 _KITTI_CAMERA = dict(focal_x=721 / 1242, focal_y=721 / 375, camera_height=1.65, horizon=(0.44, 0.5),
                      ego_vehicle=False, rare_probability=0.0, min_urban_sides=0)
 KITTI_STYLES = {
@@ -81,7 +79,7 @@ def write_synthetic_kitti_road(root: str, n_train: int = 3, n_test: int = 3,
     summary = KittiRoadSummary(root, [], [], [], [])
     for phase, (folder, count) in enumerate((("training", n_train), ("testing", n_test))):
         for index in range(count):
-            category, number = KITTI_CATEGORIES[index % 3], index // 3
+            category, number = KITTI_ROAD_CATEGORIES[index % 3], index // 3
             rng = np.random.default_rng([seed, 10 + phase, index])
             scene = render_street_scene(rng, image_size, KITTI_STYLES[category])
             image_path = os.path.join(root, folder, "image_2", f"{category}_{number:06d}.png")

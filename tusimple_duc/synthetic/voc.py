@@ -20,10 +20,10 @@ from typing import List, Tuple
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from tusimple_duc.data.labels import VOC_NUM_CLASSES, VOC_PALETTE
-from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
+from tusimple_duc.data.png import write_palette_png
+from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.synthetic.camera import ellipse_points, pixel_polygon, smooth_jitter
 from tusimple_duc.synthetic.cityscapes import check_count, check_image_size, write_image
 from tusimple_duc.synthetic.render import paint_image
@@ -73,12 +73,6 @@ def _with_boundaries(labels: np.ndarray) -> np.ndarray:
     return marked
 
 
-def _write_palette_png(path: str, labels: np.ndarray) -> None:
-    image = Image.fromarray(labels, mode="P")
-    image.putpalette(VOC_PALETTE.ravel().tolist())
-    atomic_write_with(path, image.save)
-
-
 def write_synthetic_voc(root: str, n_images: int = 6, n_aug_only: int = 2,
                         image_size: Tuple[int, int] = (120, 160), seed: int = 0) -> VocSummary:
     """Write a synthetic VOC 2012 (+ SBD-style Aug) under ``root`` (layout: module docstring).
@@ -102,7 +96,7 @@ def write_synthetic_voc(root: str, n_images: int = 6, n_aug_only: int = 2,
             continue
         (val if index % 3 == 2 else train).append(image_id)
         marked = _with_boundaries(labels)
-        _write_palette_png(os.path.join(voc, "SegmentationClass", f"{image_id}.png"), marked)
+        write_palette_png(os.path.join(voc, "SegmentationClass", f"{image_id}.png"), marked, VOC_PALETTE)
         write_image(os.path.join(voc, "SegmentationClassAug", f"{image_id}.png"), marked)
     lists = {os.path.join("ImageSets", "Segmentation", f"{name}.txt"): ids
              for name, ids in (("train", train), ("val", val), ("trainval", train + val))}

@@ -1,0 +1,95 @@
+"""test.py end to end with backend = openvino / onnxruntime on a synthetic Cityscapes split, and
+quiet: no warning printed by a normal run."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tusimple_duc  # noqa: F401  (before mxnet)
+import mxnet as mx
+
+from tusimple_duc.io.checkpoint import save_checkpoint
+from tusimple_duc.models.presets import get_model
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIZE = (64, 128)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backends")
+    summary = write_synthetic_cityscapes(str(root / "cityscapes"), {"val": 2}, image_size=SIZE, seed=5)
+    lines = [f"{i}\t{os.path.relpath(f.image, summary.root)}\t{os.path.relpath(f.files['gtFine_labelIds'], summary.root)}"
+             for i, f in enumerate(summary.frames["val"])]
+    (root / "val.lst").write_text("\n".join(lines) + "\n")
+    mx.random.seed(3)
+    net = get_model("tiny_duc_hdc")
+    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
+    net(mx.nd.zeros((1, 3) + SIZE))
+    save_checkpoint(net, str(root / "models" / "tiny"), 7)
+    return root
+
+
+def _test_py(root, result_dir, *extra):
+    sets = [f"data.image_list={root / 'val.lst'}", f"data.test_img_dir={root / 'cityscapes'}",
+            f"data.gt_dir={root / 'cityscapes'}", f"model.model_dir={root / 'models'}", "model.model_prefix=tiny",
+            "model.model_epoch=7", "model.gpu=-1", f"model.result_dir={result_dir}", "network.preset=tiny_duc_hdc",
+            f"data.test_shape={SIZE[0]},{SIZE[1]}", f"data.result_shape={SIZE[0]},{SIZE[1]}",
+            "output.save_probabilities=True", *extra]
+    command = [sys.executable, os.path.join(ROOT, "test.py"), os.path.join(ROOT, "configs", "test", "test_full_image.cfg")]
+    for item in sets:
+        command += ["--set", item]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=str(result_dir.parent),
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _probabilities(result_dir):
+    folder = result_dir / "prob"
+    return {name: np.load(folder / name)[list(np.load(folder / name).keys())[0]].astype(np.float32)
+            for name in sorted(os.listdir(folder))}
+
+
+def _warning_lines(stderr):
+    return [line for line in stderr.splitlines() if "warning" in line.lower()]
+
+
+@pytest.fixture(scope="module")
+def mxnet_run(dataset, tmp_path_factory):
+    result_dir = tmp_path_factory.mktemp("mx") / "out"
+    return _test_py(dataset, result_dir), result_dir
+
+
+def test_default_run_prints_no_warning(mxnet_run):
+    result, _ = mxnet_run
+    assert _warning_lines(result.stderr) == []
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_backend_run_equals_mxnet_and_is_quiet(dataset, mxnet_run, tmp_path, backend):
+    result = _test_py(dataset, tmp_path / "out", f"inference.backend={backend}")
+    assert _warning_lines(result.stderr) == []
+    expected = _probabilities(mxnet_run[1])
+    got = _probabilities(tmp_path / "out")
+    assert sorted(got) == sorted(expected) and len(got) == 2
+    for name in expected:  # float16 files: 1e-4 agreement within their rounding
+        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-3)
+    assert sorted(os.listdir(tmp_path / "out" / "score")) == sorted(os.listdir(mxnet_run[1] / "score"))
+    metrics = (tmp_path / "out" / "metrics.json").read_text()
+    assert metrics == (mxnet_run[1] / "metrics.json").read_text()
+
+
+def test_precision_auto_run_caches_its_choice(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    result = _test_py(dataset, tmp_path / "out", "inference.backend=openvino", "inference.precision=auto",
+                      f"inference.precision_cache_dir={cache}")
+    assert _warning_lines(result.stderr) == []
+    import json
+    entries = json.loads((cache / "precision.json").read_text())
+    (entry,) = entries.values()
+    assert entry["precision"] in ("fp32", "bf16") and set(entry["seconds"]) == {"fp32", "bf16"}
+    assert entry["precision"] == "fp32" or entry["seconds"]["bf16"] < entry["seconds"]["fp32"]
