@@ -23,7 +23,7 @@ from tusimple_duc.cli import add_set_argument, run_cli
 from tusimple_duc.config import format_value, load_train_config
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.models.from_config import spec_from_train_config
-from tusimple_duc.models.presets import PAPER_ROWS
+from tusimple_duc.models.presets import paper_miou
 
 #: experiment (configs/train/<name>.cfg) -> (table, row) of PAPER_ROWS and the summary key scored.
 EXPERIMENTS: Dict[str, Tuple[str, str, str]] = {
@@ -51,13 +51,12 @@ EXPERIMENTS: Dict[str, Tuple[str, str, str]] = {
 }
 #: [network] keys of a test config that fix the architecture (set from the training config's spec).
 ARCHITECTURE_KEYS = ("aspp", "aspp_stride", "depth", "stem", "head", "dilation_schedule", "width", "blocks_per_stage")
-_PAPER = {(row.table, row.row): row.miou for row in PAPER_ROWS}
 
 
 def paper_number(experiment: str) -> float:
     """The paper's number (%) of an experiment of :data:`EXPERIMENTS`."""
     table, row, _ = EXPERIMENTS[experiment]
-    return _PAPER[(table, row)]
+    return paper_miou(table, row)
 
 
 def measured(results: str, experiment: str) -> Optional[float]:

@@ -24,10 +24,19 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
 from tusimple_duc.config_values import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RANGE, Range, format_value, key,
                                         parse_value, range_problem)
 from tusimple_duc.errors import ConfigError
+from tusimple_duc.layout import CELL_WIDTHS, OUTPUT_STRIDES, duc_ratio, sides_are_multiples
 
 __all__ = ["format_value", "parse_value"]  # re-exported: part of this module's interface
 
-PAPER_TEST_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+#: the paper's multi-scale test scales
+PAPER_TEST_SCALES: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+#: mean subtracted from the network input, RGB (the released model's)
+RELEASED_RGB_MEAN: Tuple[float, float, float] = (122.675, 116.669, 104.008)
+#: training scale augmentation of the released config
+RELEASED_SCALE_FACTORS: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+#: segmentation head types (``tusimple_duc.models.heads``)
+HeadKind = Literal["duc", "bilinear", "deconv"]
+HEADS: Tuple[str, ...] = typing.get_args(HeadKind)
 
 # ----------------------------------------------------------------------------- train
 
@@ -60,7 +69,7 @@ class ArchitectureSection:
     aspp_stride: Optional[int] = key(None, AT_LEAST_ONE)
     depth: Optional[int] = key(None, AT_LEAST_ONE)
     stem: Optional[Literal["deep", "classic"]] = None
-    head: Optional[Literal["duc", "bilinear", "deconv"]] = None
+    head: Optional[HeadKind] = None
     dilation_schedule: Optional[str] = None
     width: Optional[int] = key(None, AT_LEAST_ONE)
     blocks_per_stage: Optional[Tuple[int, ...]] = key(None, AT_LEAST_ONE)
@@ -128,12 +137,12 @@ class DataSection:
     train_list: str = ""
     use_val: bool = False
     val_list: Optional[str] = None
-    rgb_mean: Tuple[float, float, float] = key((122.675, 116.669, 104.008), Range(0, 255))
+    rgb_mean: Tuple[float, float, float] = key(RELEASED_RGB_MEAN, Range(0, 255))
     batch_size: int = key(1, AT_LEAST_ONE)
     #: Downsampling rate (output stride) of the network: 4, 8 or 16; unset = the preset's.
     ds_rate: Optional[int] = key(None, AT_LEAST_ONE)
     convert_label: bool = True
-    scale_factors: Tuple[float, ...] = key((0.5, 0.75, 1.0, 1.25, 1.5), POSITIVE)
+    scale_factors: Tuple[float, ...] = key(RELEASED_SCALE_FACTORS, POSITIVE)
     crop_shape: Tuple[int, int] = key((800, 800), AT_LEAST_ONE)
     use_mirror: bool = True
     use_random_crop: bool = True
@@ -210,15 +219,9 @@ class TestDataSection:
     test_shape: Tuple[int, int] = key((1024, 2048), AT_LEAST_ONE)
     #: (rows, cols) of the probabilities and label maps written; None = each image's own size.
     result_shape: Optional[Tuple[int, int]] = key((1024, 2048), AT_LEAST_ONE)
-    rgb_mean: Tuple[float, float, float] = key((122.675, 116.669, 104.008), Range(0, 255))
+    rgb_mean: Tuple[float, float, float] = key(RELEASED_RGB_MEAN, Range(0, 255))
     test_scales: Tuple[float, ...] = key((1.0,), POSITIVE)
     dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
-
-
-#: layer groups ``[inference] precision = int8`` can keep in fp32 (``inference/fast.py``)
-INT8_FP32_GROUPS: Tuple[str, ...] = ("head", "residual", "last_stage")
-#: the groups kept in fp32 unless ``[inference] int8_fp32`` says otherwise
-INT8_FP32_DEFAULT: Tuple[str, ...] = INT8_FP32_GROUPS
 
 
 @dataclass(frozen=True)
@@ -240,15 +243,22 @@ class InferenceSection:
     #: On the CPU: run the oneDNN-fused static graph (``tusimple_duc/inference/fast.py``, same
     #: results as the plain forward within 1e-4); ignored on GPUs.
     cpu_fast: bool = True
-    #: CPU arithmetic: fp32, bf16 (AVX512-BF16 / AMX) or int8 (calibrated on list images).
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    #: Who runs the network on the CPU: ``mxnet`` (the reference), ``openvino`` or
+    #: ``onnxruntime`` on the project's ONNX export (``tusimple_duc/inference/backends.py``).
+    backend: Literal["mxnet", "openvino", "onnxruntime"] = "mxnet"
+    #: CPU arithmetic: fp32, bf16 (AVX512-BF16 / AMX) or int8 (calibrated on list images);
+    #: ``auto``: the fastest of them on this machine that keeps >= 99 % of fp32's argmax on the
+    #: calibration images, measured once and cached (``inference/precision_auto.py``).
+    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
+    #: precision = auto: folder of the per-machine cache ``precision.json``; empty =
+    #: ``~/.cache/tusimple_duc``.
+    precision_cache_dir: str = ""
     #: int8: how many of the first images calibrate the quantization ranges.
     calibration_images: int = key(4, AT_LEAST_ONE)
     #: int8: layer groups kept in fp32 (``head``, ``residual``, ``last_stage``; ``none`` =
-    #: quantize all). The default, all three, keeps >= 99.5 % of fp32's argmax on the trained
-    #: networks measured, at 1.3x fp32's speed; ``head,residual`` 1.5x, ``none`` 4x at 96 %
-    #: (docs/PERFORMANCE.md).
-    int8_fp32: Optional[Tuple[str, ...]] = INT8_FP32_DEFAULT
+    #: quantize all), checked where the fast forward is built (``inference/fast.py``
+    #: ``INT8_FP32_GROUPS``); speed and accuracy of each choice: docs/PERFORMANCE.md.
+    int8_fp32: Optional[Tuple[str, ...]] = ("head", "residual", "last_stage")
 
 
 @dataclass(frozen=True)
@@ -389,13 +399,23 @@ def _check(condition: bool, source: str, where: str, problem: str) -> None:
         raise ConfigError(f"{source}: {where}: {problem}")
 
 
+def _words(values: Sequence[int]) -> str:
+    """``(4, 8, 16)`` -> ``4, 8 or 16``."""
+    return ", ".join(map(str, values[:-1])) + f" or {values[-1]}"
+
+
 def _check_geometry(source: str, ds_rate: Optional[int], cell_width: Optional[int], cell_section: str) -> None:
     """Checks the values that are set; the model spec validates the combination with the preset."""
     if ds_rate is not None:
-        _check(ds_rate in (4, 8, 16), source, "[data] ds_rate", f"must be 4, 8 or 16, got {ds_rate}")
+        _check(ds_rate in OUTPUT_STRIDES, source, "[data] ds_rate", f"must be {_words(OUTPUT_STRIDES)}, got {ds_rate}")
     if cell_width is not None:
-        _check(cell_width in (1, 2, 4) and (ds_rate is None or ds_rate % cell_width == 0), source,
-               f"[{cell_section}] cell_width", f"must be 1, 2 or 4 and divide ds_rate {ds_rate}, got {cell_width}")
+        _check(cell_width in CELL_WIDTHS, source, f"[{cell_section}] cell_width",
+               f"must be {_words(CELL_WIDTHS)}, got {cell_width}")
+        if ds_rate is not None:
+            try:
+                duc_ratio(ds_rate, cell_width)
+            except ValueError as err:
+                raise ConfigError(f"{source}: [{cell_section}] cell_width: {err} ([data] ds_rate)") from None
 
 
 def validate_train_config(config: TrainConfig) -> None:
@@ -409,11 +429,10 @@ def validate_train_config(config: TrainConfig) -> None:
     contexts = env.cpus if env.use_cpu else len(env.gpus)
     _check(data.batch_size % contexts == 0, src, "[data] batch_size",
            f"{data.batch_size} does not split evenly over {contexts} devices")
-    crop = data.inner_crop if data.patch_scheme == "12fold" else data.crop_shape
-    for side in crop:
-        _check(side % (data.ds_rate or 1) == 0, src,
-               "[data] inner_crop" if data.patch_scheme == "12fold" else "[data] crop_shape",
-               f"sides must be positive multiples of ds_rate {data.ds_rate}, got {crop}")
+    crop_key = "inner_crop" if data.patch_scheme == "12fold" else "crop_shape"
+    crop = getattr(data, crop_key)
+    _check(data.ds_rate is None or sides_are_multiples(crop, data.ds_rate), src, f"[data] {crop_key}",
+           f"sides must be positive multiples of ds_rate {data.ds_rate}, got {crop}")
     _check(not data.use_val or bool(data.val_list), src, "[data] val_list", "must be set when use_val is True")
     _check(bool(data.train_list), src, "[data] train_list", "is required")
 
@@ -427,11 +446,8 @@ def validate_test_config(config: TestConfig) -> None:
     if inf.mode == "sliding":
         for side, step in zip(inf.window, inf.stride):
             _check(step <= side, src, "[inference] stride", "must be in 1..window")
-    _check(inf.precision == "fp32" or inf.cpu_fast, src, "[inference] precision",
+    _check(inf.precision == "fp32" or inf.cpu_fast or inf.backend != "mxnet", src, "[inference] precision",
            f"{inf.precision} needs cpu_fast = True")
-    unknown = sorted(set(inf.int8_fp32 or ()) - set(INT8_FP32_GROUPS))
-    _check(not unknown, src, "[inference] int8_fp32",
-           f"unknown layer group {', '.join(unknown)} (known: {', '.join(INT8_FP32_GROUPS)}, or none)")
 
 
 def to_ini(config: Any) -> str:

@@ -11,10 +11,39 @@ pixel ``(r*y + dy, r*x + dx)`` of the prediction map (size ``h*r x w*r``).
 The released training label is the prediction-resolution label map laid out to
 match ``reshape(scores, (N, L, r*r*h*w))``: ``(h*r, w*r) -> (h, r, w, r) ->
 transpose to (r, r, h, w) -> flatten``.
+
+The geometry constraints are checked here, once, for the config, the sampling, the
+model specs and the heads: the cell width divides the output stride
+(:func:`duc_ratio`), and network inputs are multiples of a stride
+(:func:`sides_are_multiples`).
 """
 from __future__ import annotations
 
+from typing import Sequence, Tuple
+
 import numpy as np
+
+#: output strides d of the backbones
+OUTPUT_STRIDES: Tuple[int, ...] = (4, 8, 16)
+#: DUC cell widths c
+CELL_WIDTHS: Tuple[int, ...] = (1, 2, 4)
+
+
+def duc_ratio(output_stride: int, cell_width: int) -> int:
+    """r = d / c, pixels per cell side of the DUC layout.
+
+    Raises ``ValueError`` (``cell width 3 does not divide output stride 8``) unless the
+    cell width c divides the output stride d.
+    """
+    if cell_width < 1 or output_stride < 1 or output_stride % cell_width:
+        raise ValueError(f"cell width {cell_width} does not divide output stride {output_stride}")
+    return output_stride // cell_width
+
+
+def sides_are_multiples(shape: Sequence[int], multiple: int) -> bool:
+    """True if every side of ``shape`` (e.g. (rows, cols), pixels) is a positive multiple of
+    ``multiple`` (a stride >= 1; False for a smaller one)."""
+    return multiple >= 1 and all(side >= 1 and side % multiple == 0 for side in shape)
 
 
 def pixels_to_cells(pixels: np.ndarray, ratio: int) -> np.ndarray:
@@ -49,8 +78,3 @@ def label_to_duc_layout(label: np.ndarray, ratio: int) -> np.ndarray:
         raise ValueError(f"label map must be 2-D, got shape {label.shape}")
     return pixels_to_cells(label, ratio).reshape(-1)
 
-
-def duc_layout_to_label(flat: np.ndarray, ratio: int, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`label_to_duc_layout`: ``(r*r*h*w,) -> (height, width)``."""
-    h, w = height // ratio, width // ratio
-    return cells_to_pixels(flat.reshape(ratio * ratio, h, w), ratio)

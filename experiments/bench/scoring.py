@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from tusimple_duc.data.labels import CITYSCAPES_ID_TO_TRAINID
-from tusimple_duc.evaluation.confusion import confusion_matrix, mean_of_present, safe_ratio
+from tusimple_duc.evaluation.confusion import ConfusionAccumulator
 
 IGNORE = 255
 
@@ -33,10 +33,10 @@ def top_two_margin(probabilities: np.ndarray) -> np.ndarray:
 
 def mean_iou(predictions: Sequence[np.ndarray], labels: Sequence[np.ndarray], num_classes: int) -> float:
     """mIoU over classes present in ground truth or prediction, summed over images."""
-    matrix = sum(confusion_matrix(p.astype(np.int64), l.astype(np.int64), num_classes, IGNORE)
-                 for p, l in zip(predictions, labels))
-    tp = np.diag(matrix)
-    return mean_of_present(safe_ratio(tp, matrix.sum(axis=0) + matrix.sum(axis=1) - tp))
+    confusion = ConfusionAccumulator(num_classes, IGNORE)
+    for prediction, label in zip(predictions, labels):
+        confusion.add(prediction, label)
+    return confusion.mean_iou()
 
 
 def targets(results: Dict[str, object]) -> Dict[str, object]:

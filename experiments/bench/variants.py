@@ -44,7 +44,8 @@ import mxnet as mx
 import numpy as np
 
 from tusimple_duc import layout
-from tusimple_duc.config import INT8_FP32_DEFAULT, load_train_config
+from tusimple_duc.config import load_train_config
+from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path
 from tusimple_duc.models import build_model, get_model
 from tusimple_duc.models.from_config import spec_from_train_config

@@ -13,7 +13,7 @@ from tusimple_duc.core import utils
 from tusimple_duc.core.cityscapes_loader import CityLoader
 from tusimple_duc.core.lr_scheduler import PolyScheduler
 from tusimple_duc.core.metrics import AccWithIgnoreMetric, CompositeEvalMetric, IoUMetric, SoftmaxLoss
-from tusimple_duc.data.iterator import iterator_from_list
+from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.errors import ConfigError
 
 MEAN = (122.675, 116.669, 104.008)
@@ -85,8 +85,8 @@ def test_city_loader_batches_are_the_package_iterators(cityscapes_root):
     loader.reset()
     assert [tuple(d) for d in loader.provide_data] == [("data", (2, 3, 32, 32))]
     assert [tuple(d) for d in loader.provide_label] == [("seg_loss_label", (2, 256))]
-    package = iterator_from_list(list_path, utils.sampling_spec_from_input_args(args), 2, cityscapes_root,
-                                 cityscapes_root, seed=5)
+    package = SegmentationIter(SegmentationDataset(list_path, utils.sampling_spec_from_input_args(args),
+                                                   cityscapes_root, cityscapes_root, 5), 2)
     batches = list(loader)
     expected = list(package)
     assert len(batches) == len(expected) == 7 and loader.get_batch_size() == 2

@@ -25,7 +25,6 @@ from tusimple_duc.data.lists import ListEntry, read_list
 from tusimple_duc.data.sample import (Draws, SamplingSpec, crop_window, draw_augmentation, make_sample,
                                       make_sample_into, read_pair, render_sample)
 from tusimple_duc.errors import DataError
-from tusimple_duc.layout import duc_layout_to_label
 
 MEAN = (122.675, 116.669, 104.008)
 SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -201,7 +200,8 @@ def test_map_label_is_the_released_duc_label_unflattened(odd_pairs):
     for seed in range(6):
         _, flat = make_sample(ListEntry(0, image_path, label_path, (40, 60)), seed, duc)
         _, label_map = make_sample(ListEntry(0, image_path, label_path, (40, 60)), seed, flat_map)
-        np.testing.assert_array_equal(label_map, duc_layout_to_label(flat, 4, 24, 24))
+        # released layout (h, r, w, r) -> (r, r, h, w) -> flat, undone: r = 4, h = w = 6
+        np.testing.assert_array_equal(label_map, flat.reshape(4, 4, 6, 6).transpose(2, 0, 3, 1).reshape(24, 24))
 
 
 def test_pad_and_void_take_the_configured_ignore_label(odd_pairs):

@@ -33,12 +33,13 @@ from tusimple_duc.data.prefetch import InProcessFetcher, ProcessFetcher
 from tusimple_duc.data.geometry_checks import check_list_geometry
 from tusimple_duc.data.sample import SamplingSpec, make_sample_into, sample_rng
 from tusimple_duc.errors import DataError
+from tusimple_duc.io.symbol import LABEL_NAME
 
 logger = logging.getLogger(__name__)
 
 LAST_BATCH_POLICIES = ("discard", "pad", "keep")
 #: Name of the label input of the released network.
-RELEASED_LABEL_NAME = "seg_loss_label"
+RELEASED_LABEL_NAME = LABEL_NAME
 
 
 class SegmentationDataset(Dataset):
@@ -288,8 +289,3 @@ class SegmentationIter(mx.io.DataIter):
             provide_data=[mx.io.DataDesc(self.data_name, data.shape, np.float32, "NCHW")],
             provide_label=[mx.io.DataDesc(self.label_name, label.shape, np.float32)])
 
-
-def iterator_from_list(list_path: str, spec: SamplingSpec, batch_size: int, data_dir: str = "",
-                       label_dir: str = "", seed: int = 0, **options) -> SegmentationIter:
-    """A :class:`SegmentationIter` over a list file (``options`` as for :class:`SegmentationIter`)."""
-    return SegmentationIter(SegmentationDataset(list_path, spec, data_dir, label_dir, seed), batch_size, **options)

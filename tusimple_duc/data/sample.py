@@ -40,16 +40,15 @@ from typing import Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from tusimple_duc.config import RELEASED_RGB_MEAN, RELEASED_SCALE_FACTORS
 from tusimple_duc.data.lists import ListEntry, resolve
 from tusimple_duc.data.geometry_checks import check_centre
 from tusimple_duc.data.readers import LABEL_MODES, LabelCodec, read_bgr_image
 from tusimple_duc.errors import ConfigError, DataError
-from tusimple_duc.layout import label_to_duc_layout
+from tusimple_duc.layout import duc_ratio, label_to_duc_layout, sides_are_multiples
 
 PATCH_SCHEMES = ("7fold", "12fold")
 LABEL_LAYOUTS = ("duc", "map")
-RELEASED_RGB_MEAN = (122.675, 116.669, 104.008)
-RELEASED_SCALE_FACTORS = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,6 @@ class SamplingSpec:
     def _check(self) -> None:
         if len(self.crop_shape) != 2 or min(self.crop_shape) < 1:
             raise ConfigError(f"[data] crop_shape: expected two positive sizes, got {self.crop_shape}")
-        rows, cols = self.crop_shape
         if not self.scale_factors or any(not (s > 0 and math.isfinite(s)) for s in self.scale_factors):
             raise ConfigError(f"[data] scale_factors: expected positive scales, got {self.scale_factors}")
         if len(self.random_bound) != 2 or min(self.random_bound) < 0:
@@ -122,17 +120,19 @@ class SamplingSpec:
         if not 1 <= self.num_classes <= 255 or (self.convert_label == "none" and self.ignore_label < self.num_classes):
             raise ConfigError(f"[network] label_num: {self.num_classes} classes do not fit beside ignore label "
                               f"{self.ignore_label}")
-        if self.cell_width < 1 or self.ds_rate < 1 or self.ds_rate % self.cell_width:
-            raise ConfigError(f"[network] cell_width: {self.cell_width} does not divide [data] ds_rate {self.ds_rate}")
+        try:
+            duc_ratio(self.ds_rate, self.cell_width)
+        except ValueError as err:
+            raise ConfigError(f"[network] cell_width: {err} ([data] ds_rate)") from None
         if self.label_layout not in LABEL_LAYOUTS:
             raise ConfigError(f"label_layout: expected one of {LABEL_LAYOUTS}, got {self.label_layout!r}")
         if self.label_layout == "duc" and self.label_stride not in (None, self.cell_width):
             raise ConfigError(f"label_stride: the DUC label has stride cell_width {self.cell_width}, "
                               f"got {self.label_stride}")
-        multiple = self.ds_rate if self.label_layout == "duc" else self.prediction_stride
-        if self.prediction_stride < 1 or rows % multiple or cols % multiple:
-            raise ConfigError(f"[data] crop_shape: {self.crop_shape} is not a multiple of "
-                              f"{'ds_rate' if self.label_layout == 'duc' else 'label_stride'} {multiple}")
+        duc = self.label_layout == "duc"
+        multiple, what = (self.ds_rate, "ds_rate") if duc else (self.prediction_stride, "label_stride")
+        if not sides_are_multiples(self.crop_shape, multiple):
+            raise ConfigError(f"[data] crop_shape: {self.crop_shape} is not a multiple of {what} {multiple}")
         if self.patch_scheme not in PATCH_SCHEMES:
             raise ConfigError(f"patch_scheme: expected one of {PATCH_SCHEMES}, got {self.patch_scheme!r}")
         if len(self.patch_shape) != 2 or min(self.patch_shape) < 1:
@@ -146,7 +146,7 @@ class SamplingSpec:
     @property
     def duc_ratio(self) -> int:
         """r = ds_rate / cell_width: pixels per cell side in the DUC layout."""
-        return self.ds_rate // self.cell_width
+        return duc_ratio(self.ds_rate, self.cell_width)
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:

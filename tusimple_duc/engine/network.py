@@ -39,6 +39,7 @@ from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import load_checkpoint, symbol_path
 from tusimple_duc.io.matching import raise_if_mismatch
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
+from tusimple_duc.layout import sides_are_multiples
 from tusimple_duc.models.from_config import spec_from_train_config
 from tusimple_duc.models.hdc import resolve_schedule
 from tusimple_duc.models.presets import ModelSpec, build_model
@@ -90,7 +91,7 @@ def build_network(config: TrainConfig) -> SegmentationNet:
     spec = network_spec(config)
     data = config.data
     crop, key = (data.inner_crop, "inner_crop") if data.patch_scheme == "12fold" else (data.crop_shape, "crop_shape")
-    if any(side % spec.output_stride for side in crop):
+    if not sides_are_multiples(crop, spec.output_stride):
         raise ConfigError(f"{config.source}: [data] {key}: sides must be multiples of the output stride "
                           f"{spec.output_stride} of the network, got {crop}")
     return build_model(spec)

@@ -30,14 +30,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from tusimple_duc.config import TestConfig
+from tusimple_duc.config import PAPER_TEST_SCALES as PAPER_MULTI_SCALES
+from tusimple_duc.config import RELEASED_RGB_MEAN, TestConfig
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.inference.crf import CRFParams, dense_crf
 from tusimple_duc.inference.scales import add_resized, resize_image, scale_image, scaled_shape
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
+from tusimple_duc.models.segnet import class_probabilities
 
-RELEASED_RGB_MEAN: Tuple[float, float, float] = (122.675, 116.669, 104.008)
-PAPER_MULTI_SCALES: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 MODES = ("whole", "sliding")
 
 # (N, 3, h, w) float32 batch -> (N, L, h/s, w/s) float32 softmax probabilities.
@@ -163,7 +163,8 @@ class Prediction:
 
 
 def forward_probabilities(net: mx.gluon.Block, batch: np.ndarray, contexts: Sequence[mx.Context]) -> np.ndarray:
-    """THE network call: softmax class probabilities of a batch of network inputs.
+    """The network call (:func:`~tusimple_duc.models.segnet.class_probabilities`) on a host
+    batch, split over devices.
 
     Parameters
     ----------
@@ -178,7 +179,7 @@ def forward_probabilities(net: mx.gluon.Block, batch: np.ndarray, contexts: Sequ
     (N, L, h/s, w/s) float32 NumPy probabilities (softmax over axis 1), in batch order.
     """
     parts = np.array_split(batch, min(len(contexts), len(batch)))
-    outputs = [mx.nd.softmax(net(mx.nd.array(part, ctx=ctx, dtype=np.float32)), axis=1)
+    outputs = [class_probabilities(net, mx.nd.array(part, ctx=ctx, dtype=np.float32))
                for part, ctx in zip(parts, contexts)]
     arrays = [output.asnumpy() for output in outputs]
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)

@@ -35,7 +35,6 @@ INPUT_NAME = "data"
 RESHAPE_NAME = "cls_score_reshape"
 LOSS_NAME = "seg_loss"
 LABEL_NAME = LOSS_NAME + "_label"
-OUTPUT_NAME = LOSS_NAME + "_output"
 PROBABILITY_NAME = "seg_prob"
 DEFAULT_IGNORE_LABEL = 255
 

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from mxnet.gluon import Block, nn
 
 from tusimple_duc.errors import CheckpointError, ConfigError
+from tusimple_duc.layout import CELL_WIDTHS
 from tusimple_duc.models.hdc import NAMED_SCHEDULES, ScheduleError, base_rates, resolve_schedule
 from tusimple_duc.models.heads import matched_deconv_channels
 from tusimple_duc.models.presets import ModelSpec, build_model
@@ -370,9 +371,9 @@ def _head_fields(nodes: Sequence[Mapping[str, Any]], layers: Mapping[str, LayerR
         return {**out, "head": "bilinear"}
     ratio = math.isqrt(channels // num_classes)
     stride = fields["output_stride"]
-    if channels != num_classes * ratio ** 2 or stride % ratio or stride // ratio not in (1, 2, 4):
+    if channels != num_classes * ratio ** 2 or stride % ratio or stride // ratio not in CELL_WIDTHS:
         raise CheckpointError(f"{source}: the head has {channels} channels, not L * (d/c)^2 for "
-                              f"L = {num_classes} classes, d = {stride}, cell width c = 1, 2 or 4")
+                              f"L = {num_classes} classes, d = {stride}, cell width c in {CELL_WIDTHS}")
     return {**out, "head": "duc", "cell_width": stride // ratio}
 
 

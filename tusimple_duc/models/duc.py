@@ -32,15 +32,6 @@ def pixels_to_cells(F, pixels, ratio: int):
     return F.reshape(x, shape=(0, -3, -2))                      # (N, L*r*r, h, w)
 
 
-def released_layout(F, cells, ratio: int):
-    """``(N, L*r*r, h, w) -> (N, L, r*r*h*w)``: the reshape the released SoftmaxOutput sees.
-
-    Element ``[n, l, k]`` matches element ``k`` of ``layout.label_to_duc_layout(label, r)``.
-    """
-    x = F.reshape(cells, shape=(0, -4, -1, ratio * ratio, -2))  # (N, L, r*r, h, w)
-    return F.reshape(x, shape=(0, 0, -1))
-
-
 class DUCRearrange(HybridBlock):
     """Parameter-free block: ``(N, L*r*r, h, w) -> (N, L, h*r, w*r)``."""
 

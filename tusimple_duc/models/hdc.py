@@ -61,7 +61,6 @@ Schedule = Union[str, Sequence[Sequence[int]]]
 
 NAMED_SCHEDULES: Tuple[str, ...] = (
     "none", "deeplab", "dilation-conv", "dilation-rf", "dilation-bigger", "released")
-DILATED_STAGES: Tuple[int, ...] = (3, 4, 5)
 
 #: One convolution of a chain, ``(kernel, dilation, stride)``.
 Layer = Tuple[int, int, int]

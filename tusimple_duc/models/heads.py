@@ -29,9 +29,10 @@ from typing import Sequence, Tuple
 
 from mxnet.gluon import HybridBlock, nn
 
+from tusimple_duc.config import HEADS
+from tusimple_duc.layout import duc_ratio
 from tusimple_duc.models.duc import DUCRearrange
 
-HEADS: Tuple[str, ...] = ("duc", "bilinear", "deconv")
 DECONV_MODES: Tuple[str, ...] = ("one-step", "two-step")
 
 
@@ -91,9 +92,7 @@ class DUCHead(SegmentationHead):
 
     def __init__(self, name: str, in_channels: int, num_classes: int, output_stride: int,
                  cell_width: int, rates: Sequence[int]) -> None:
-        if cell_width < 1 or output_stride % cell_width:
-            raise ValueError(f"cell width {cell_width} does not divide output stride {output_stride}")
-        ratio = output_stride // cell_width
+        ratio = duc_ratio(output_stride, cell_width)
         super().__init__(num_classes, cell_width, num_classes * ratio ** 2)
         self.ratio = ratio
         with self.name_scope():

@@ -6,15 +6,15 @@ checkpoint (ResNet-101, deep stem, "released" HDC schedule, DUC with ASPP 4 and 
 the checkpoint's parameter names and shapes (65,038,464 arg parameters).
 
 Paper presets (Tables 1-3) use the *classic* 7x7 stem: the three-3x3 "deep" stem is the
-"better network" the paper introduces only for its final Table 4 entry (80.1 test mIoU),
-which is the released model. Where the paper leaves the head open:
+"better network" the paper introduces only for its final Table 4 entry, which is the
+released model. Where the paper leaves the head open:
 
 * Table 2 and Table 3 (HDC, deconv) start from "the best ResNet-DUC model", Table 1's last
   row + bigger patches: ASPP 6, cell width 2. (The released model has ASPP 4: override
   ``aspp=4`` for that head.)
 * deconv presets match the DUC head of that model in parameter count (see ``heads``).
 
-Numbers in the descriptions are Cityscapes *val* mIoU (%) without CRF unless stated.
+The paper's numbers (:data:`PAPER_ROWS`) are Cityscapes *val* mIoU (%) without CRF unless stated.
 Table rows that differ only in data (augmentation, patch size, coarse labels, CRF) share a
 preset; :data:`PAPER_ROWS` maps every row to its preset.
 """
@@ -25,9 +25,11 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
+from tusimple_duc.config import HEADS
 from tusimple_duc.errors import ConfigError
+from tusimple_duc.layout import CELL_WIDTHS, OUTPUT_STRIDES, duc_ratio
 from tusimple_duc.models.hdc import NAMED_SCHEDULES, Schedule, ScheduleError, resolve_schedule
-from tusimple_duc.models.heads import DECONV_MODES, HEADS, build_head
+from tusimple_duc.models.heads import DECONV_MODES, build_head
 from tusimple_duc.models.resnet import DEPTH_BLOCKS, STEMS, BackboneConfig, ResNetBackbone
 from tusimple_duc.models.segnet import SegmentationNet
 
@@ -142,13 +144,15 @@ def _validate(spec: ModelSpec) -> None:
         _check_int(spec, "depth", allowed=tuple(DEPTH_BLOCKS))
     _check_int(spec, "width", minimum=1)
     _check_choice(spec, "stem", STEMS)
-    _check_int(spec, "output_stride", allowed=(4, 8, 16))
+    _check_int(spec, "output_stride", allowed=OUTPUT_STRIDES)
     _check_choice(spec, "head", HEADS)
     _check_int(spec, "aspp", minimum=0)
     _check_int(spec, "aspp_stride", minimum=1)
-    _check_int(spec, "cell_width", allowed=(1, 2, 4))
-    if spec.output_stride % spec.cell_width:
-        _fail("cell_width", f"{spec.cell_width} does not divide output_stride {spec.output_stride}")
+    _check_int(spec, "cell_width", allowed=CELL_WIDTHS)
+    try:
+        duc_ratio(spec.output_stride, spec.cell_width)
+    except ValueError as err:
+        _fail("cell_width", str(err))
     _check_choice(spec, "deconv_mode", DECONV_MODES)
     _check_int(spec, "deconv_channels", minimum=0)
     _check_int(spec, "num_classes", minimum=1)
@@ -177,7 +181,7 @@ _BEST_DUC = dict(_PAPER, head="duc", aspp=6, cell_width=2)          # Table 1 la
 _TINY = dict(blocks_per_stage=(1, 1, 4, 3), width=8)                # tests and CPU demo
 
 PRESETS: Dict[str, ModelSpec] = {
-    # Released checkpoint = Table 4 "ResNet-DUC-HDC-Coarse (better network)": 80.1 test mIoU.
+    # Released checkpoint = Table 4 "ResNet-DUC-HDC-Coarse (better network)".
     "resnet101_duc_hdc_released": ModelSpec(),
     # Table 1 (ResNet-101, classic stem, DeepLab dilation 2/4).
     "resnet101_baseline_ds8": ModelSpec(**_PAPER, head="bilinear", aspp=4),
@@ -205,25 +209,25 @@ PRESETS: Dict[str, ModelSpec] = {
     "tiny_deconv": ModelSpec(**dict(_TINY, **_PAPER, head="deconv", aspp=6)),
 }
 
+#: what each preset is; :func:`describe_preset` adds the paper's numbers (:data:`PAPER_ROWS`)
 PRESET_DESCRIPTIONS: Dict[str, str] = {
-    "resnet101_duc_hdc_released": "released checkpoint: deep stem, released HDC, DUC ASPP4 cell 2 "
-                                  "(Table 4 better network, 80.1 test)",
-    "resnet101_baseline_ds8": "Table 1 row 1: DeepLab-v2 baseline, DS 8, ASPP 4, bilinear (72.3)",
-    "resnet101_baseline_ds4": "Table 1 row 2: baseline, DS 4, ASPP 4, bilinear (70.9)",
-    "resnet101_duc_ds8_aspp0_cell1": "Table 1 row 3: DUC, DS 8, no ASPP, cell 1, no aug. (71.9)",
-    "resnet101_duc_ds8_aspp4_cell1": "Table 1 rows 4-5: DUC, DS 8, ASPP 4, cell 1 (72.8 no aug., 74.3 aug.)",
-    "resnet101_duc_ds4_aspp4_cell1": "Table 1 row 6: DUC, DS 4, ASPP 4, cell 1 (73.7)",
-    "resnet101_duc_ds8_aspp6_cell1": "Table 1 row 7: DUC, DS 8, ASPP 6, cell 1 (74.5)",
-    "resnet101_duc_ds8_aspp6_cell2": "Table 1 row 8: DUC, DS 8, ASPP 6, cell 2 (74.7; 880 patches 75.7; "
-                                     "+CRF 76.7)",
-    "resnet101_deconv_one_step": "Sec. 4.1.2 / Table 3 row 1: one x8 deconv, DUC-matched size (75.1)",
-    "resnet101_deconv_two_step": "Sec. 4.1.2: x2 then x4 deconv, DUC-matched size (75.0)",
-    "resnet101_duc_hdc_none": "Table 2: No dilation (72.9)",
-    "resnet101_duc_hdc_conv": "Table 2: Dilation-conv (75.0)",
-    "resnet101_duc_hdc_rf": "Table 2: Dilation-RF (75.4)",
-    "resnet101_duc_hdc_bigger": "Table 2: Dilation-bigger = Table 3 rows 2-3 (76.4 fine; 76.2 fine+coarse)",
-    "resnet152_deconv": "Table 3 row 4: ResNet-152, one-step deconv (76.4)",
-    "resnet152_duc_hdc": "Table 3 rows 5-6: ResNet-152 DUC+HDC Dilation-bigger (76.7 fine; 77.1 fine+coarse)",
+    "resnet101_duc_hdc_released": "released checkpoint: deep stem, released HDC, DUC ASPP4 cell 2, "
+                                  "Table 4 better network",
+    "resnet101_baseline_ds8": "Table 1 row 1: DeepLab-v2 baseline, DS 8, ASPP 4, bilinear",
+    "resnet101_baseline_ds4": "Table 1 row 2: baseline, DS 4, ASPP 4, bilinear",
+    "resnet101_duc_ds8_aspp0_cell1": "Table 1 row 3: DUC, DS 8, no ASPP, cell 1, no aug.",
+    "resnet101_duc_ds8_aspp4_cell1": "Table 1 rows 4-5: DUC, DS 8, ASPP 4, cell 1",
+    "resnet101_duc_ds4_aspp4_cell1": "Table 1 row 6: DUC, DS 4, ASPP 4, cell 1",
+    "resnet101_duc_ds8_aspp6_cell1": "Table 1 row 7: DUC, DS 8, ASPP 6, cell 1",
+    "resnet101_duc_ds8_aspp6_cell2": "Table 1 row 8: DUC, DS 8, ASPP 6, cell 2",
+    "resnet101_deconv_one_step": "Sec. 4.1.2 / Table 3 row 1: one x8 deconv, DUC-matched size",
+    "resnet101_deconv_two_step": "Sec. 4.1.2: x2 then x4 deconv, DUC-matched size",
+    "resnet101_duc_hdc_none": "Table 2: No dilation",
+    "resnet101_duc_hdc_conv": "Table 2: Dilation-conv",
+    "resnet101_duc_hdc_rf": "Table 2: Dilation-RF",
+    "resnet101_duc_hdc_bigger": "Table 2: Dilation-bigger = Table 3 rows 2-3",
+    "resnet152_deconv": "Table 3 row 4: ResNet-152, one-step deconv",
+    "resnet152_duc_hdc": "Table 3 rows 5-6: ResNet-152 DUC+HDC Dilation-bigger",
     "tiny_duc_hdc": "tiny released-like net (deep stem, released HDC, DUC ASPP4 cell 2) for tests/demo",
     "tiny_baseline": "tiny classic-stem DeepLab bilinear baseline for tests/demo",
     "tiny_deconv": "tiny classic-stem one-step deconv decoder for tests/demo",
@@ -249,6 +253,7 @@ PAPER_ROWS: Tuple[PaperRow, ...] = (
     PaperRow("1", "DUC DS8 ASPP6 aug cell1", 74.5, "resnet101_duc_ds8_aspp6_cell1"),
     PaperRow("1", "DUC DS8 ASPP6 aug cell2", 74.7, "resnet101_duc_ds8_aspp6_cell2"),
     PaperRow("4.1.2", "bigger patch 880x880", 75.7, "resnet101_duc_ds8_aspp6_cell2"),
+    PaperRow("4.1.2", "bigger patch 880x880 + CRF", 76.7, "resnet101_duc_ds8_aspp6_cell2"),
     PaperRow("4.1.2", "deconv x8", 75.1, "resnet101_deconv_one_step"),
     PaperRow("4.1.2", "deconv x2 then x4", 75.0, "resnet101_deconv_two_step"),
     PaperRow("2", "No dilation", 72.9, "resnet101_duc_hdc_none"),
@@ -261,10 +266,20 @@ PAPER_ROWS: Tuple[PaperRow, ...] = (
     PaperRow("3", "ResNet-152 Deconv fine", 76.4, "resnet152_deconv"),
     PaperRow("3", "ResNet-152 DUC+HDC fine", 76.7, "resnet152_duc_hdc"),
     PaperRow("3", "ResNet-152 DUC+HDC fine+coarse", 77.1, "resnet152_duc_hdc"),
+    # Table 4 (Cityscapes test server): the released model.
+    PaperRow("4", "ResNet-DUC-HDC-Coarse (better network), test", 80.1, "resnet101_duc_hdc_released"),
     # Sections 4.2 and 4.3 (test servers): KITTI road URBAN_ROAD MaxF (in the miou field), VOC 2012 mIoU.
     PaperRow("5", "KITTI road URBAN_ROAD MaxF", 96.41, "resnet101_duc_ds8_aspp6_cell2"),
     PaperRow("6", "VOC 2012 ResNet-152-DUC", 83.1, "resnet152_duc_hdc"),
 )
+
+
+def paper_miou(table: str, row: str) -> float:
+    """The paper's number (%) of :data:`PAPER_ROWS` row ``row`` of table ``table``."""
+    for paper_row in PAPER_ROWS:
+        if (paper_row.table, paper_row.row) == (table, row):
+            return paper_row.miou
+    raise KeyError(f"no paper row {row!r} in table {table!r}")
 
 
 def list_presets() -> List[str]:
@@ -273,9 +288,10 @@ def list_presets() -> List[str]:
 
 
 def describe_preset(name: str) -> str:
-    """One-line description (paper row and mIoU) of a preset."""
+    """One-line description of a preset with the paper's numbers of its rows (:data:`PAPER_ROWS`)."""
     get_spec(name)
-    return PRESET_DESCRIPTIONS[name]
+    numbers = "; ".join(f"{row.row} {row.miou}" for row in PAPER_ROWS if row.preset == name)
+    return f"{PRESET_DESCRIPTIONS[name]} ({numbers})" if numbers else PRESET_DESCRIPTIONS[name]
 
 
 def get_spec(name_or_spec: Union[str, ModelSpec], **overrides) -> ModelSpec:

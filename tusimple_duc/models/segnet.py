@@ -1,4 +1,8 @@
-"""``SegmentationNet``: backbone + head, plus prediction and parameter-count helpers."""
+"""``SegmentationNet``: backbone + head, plus prediction and parameter-count helpers.
+
+:func:`class_probabilities` is THE network call of prediction (the inference predictor's
+``forward_probabilities`` runs it on each device).
+"""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -6,8 +10,7 @@ from typing import Any, Optional
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
-from tusimple_duc.models.duc import released_layout
-from tusimple_duc.models.heads import DUCHead, SegmentationHead
+from tusimple_duc.models.heads import SegmentationHead
 from tusimple_duc.models.resnet import ResNetBackbone
 
 AUX_SUFFIXES = ("running_mean", "running_var")
@@ -45,25 +48,27 @@ class SegmentationNet(HybridBlock):
         """The head's raw output; DUC: ``(N, L*r*r, H/d, W/d)``."""
         return self.head.raw_scores(self.backbone(x))
 
-    def released_layout_scores(self, x: mx.nd.NDArray) -> mx.nd.NDArray:
-        """DUC only: ``(N, L, r*r*(H/d)*(W/d))``, the released SoftmaxOutput's input, whose
-        last axis lines up with ``layout.label_to_duc_layout`` of the label map."""
-        if not isinstance(self.head, DUCHead):
-            raise TypeError(f"the released layout exists for DUC heads, not {self.head.kind!r}")
-        return released_layout(mx.nd, self.head_scores(x), self.head.ratio)
-
     def predict(self, x: mx.nd.NDArray) -> mx.nd.NDArray:
         """Full-resolution class probabilities ``(N, L, H, W)``: softmax over classes, then a
         bilinear resize of the probabilities (half-pixel centres) when ``s > 1``."""
         return predict_probabilities(self, x)
 
 
+def class_probabilities(net: HybridBlock, x: mx.nd.NDArray) -> mx.nd.NDArray:
+    """``softmax(net(x))`` over the classes: ``x`` (N, 3, H, W) network input -> (N, L, H/s, W/s)
+    probabilities at the prediction resolution, on ``x``'s context.
+
+    ``net`` is any block returning class scores ``(N, L, H/s, W/s)``.
+    """
+    return mx.nd.softmax(net(x), axis=1)
+
+
 def predict_probabilities(net: HybridBlock, x: mx.nd.NDArray) -> mx.nd.NDArray:
-    """``softmax(net(x))`` resized to ``x``'s height and width: ``(N, L, H, W)``.
+    """:func:`class_probabilities` resized to ``x``'s height and width: ``(N, L, H, W)``.
 
     ``net`` is any block with a ``prediction_stride`` attribute returning ``(N, L, H/s, W/s)``.
     """
-    prob = mx.nd.softmax(net(x), axis=1)
+    prob = class_probabilities(net, x)
     height, width = x.shape[2], x.shape[3]
     if prob.shape[2:] != (height, width):
         prob = mx.nd.contrib.BilinearResize2D(prob, height=height, width=width,
