@@ -214,3 +214,77 @@ def test_export_tool_architecture_options(custom_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(["--prefix", prefix, "--out", out, "--preset", TINY, "--config", str(config)])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def _ort_session_output(onnx_path, x, capfd):
+    """Run ONNX Runtime with its log at severity warning; returns (output, captured stderr)."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 1  # info and above reach stderr: a warning would be seen
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"data": x})
+    return out, capfd.readouterr().err
+
+
+@pytest.mark.parametrize("preset, params_seed", [(TINY, None), (RELEASED, 3)])
+def test_clean_onnx_loads_silently_and_equals_mxnet_in_both_runtimes(tmp_path, capfd, preset, params_seed):
+    import onnx
+    import openvino
+
+    from tusimple_duc.io.onnx_graph import ONNX_OPSET
+
+    if params_seed is None:
+        net = get_model(preset)
+        net.initialize()
+        net(mx.nd.zeros((1, 3, 32, 32)))
+        randomize(net, seed=9)
+        prefix = str(tmp_path / "ck")
+        save_checkpoint(net, prefix, 1)
+        epoch = 1
+    else:
+        prefix, epoch = str(tmp_path / "ResNet_DUC_HDC_CityScapes"), 20
+        mx.nd.save(prefix + "-0020.params", released_arrays(seed=params_seed))
+        net = get_model(preset)
+        load_checkpoint(net, prefix, epoch)
+    onnx_path = str(tmp_path / "net.onnx")
+    export_model(prefix, epoch, str(tmp_path / "out"), preset, shape=(64, 64), onnx_path=onnx_path)
+    model = onnx.load(onnx_path)
+    assert [i.name for i in model.graph.input] == ["data"]
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", ONNX_OPSET)]
+    assert not any(n.op_type == "BatchNormalization" for n in model.graph.node)
+    assert not any(n.op_type == "Div" for n in model.graph.node)
+    x = np.random.RandomState(6).uniform(-120, 120, (1, 3, 64, 64)).astype(np.float32)
+    expected = released_layout_probabilities(net, x)
+    capfd.readouterr()
+    out, log_text = _ort_session_output(onnx_path, x, capfd)
+    assert "[W:" not in log_text and "[E:" not in log_text
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled = openvino.Core().compile_model(onnx_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.testing.assert_allclose(compiled(x)[0], expected, rtol=0, atol=1e-4)
+    assert "warning" not in capfd.readouterr().err.lower()
+
+
+def test_batch_norm_folding_is_exact_on_a_hand_made_graph():
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from tusimple_duc.io.onnx_graph import fold_batch_norms
+
+    rng = np.random.RandomState(0)
+    w = rng.standard_normal((2, 1, 1, 1)).astype(np.float32)
+    gamma, beta = np.array([2.0, 0.5], np.float32), np.array([1.0, -1.0], np.float32)
+    mean, var = np.array([0.5, -2.0], np.float32), np.array([3.0, 0.25], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], epsilon=1.0)],
+        "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 1, 1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 1, 1])],
+        [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (gamma, "g"), (beta, "b"), (mean, "m"), (var, "v"))])
+    assert fold_batch_norms(graph) == 1
+    (conv,) = graph.node
+    arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    # by hand: y = gamma * (w x - mean) / sqrt(var + 1) + beta; sqrt(4) = 2, sqrt(1.25)
+    np.testing.assert_allclose(arrays[conv.input[1]].ravel(), w.ravel() * [2.0 / 2.0, 0.5 / np.sqrt(1.25)], rtol=1e-6)
+    np.testing.assert_allclose(arrays[conv.input[2]], [-0.5 * 1.0 + 1.0, 2.0 * 0.5 / np.sqrt(1.25) - 1.0], rtol=1e-6)
+    assert list(conv.output) == ["y"]
