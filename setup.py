@@ -47,5 +47,7 @@ setup(
         "claims": ["scipy<1.11"],
         "gpu": GPU,
         "bench": ["torch==2.13.0"],
+        # [inference] backend = openvino (resolves with numpy 1.23.5; NNCF does not: no OpenVINO int8)
+        "openvino": ["openvino==2026.4.1"],
     },
 )
