@@ -1,11 +1,13 @@
-"""CPU inference benchmark: this project's optimized Gluon forward vs mx.mod.Module vs PyTorch eager.
+"""CPU inference benchmark: this project's optimized Gluon forward vs mx.mod.Module, PyTorch eager, OpenVINO and ONNX Runtime.
 
     python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --out bench.json
 
 Every variant runs in its own process (peak memory per variant), timings interleaved; the
-outputs of the three must agree before anything is timed. See ``experiments/bench/suite.py`` for the
+outputs must agree before anything is timed. See ``experiments/bench/suite.py`` for the
 sections and ``tusimple_duc/inference/fast.py`` for the optimized forward. Needs ``torch``
-(``pip install -e ".[bench]"``). Prints a table and writes the results as JSON (atomically).
+(``pip install -e ".[bench]"``) for variant ``torch`` and ``openvino`` (``.[openvino]``) for
+the OpenVINO variants (without it they are reported as unavailable). Prints a table and writes
+the results as JSON (atomically).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from typing import Optional, Tuple
 
 import tusimple_duc  # noqa: F401  (before mxnet: OMP_NUM_THREADS)
 from experiments.bench.report import format_report
-from experiments.bench.suite import SECTIONS, BenchOptions, Suite
+from experiments.bench.compare import reference_of
+from experiments.bench.suite import MAIN_VARIANTS, SECTIONS, BenchOptions, Suite
 from tusimple_duc.errors import ConfigError, DUCError
 from tusimple_duc.io.atomic import atomic_write_json
 
@@ -51,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=5, help="timed runs per variant (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs after the output check")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    p.add_argument("--main-variants", default=",".join(MAIN_VARIANTS),
+                   help=f"variants of the main section, a subset of {','.join(MAIN_VARIANTS)} (with the "
+                   "reference of each: gluon, and predict-whole for the image variants)")
     p.add_argument("--preset", default="resnet101_duc_hdc_released")
     p.add_argument("--checkpoint", help="checkpoint prefix (default: random weights)")
     p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch")
@@ -71,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_main_variants(text: str) -> Tuple[str, ...]:
+    """``--main-variants`` -> names, each known and listed with its reference."""
+    names = tuple(dict.fromkeys(name for name in text.split(",") if name))
+    unknown = [name for name in names if name not in MAIN_VARIANTS]
+    if unknown:
+        raise ConfigError(f"--main-variants: unknown {', '.join(unknown)} (known: {', '.join(MAIN_VARIANTS)})")
+    missing = sorted({reference_of(name) for name in names} - set(names))
+    if missing or "gluon" not in names:
+        raise ConfigError(f"--main-variants: add {', '.join(missing or ['gluon'])} (the reference the "
+                          f"others are checked and timed against)")
+    return names
+
+
 def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
     sections = tuple(s for s in args.sections.split(",") if s)
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -87,7 +106,7 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
         precision_shape=optional(args.precision_shape), precision_images=args.precision_images,
         calibration_images=args.calibration_images, calibration_mode=args.calibration_mode,
         train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained),
-        trained_shape=optional(args.trained_shape))
+        trained_shape=optional(args.trained_shape), main_variants=parse_main_variants(args.main_variants))
 
 
 def main(argv=None) -> int:

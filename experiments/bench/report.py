@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager"}
+MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager",
+               "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16", "openvino-int8": "OpenVINO int8",
+               "onnxruntime-fp32": "ONNX Runtime fp32", "onnxruntime-int8": "ONNX Runtime int8",
+               "predict-whole": "image: predictor, FastForward fp32",
+               "predict-openvino": "image: predictor, OpenVINO fp32 (test.py)",
+               "bare-openvino": "image: by hand, bare OpenVINO fp32"}
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
@@ -24,6 +29,31 @@ def _memory(result: Dict[str, object]) -> str:
     return f"{result['peak_rss_mb'] / 1024:.2f}" if "peak_rss_mb" in result else "-"
 
 
+def _main_table(entry: Dict[str, object], macs: Dict[str, int]) -> List[str]:
+    """One shape of the main section: a row per variant, a line per unavailable one."""
+    tag = "x".join(map(str, entry["shape"]))
+    variants = entry["variants"]
+    rows = []
+    for name, v in variants.items():
+        speedup = v.get("speedup_vs_reference")
+        rows.append([MAIN_LABELS.get(name, name), _seconds(v["median_s"]),
+                     "-" if speedup is None else f"x{speedup:.2f}", f"{v['gflops']:.0f}",
+                     f"{100 * v['fraction_of_peak']:.0f}%", f"{v['gflops_valid_taps']:.0f}", _memory(v),
+                     f"{v['max_abs_difference']:.1e}", _percent(v["argmax_agreement"])])
+    lines = [f"Whole image {tag} ({macs['gemm'] / 1e12:.3f} T multiply-adds, {macs['gemm_valid_taps'] / 1e12:.3f} T "
+             f"on taps inside the image), median of {len(variants['gluon']['runs_s'])} runs; 'vs fp32': speed-up "
+             f"over FastForward fp32 (image rows: through the predictor), 'argmax =': agreement with it:"]
+    lines += _table(["variant", "latency s", "vs fp32", "GFLOP/s", "of peak", "GFLOP/s inside", "peak RSS GB",
+                     "max |dp|", "argmax ="], rows)
+    ratios = [f"a/{k} = {entry[f'ratio_a_over_{k}']:.2f}" for k in ("b", "c")
+              if entry[f"ratio_a_over_{k}"] is not None]
+    skipped = [f"{name} skipped: {why}" for name, why in entry["skipped"].items()]
+    mode = "interleaved" if entry["interleaved"] else "one process at a time (memory)"
+    lines += [f"{MAIN_LABELS.get(name, name)}: unavailable: {reason}"
+              for name, reason in entry.get("unavailable", {}).items()]
+    return lines + [", ".join(ratios + [mode] + skipped)]
+
+
 def format_report(results: Dict[str, object]) -> str:
     """The machine, GEMM peak and one table per section."""
     m = results["machine"]
@@ -35,22 +65,7 @@ def format_report(results: Dict[str, object]) -> str:
              f"numpy {gemm['numpy_matmul']:.0f}, oneDNN FullyConnected {gemm['onednn_fully_connected']:.0f})",
              f"weights: {results['weights']['source']}", ""]
     for entry in results.get("main", []):
-        tag = "x".join(map(str, entry["shape"]))
-        macs = results["macs"][tag]["gemm"]
-        rows = [[MAIN_LABELS[name], _seconds(v["median_s"]), f"{v['gflops']:.0f}",
-                 f"{100 * v['fraction_of_peak']:.0f}%", f"{v['gflops_valid_taps']:.0f}", _memory(v),
-                 f"{entry['max_abs_difference_vs_gluon'].get(name, 0.0):.1e}"]
-                for name, v in entry["variants"].items()]
-        valid = results["macs"][tag]["gemm_valid_taps"]
-        lines += [f"Whole image {tag} ({macs / 1e12:.3f} T multiply-adds, {valid / 1e12:.3f} T on taps "
-                  f"inside the image), median of {len(entry['variants']['gluon']['runs_s'])} runs:"]
-        lines += _table(["variant", "latency s", "GFLOP/s", "of peak", "GFLOP/s inside", "peak RSS GB",
-                         "max |dp| vs (a)"], rows)
-        ratios = [f"a/{k} = {entry[f'ratio_a_over_{k}']:.2f}" for k in ("b", "c")
-                  if entry[f"ratio_a_over_{k}"] is not None]
-        skipped = [f"{name} skipped: {why}" for name, why in entry["skipped"].items()]
-        mode = "interleaved" if entry["interleaved"] else "one process at a time (memory)"
-        lines += [", ".join(ratios + [mode] + skipped), ""]
+        lines += _main_table(entry, results["macs"]["x".join(map(str, entry["shape"]))]) + [""]
     if "levers" in results:
         levers = results["levers"]
         rows = [[name, _seconds(v["median_s"]), f"{v['gflops']:.0f}", f"{100 * v['fraction_of_peak']:.0f}%",

@@ -39,6 +39,34 @@ def mean_iou(predictions: Sequence[np.ndarray], labels: Sequence[np.ndarray], nu
     return confusion.mean_iou()
 
 
+#: issue 17's deployment targets
+PIPELINE_OVERHEAD_MAX = 1.05
+OPENVINO_SPEEDUP_MIN = 1.1
+BEST_SPEEDUP_MIN = 2.5
+AGREEMENT_MIN = 0.99
+
+
+def backend_targets(tag: str, variants: Dict[str, Dict[str, object]], weights: str) -> Dict[str, bool]:
+    """The deployment targets at one shape, for the variants measured: test.py with OpenVINO
+    fp32 within 5% of the same image by hand around bare OpenVINO, and >= 1.1x the predictor
+    with FastForward fp32; the fastest backend variant with >= 99% argmax agreement (on the
+    benchmark's ``weights``) >= 2.5x FastForward fp32."""
+    out: Dict[str, bool] = {}
+    if "predict-openvino" in variants and "bare-openvino" in variants:
+        out[f"{tag} test.py openvino fp32 within 5% of bare OpenVINO (pre/post included)"] = (
+            variants["predict-openvino"]["median_s"] <= PIPELINE_OVERHEAD_MAX * variants["bare-openvino"]["median_s"])
+    if "predict-openvino" in variants and "predict-whole" in variants:
+        out[f"{tag} test.py openvino fp32 >= 1.1x FastForward fp32 (through the predictor)"] = (
+            variants["predict-openvino"]["speedup_vs_reference"] >= OPENVINO_SPEEDUP_MIN)
+    backends = [v for name, v in variants.items()
+                if v.get("reference") == "gluon" and name.startswith(("openvino-", "onnxruntime-"))]
+    if backends:
+        holding = [v["speedup_vs_reference"] for v in backends if v["argmax_agreement"] >= AGREEMENT_MIN]
+        out[f"{tag} best backend precision >= 2.5x FastForward fp32 at >= 99% argmax agreement "
+            f"(weights: {weights})"] = bool(holding) and max(holding) >= BEST_SPEEDUP_MIN
+    return out
+
+
 def targets(results: Dict[str, object]) -> Dict[str, object]:
     """The issue's targets, met or not, per shape."""
     out: Dict[str, object] = {}
@@ -51,6 +79,7 @@ def targets(results: Dict[str, object]) -> Dict[str, object]:
         out[f"{tag} (a) >= 60% of GEMM peak"] = v["gluon"]["fraction_of_peak"] >= 0.6
         if entry["shape"] == [1024, 2048]:
             out["1024x2048 (a) peak memory < 8 GB"] = v["gluon"]["peak_rss_mb"] < 8192
+        out.update(backend_targets(tag, v, results["weights"]["source"]))
     # The argmax target applies to trained weights: an untrained network amplifies rounding
     # through its 100 layers (bf16, which only rounds, moves random-weight probabilities by up
     # to 0.47 and keeps ~98% of the argmax; 0.1 and 99.5% on a trained one), so random-weight

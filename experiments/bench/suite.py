@@ -4,10 +4,17 @@ Sections (:data:`SECTIONS`):
 
 ``main``       per input shape: (a) ``gluon`` (this project's optimized forward), (b) ``module``
                (``mx.mod.Module`` on the released-format symbol JSON), (c) ``torch`` (PyTorch
-               eager). The probabilities of (a), (b), (c) must agree (max abs difference
-               < ``tolerance``) before anything is timed; then ``warmup`` more runs and ``runs``
-               rounds a, b, c, a, b, c, ...; median latency, GFLOP/s (``models.flops``) and its
-               fraction of the measured GEMM peak, peak resident memory of each process.
+               eager), the deployment backends on the suite's ONNX export of the same weights
+               (OpenVINO fp32, bf16, int8, ONNX Runtime fp32, int8: bare runtimes,
+               :mod:`.backend_variants`) and a uint8 image segmented whole (pre/post-processing
+               included) by the predictor with FastForward (``predict-whole``), by the predictor
+               with OpenVINO fp32 (``predict-openvino``, what test.py runs) and by hand around
+               bare OpenVINO (``bare-openvino``); ``main_variants`` chooses. Variants the install
+               cannot run are recorded as unavailable with the reason. Every output is checked
+               against its reference before anything is timed (:mod:`.compare`); then ``warmup``
+               more runs and ``runs`` interleaved rounds; median latency, speed-up over the
+               reference, GFLOP/s (``models.flops``) and its fraction of the measured GEMM peak,
+               argmax agreement, peak resident memory of each process.
 ``levers``     at ``levers_shape``, one worker at a time, each adding a lever: imperative,
                hybridized, static graph, oneDNN fusion with the models' plain ``relu``, + ReLU
                rewrite, + 320-channel head (= ``gluon``, all levers); then ``gluon`` without the
@@ -38,22 +45,26 @@ from typing import Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
+from experiments.bench.compare import IMAGE_REFERENCE, compare_outputs, reference_of
 from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak
-from experiments.bench.process import BenchError, Worker
+from experiments.bench.process import Worker
 from experiments.bench.scoring import mean_iou, read_rgb, targets, top_two_margin, train_id_map
+from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, unavailable_reason
 from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
 from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
-from tusimple_duc.io.checkpoint import save_checkpoint
-from tusimple_duc.io.export import export_model
+from tusimple_duc.inference.backends import TRACE_SHAPE
+from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
+from tusimple_duc.io.export import export_model, export_onnx
 from tusimple_duc.models import get_model
 from tusimple_duc.models.flops import achieved_gflops, count_macs
 
 Shape = Tuple[int, int]
 SECTIONS = ("main", "levers", "sliding", "precision", "train")
-MAIN_VARIANTS = ("gluon", "module", "torch")
+BACKEND_VARIANTS = BARE_VARIANTS + IMAGE_VARIANTS
+MAIN_VARIANTS = ("gluon", "module", "torch", *BARE_VARIANTS, IMAGE_REFERENCE, *IMAGE_VARIANTS)
 LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu",
           "lever-unpadded-head", "gluon", "lever-raw-head")
 HALF_THREADS = "gluon (MXNet default threads)"
@@ -88,6 +99,7 @@ class BenchOptions:
     trained: Optional[Tuple[str, str, int]] = None   # (preset or train .cfg, prefix, epoch)
     trained_shape: Optional[Shape] = None     # default: precision_shape
     gemm_size: int = 4096
+    main_variants: Tuple[str, ...] = MAIN_VARIANTS
 
 
 class Suite:
@@ -188,57 +200,72 @@ class Suite:
             result["fraction_of_peak"] = result["gflops"] / self.peak
 
     def main_shape(self, shape: Shape, memory_estimate_mb: Dict[str, float]) -> Dict[str, object]:
-        """(a), (b), (c) at ``shape``: interleaved when the estimated peak memories of the three
-        fit in 90% of the available memory, else one process at a time (recorded)."""
+        """The main variants at ``shape``: interleaved when their estimated peak memories fit in
+        90% of the available memory, else one process at a time (recorded). Variants this
+        install cannot run are recorded as unavailable, with the reason."""
+        o = self.options
         tag = f"{shape[0]}x{shape[1]}"
+        unavailable = {name: reason for name in o.main_variants
+                       if (reason := unavailable_reason(name) if name in BACKEND_VARIANTS else None)}
+        names = [name for name in o.main_variants if name not in unavailable]
         available = available_memory_mb()
-        together = sum(memory_estimate_mb.values()) < MEMORY_HEADROOM * available
-        self.log(f"main {tag}: (a) gluon, (b) module, (c) torch, "
+        together = sum(memory_estimate_mb.get(name, 0.0) for name in names) < MEMORY_HEADROOM * available
+        self.log(f"main {tag}: {', '.join(names)}, "
                  f"{'interleaved' if together else 'one process at a time (memory)'}")
-        x = self.network_input(self.synthetic(shape).frames["val"][0].image, f"input-{tag}")
+        for name, reason in unavailable.items():
+            self.log(f"  {name} unavailable: {reason}")
+        image = self.synthetic(shape).frames["val"][0].image
+        x = self.network_input(image, f"input-{tag}")
+        spawn = lambda name: self.spawn(  # noqa: E731
+            name, name, image if reference_of(name) == IMAGE_REFERENCE else x,
+            onnx=self.onnx_file() if name in BACKEND_VARIANTS else None)
+        outputs, variants, skipped = {}, {}, {}
         if together:
-            workers = {name: self.spawn(name, name, x) for name in MAIN_VARIANTS}
+            workers = {name: spawn(name) for name in names}
             outputs = self.first_outputs(workers, tag)
-            self.check_outputs(outputs, tag)
+            comparisons = compare_outputs(outputs, self.options.tolerance, tag)
             variants = self.timed(workers)
         else:
-            outputs, variants, skipped = {}, {}, {}
-            for name in MAIN_VARIANTS:
-                if memory_estimate_mb[name] >= MEMORY_HEADROOM * available_memory_mb():
-                    skipped[name] = (f"estimated peak {memory_estimate_mb[name]:.0f} MB > 90% of the "
+            for name in names:
+                estimate = memory_estimate_mb.get(name, 0.0)
+                if estimate >= MEMORY_HEADROOM * available_memory_mb():
+                    skipped[name] = (f"estimated peak {estimate:.0f} MB > 90% of the "
                                      f"{available_memory_mb():.0f} MB available")
                     self.log(f"  skipping {name}: {skipped[name]}")
                     continue
-                worker = self.spawn(name, name, x)
+                worker = spawn(name)
                 outputs.update(self.first_outputs({name: worker}, tag))
                 variants.update(self.timed({name: worker}))
-            self.check_outputs(outputs, tag)
+            comparisons = compare_outputs(outputs, self.options.tolerance, tag)
+        for name, result in variants.items():
+            result.update(comparisons[name])
+            reference = variants.get(result["reference"])
+            result["speedup_vs_reference"] = reference["median_s"] / result["median_s"] if reference else None
         self.add_throughput(variants, shape)
         a = variants["gluon"]["median_s"]
         ratio = lambda name: a / variants[name]["median_s"] if name in variants else None  # noqa: E731
         return {"shape": list(shape), "variants": variants, "interleaved": together,
-                "skipped": {} if together else skipped,
+                "skipped": skipped, "unavailable": unavailable,
                 "available_memory_mb": available, "memory_estimate_mb": memory_estimate_mb,
-                "max_abs_difference_vs_gluon": {name: float(np.abs(outputs[name] - outputs["gluon"]).max())
-                                                for name in ("module", "torch") if name in outputs},
+                "max_abs_difference_vs_gluon": {name: variants[name]["max_abs_difference"]
+                                                for name in ("module", "torch") if name in variants},
                 "ratio_a_over_b": ratio("module"), "ratio_a_over_c": ratio("torch")}
 
-    def check_outputs(self, outputs: Dict[str, np.ndarray], tag: str) -> None:
-        """Raise unless (b) and (c) give the probabilities of (a) within the tolerance."""
-        for name in ("module", "torch"):
-            if name not in outputs:
-                continue
-            difference = float(np.abs(outputs[name] - outputs["gluon"]).max())
-            if not difference < self.options.tolerance:
-                raise BenchError(f"{tag}: gluon and {name} probabilities differ by {difference:.3g} "
-                                 f">= {self.options.tolerance}: they do not compute the same thing")
+    def onnx_file(self) -> str:
+        """The ONNX export of the benchmark's weights (written once): every backend runs it."""
+        path = self.path("weights.onnx")
+        if not os.path.exists(path):
+            net = get_model(self.options.preset)
+            load_checkpoint(net, self.prefix, 0, ctx=mx.cpu())
+            export_onnx(net, path, TRACE_SHAPE)
+        return path
 
     def main(self) -> List[Dict[str, object]]:
         """Every shape, smallest first: the peaks measured at one shape, scaled by the pixel
         count, estimate the next shape's (unknown for the first: interleaved)."""
         entries: List[Dict[str, object]] = []
         for shape in sorted(self.options.shapes, key=lambda s: s[0] * s[1]):
-            estimate = {name: 0.0 for name in MAIN_VARIANTS}
+            estimate: Dict[str, float] = {}
             if entries:
                 previous = entries[-1]
                 scale = shape[0] * shape[1] / (previous["shape"][0] * previous["shape"][1])

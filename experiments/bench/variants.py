@@ -30,6 +30,9 @@ Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
 ``gluon`` run with ``OMP_NUM_THREADS`` = half the logical CPUs (MXNet's default) is the thread
 lever; the suite sets that in the worker's environment.
 
+Deployment backends (OpenVINO, ONNX Runtime) on the exported ONNX, bare and through the
+predictor: :mod:`experiments.bench.backend_variants`.
+
 Other variants: ``predict-whole`` / ``predict-sliding`` (one ``Predictor.predict`` of a uint8
 image with the fast forward, whole image or ``[inference]``-default 800x800 windows, stride 600)
 and ``train-step`` (one engine SGD update on a crop, batch 1).
@@ -43,8 +46,11 @@ from typing import Any, Dict, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
+from experiments.bench.backend_variants import (BARE_VARIANTS, IMAGE_VARIANTS, BareOpenVINOImageVariant,
+                                                 PredictOpenVINOVariant, bare_forward, geometry_net)
 from tusimple_duc import layout
 from tusimple_duc.config import load_train_config
+from tusimple_duc.inference.backends import prediction_layout
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path
 from tusimple_duc.models import build_model, get_model
@@ -57,7 +63,7 @@ INT8_VARIANTS: Dict[str, Tuple[str, ...]] = {"gluon-int8": INT8_FP32_DEFAULT,
 FORWARD_VARIANTS = ("gluon", "gluon-bf16", *INT8_VARIANTS, "module", "torch", "torch-nchw",
                     "lever-imperative", "lever-hybridized", "lever-static",
                     "lever-fused-plain-relu", "lever-unpadded-head", "lever-raw-head")
-OTHER_VARIANTS = ("predict-whole", "predict-sliding", "train-step")
+OTHER_VARIANTS = ("predict-whole", "predict-sliding", "train-step", *BARE_VARIANTS, *IMAGE_VARIANTS)
 SLIDING_WINDOW = (800, 800)
 SLIDING_STRIDE = (600, 600)
 
@@ -71,6 +77,7 @@ class VariantConfig:
     input : ``.npy`` network input (forward variants), ``.png`` image (predict), or ``.npz`` with
         ``data`` (1, 3, H, W) and ``label`` (1, H/s, W/s) trainIds (train-step).
     calibration, calibration_mode : int8 only: ``.npy`` (N, 3, H, W) inputs and ``naive``/``entropy``.
+    onnx : backend variants only: the ONNX export of the checkpoint.
     """
 
     variant: str
@@ -80,6 +87,7 @@ class VariantConfig:
     input: str
     calibration: Optional[str] = None
     calibration_mode: str = "naive"
+    onnx: Optional[str] = None
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "VariantConfig":
@@ -214,7 +222,8 @@ def _torch(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
 
 
 class PredictVariant:
-    """One ``Predictor.predict`` of a uint8 RGB image with the fp32 fast forward."""
+    """One ``Predictor.predict`` of a uint8 RGB image with the fp32 fast forward;
+    ``probabilities()``: the last run's (1, L, H, W)."""
 
     def __init__(self, config: VariantConfig) -> None:
         import cv2
@@ -228,12 +237,14 @@ class PredictVariant:
         spec = (InferenceSpec(mode="sliding", window=SLIDING_WINDOW, stride=SLIDING_STRIDE)
                 if config.variant == "predict-sliding" else InferenceSpec())
         self.predictor = Predictor(net, spec, forward=FastForward(net))
+        self.last = None
 
     def run(self) -> None:
-        self.predictor.predict(self.image)
+        self.last = None   # freed before the next prediction: the peak memory of one prediction
+        self.last = self.predictor.predict(self.image)
 
-    def probabilities(self) -> None:
-        return None
+    def probabilities(self) -> Optional[np.ndarray]:
+        return None if self.last is None else self.last.probabilities[None]
 
 
 class TrainStepVariant:
@@ -269,6 +280,15 @@ def build_variant(config: VariantConfig):
         return PredictVariant(config)
     if name == "train-step":
         return TrainStepVariant(config)
+    if name == "predict-openvino":
+        return PredictOpenVINOVariant(config)
+    if name == "bare-openvino":
+        return BareOpenVINOImageVariant(config)
+    if name in BARE_VARIANTS:
+        x = np.load(config.input)
+        net = geometry_net(config.preset)
+        return ForwardVariant(bare_forward(name, config.onnx, x.shape), x,
+                              lambda flat: prediction_layout(flat, net, x.shape[2:]))
     if name not in FORWARD_VARIANTS:
         raise ValueError(f"unknown variant {name!r} (known: {', '.join(FORWARD_VARIANTS + OTHER_VARIANTS)})")
     x = np.load(config.input)

@@ -1,0 +1,142 @@
+"""Deployment-backend variants of the benchmark (:mod:`tusimple_duc.inference.backends`).
+
+Every backend variant runs the same ONNX file, the suite's clean export of the benchmark's
+weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
+
+=====================  ===========================================================================
+``openvino-fp32``      bare OpenVINO: the ONNX read, reshaped to the input, compiled for the CPU
+                       plugin with ``INFERENCE_PRECISION_HINT`` f32, called on the input;
+                       output ``seg_prob`` (N, L, r*r*h*w)
+``openvino-bf16``      the same with the hint bf16
+``openvino-int8``      not available (:func:`unavailable_reason`)
+``onnxruntime-fp32``   bare ONNX Runtime: CPU provider, all graph optimizations, default threads
+``onnxruntime-int8``   not available
+``predict-openvino``   what ``test.py`` runs with ``[inference] backend = openvino``: one
+                       ``Predictor.predict`` (released whole-image protocol) of a uint8 image with
+                       ``backends.make_forward(net, "openvino", "fp32")``
+``bare-openvino``      the same image by hand around the bare OpenVINO fp32 model: mean
+                       subtraction, compiled model, DUC rearrangement, bilinear resize of the
+                       probabilities to the image, argmax
+=====================  ===========================================================================
+
+The image variants (``predict-openvino``, ``bare-openvino``; and ``predict-whole``, the same
+through :class:`~tusimple_duc.inference.fast.FastForward`) report the probabilities at image
+resolution, (1, L, H, W).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from experiments.bench.scoring import read_rgb
+from tusimple_duc.config import RELEASED_RGB_MEAN
+from tusimple_duc.errors import ConfigError
+from tusimple_duc.inference.backends import OPENVINO_PRECISION_HINTS, check_backend, prediction_layout
+from tusimple_duc.io.symbol import INPUT_NAME
+from tusimple_duc.layout import sides_are_multiples
+
+BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "onnxruntime-fp32", "onnxruntime-int8")
+IMAGE_VARIANTS = ("predict-openvino", "bare-openvino")
+
+
+def backend_precision(variant: str) -> Tuple[str, str]:
+    """``openvino-bf16`` -> (``openvino``, ``bf16``); the image variants run OpenVINO fp32."""
+    if variant in IMAGE_VARIANTS:
+        return "openvino", "fp32"
+    backend, precision = variant.rsplit("-", 1)
+    return backend, precision
+
+
+def unavailable_reason(variant: str) -> Optional[str]:
+    """Why ``variant`` cannot run with this install (None when it can): the backend's own
+    one-line error (precision not offered, runtime not installed)."""
+    try:
+        check_backend(*backend_precision(variant))
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def openvino_model(onnx_path: str, precision: str, input_shape: Tuple[int, ...]) -> Any:
+    """The ONNX file compiled by OpenVINO's CPU plugin for one (N, 3, H, W) input shape."""
+    import openvino
+
+    core = openvino.Core()
+    model = core.read_model(onnx_path)
+    model.reshape({INPUT_NAME: list(input_shape)})
+    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision]})
+
+
+def bare_forward(variant: str, onnx_path: str, input_shape: Tuple[int, ...]):
+    """``batch -> seg_prob`` (N, L, r*r*h*w) of a bare runtime variant on the ONNX file."""
+    backend, precision = backend_precision(variant)
+    if backend == "openvino":
+        compiled = openvino_model(onnx_path, precision, input_shape)
+        return lambda batch: compiled(batch)[0]
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    return lambda batch: session.run(None, {INPUT_NAME: batch})[0]
+
+
+def geometry_net(preset: str) -> Any:
+    """The preset's network, parameters not initialised (no weight memory): strides and head kind."""
+    from experiments.bench.variants import network
+
+    return network(preset)
+
+
+class PredictOpenVINOVariant:
+    """``Predictor.predict`` with the OpenVINO fp32 backend on the suite's ONNX file."""
+
+    def __init__(self, config) -> None:
+        from experiments.bench.variants import load_net
+        from tusimple_duc.inference import InferenceSpec, Predictor
+        from tusimple_duc.inference.backends import make_forward
+
+        net = load_net(config)
+        with open(config.onnx, "rb") as f:
+            forward = make_forward(net, "openvino", "fp32", model_bytes=f.read())
+        self.predictor = Predictor(net, InferenceSpec(), forward=forward)
+        self.image = read_rgb(config.input)
+        self.last = None
+
+    def run(self) -> None:
+        self.last = None   # freed before the next prediction: the peak memory of one prediction
+        self.last = self.predictor.predict(self.image)
+
+    def probabilities(self) -> Optional[np.ndarray]:
+        """(1, L, H, W) probabilities of the last run."""
+        return None if self.last is None else self.last.probabilities[None]
+
+
+class BareOpenVINOImageVariant:
+    """A uint8 image segmented by hand around the bare OpenVINO fp32 model (pre/post included)."""
+
+    def __init__(self, config) -> None:
+        self.net = geometry_net(config.preset)
+        self.image = read_rgb(config.input)
+        rows, cols = self.image.shape[:2]
+        if not sides_are_multiples((rows, cols), int(self.net.output_stride)):
+            raise ValueError(f"{config.input}: {rows}x{cols} is not a multiple of the output stride "
+                             f"{self.net.output_stride} (bare-openvino does not pad)")
+        self.compiled = openvino_model(config.onnx, "fp32", (1, 3, rows, cols))
+        self.mean = np.asarray(RELEASED_RGB_MEAN, dtype=np.float32)
+        self.full: Optional[np.ndarray] = None
+        self.labels: Optional[np.ndarray] = None
+
+    def run(self) -> None:
+        rows, cols = self.image.shape[:2]
+        self.full = self.labels = None
+        data = np.ascontiguousarray((self.image - self.mean).transpose(2, 0, 1)[None])
+        small = prediction_layout(self.compiled(data)[0], self.net, (rows, cols))[0]
+        self.full = cv2.resize(small.transpose(1, 2, 0), (cols, rows), interpolation=cv2.INTER_LINEAR)
+        self.labels = self.full.argmax(axis=2).astype(np.uint8)
+
+    def probabilities(self) -> Optional[np.ndarray]:
+        """(1, L, H, W) probabilities of the last run."""
+        return None if self.full is None else self.full.transpose(2, 0, 1)[None]
