@@ -1,7 +1,7 @@
 """Score a folder of predictions with the official metric of its dataset.
 
     python tools/evaluate.py RESULT_DIR GT_ROOT [--dataset cityscapes|kitti|voc] [--split val]
-                             [--out metrics.json] [--figures DIR] [--subset]
+                             [--out metrics.json] [--figures DIR] [--subset] [--workers N]
 
 RESULT_DIR holds, for cityscapes, labelIds PNGs named after the images (flat or in city
 subfolders, e.g. ``result_dir/score/``); for kitti, road probability PNGs (uint8 = p * 255)
@@ -12,7 +12,8 @@ As the official evaluators: every ground truth of the split needs a prediction (
 scores only those that have one) and files matching no ground truth are ignored (counted in a
 note). Prints the per-class table, writes the metrics JSON (default RESULT_DIR/metrics.json)
 and, with --figures, the confusion-matrix and IoU figures. The output folders are checked
-before any prediction is read.
+before any prediction is read. Files are decoded and counted in --workers processes (default:
+one per physical core); the scores are the same for every worker count.
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from tusimple_duc.datasets import DATASETS, evaluate_folder
 from tusimple_duc.evaluation import EvaluationResult, format_tables, write_metrics_json
 from tusimple_duc.errors import OutputError
 from tusimple_duc.io.atomic import ensure_writable_dir
-from tusimple_duc.viz.plots import write_result_figures
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -42,6 +42,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="write confusion_matrix.png and class_iou.png into DIR")
     parser.add_argument("--subset", action="store_true",
                         help="score only the ground truths that have a prediction (default: all need one)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes reading the files (default: the number of physical cores)")
     return parser.parse_args(argv)
 
 
@@ -70,13 +72,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.figures:
         ensure_writable_dir(args.figures, "--figures")
     result = evaluate_folder(args.dataset, args.result_dir, args.gt_root, args.split,
-                             show_progress=sys.stderr.isatty(), subset=args.subset)
+                             show_progress=sys.stderr.isatty(), subset=args.subset, workers=args.workers)
     print(format_tables(result))
     for line in coverage_notes(result):
         print(line)
     write_metrics_json(out, result)
     print(f"metrics: {out}")
     if args.figures:
+        from tusimple_duc.viz.plots import write_result_figures  # matplotlib: imported only when drawing
+
         for path in write_result_figures(result, args.figures):
             print(f"figure: {path}")
     return 0

@@ -34,10 +34,12 @@ def dataset_lists(name: str, root: str, **options: Any) -> Lists:
 
 
 def evaluate_folder(name: str, result_dir: str, gt_root: str, split: Optional[str] = None,
-                    show_progress: bool = False, subset: bool = False) -> EvaluationResult:
+                    show_progress: bool = False, subset: bool = False,
+                    workers: Optional[int] = None) -> EvaluationResult:
     """Score the predictions in ``result_dir`` with the protocol of dataset ``name``
     (:meth:`DatasetSpec.evaluate_folder`)."""
-    return get_dataset(name, "--dataset").evaluate_folder(result_dir, gt_root, split, show_progress, subset)
+    return get_dataset(name, "--dataset").evaluate_folder(
+        result_dir, gt_root, split, show_progress, subset, workers)
 
 
 __all__ = ["DATASETS", "DatasetSpec", "dataset_lists", "evaluate_folder", "get_dataset"]

@@ -65,11 +65,13 @@ class DatasetSpec(ABC):
 
     @abstractmethod
     def evaluate_folder(self, result_dir: str, gt_root: str, split: Optional[str] = None,
-                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
+                        show_progress: bool = False, subset: bool = False,
+                        workers: Optional[int] = None) -> EvaluationResult:
         """Score the prediction files in ``result_dir`` against the ground truth under ``gt_root``.
 
         ``split`` defaults to :attr:`default_split`; every ground truth of the split needs a
-        prediction unless ``subset`` (then only the predicted ones are scored).
+        prediction unless ``subset`` (then only the predicted ones are scored). Files are read in
+        ``workers`` processes (None: one per physical core); the scores do not depend on it.
         """
 
     @abstractmethod

@@ -91,8 +91,9 @@ class CityscapesDataset(DatasetSpec):
         return CityscapesEvaluator()
 
     def evaluate_folder(self, result_dir: str, gt_root: str, split: Optional[str] = None,
-                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
-        return evaluate_cityscapes(result_dir, gt_root, split or self.default_split, show_progress, subset)
+                        show_progress: bool = False, subset: bool = False,
+                        workers: Optional[int] = None) -> EvaluationResult:
+        return evaluate_cityscapes(result_dir, gt_root, split or self.default_split, show_progress, subset, workers)
 
     def encode_score(self, labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """labelIds (H, W) uint8 of the predicted trainIds."""

@@ -70,8 +70,9 @@ class KittiRoadDataset(DatasetSpec):
         return KittiRoadEvaluator()
 
     def evaluate_folder(self, result_dir: str, gt_root: str, split: Optional[str] = None,
-                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
-        return evaluate_kitti_road(result_dir, gt_root, split or self.default_split, show_progress, subset)
+                        show_progress: bool = False, subset: bool = False,
+                        workers: Optional[int] = None) -> EvaluationResult:
+        return evaluate_kitti_road(result_dir, gt_root, split or self.default_split, show_progress, subset, workers)
 
     def encode_score(self, labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """Road probability (H, W) as ``round(p * 255)`` uint8."""

@@ -25,17 +25,19 @@ from __future__ import annotations
 import glob
 import os
 import re
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from tusimple_duc.data.labels import CITYSCAPES_LABELS, CITYSCAPES_NUM_CLASSES, CITYSCAPES_TRAINID_TO_ID
 from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
-from tusimple_duc.evaluation.confusion import ConfusionAccumulator, group_counts, mean_of_present, safe_ratio
+from tusimple_duc.evaluation.confusion import (
+    ConfusionAccumulator, confusion_matrix, group_counts, mean_of_present, safe_ratio)
 from tusimple_duc.evaluation.files import (
     check_same_size, coverage_details, list_prediction_files, size_text)
+from tusimple_duc.evaluation.parallel import ordered_map
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 #: labelIds 0..33 form the rows and columns of the confusion matrix.
@@ -76,6 +78,11 @@ _ID_TO_INSTANCE_CATEGORY = np.full(256, -1, dtype=np.int64)
 for _index, _ids in enumerate(_INSTANCE_CATEGORY_ALL_IDS):
     _ID_TO_INSTANCE_CATEGORY[_ids] = _index
 del _index, _ids
+#: (2, 34) 1 where labelId p belongs to instance category k (caravan and trailer too).
+_INSTANCE_CATEGORY_MEMBERS = (_ID_TO_INSTANCE_CATEGORY[None, :NUM_LABEL_IDS] == np.arange(
+    len(INSTANCE_CATEGORY_NAMES))[:, None]).astype(np.int64)
+_INSTANCE_COUNT_SIZES = {"class_tp": len(INSTANCE_CLASS_IDS), "class_fn": len(INSTANCE_CLASS_IDS),
+                         "category_tp": len(INSTANCE_CATEGORY_NAMES), "category_fn": len(INSTANCE_CATEGORY_NAMES)}
 _INSTANCE_CLASS_AVERAGE_SIZE = np.array(
     [AVERAGE_INSTANCE_SIZE[next(l.name for l in _LABELS if l.id == i)] for i in INSTANCE_CLASS_IDS])
 
@@ -85,11 +92,30 @@ _LARGEST_TRAIN_ID = CITYSCAPES_NUM_CLASSES - 1
 _NAME_PATTERN = re.compile(r"^(?P<city>[^_]+)_(?P<sequence>\d+)_(?P<frame>\d+)(_[^.]*)?\.png$")
 
 
+@dataclass
+class CityscapesImageCounts:
+    """What one image adds to the Cityscapes scores (:func:`count_image`).
+
+    Attributes
+    ----------
+    confusion : (34, 34) int64 labelId pixel counts, rows ground truth, columns prediction.
+    instances : None without instanceIds, else the weighted counts summed over the image's
+        evaluated instances: ``class_tp``, ``class_fn`` (8,) float64 in the order of
+        INSTANCE_CLASS_IDS and ``category_tp``, ``category_fn`` (2,) float64 in the order of
+        INSTANCE_CATEGORY_NAMES, in pixels times ``AVERAGE_INSTANCE_SIZE / instance size``.
+    largest_prediction : the largest labelId in the prediction.
+    """
+
+    confusion: np.ndarray
+    instances: Optional[Dict[str, np.ndarray]]
+    largest_prediction: int
+
+
 class CityscapesEvaluator:
     """Accumulate images (labelId maps) and score them with the official Cityscapes protocol.
 
     Either every image or no image comes with ground-truth instanceIds; iIoU is reported
-    only in the first case.
+    only in the first case. Images are summed in the order they are added.
     """
 
     def __init__(self) -> None:
@@ -97,76 +123,30 @@ class CityscapesEvaluator:
         self.num_images = 0
         self.with_instances: Optional[bool] = None
         # Weighted true positives / false negatives, summed over instances.
-        self.class_tp = np.zeros(len(INSTANCE_CLASS_IDS))
-        self.class_fn = np.zeros(len(INSTANCE_CLASS_IDS))
-        self.category_tp = np.zeros(len(INSTANCE_CATEGORY_NAMES))
-        self.category_fn = np.zeros(len(INSTANCE_CATEGORY_NAMES))
+        self.instance_counts = {name: np.zeros(size) for name, size in _INSTANCE_COUNT_SIZES.items()}
 
     def add(self, pred_label_ids: np.ndarray, gt_label_ids: np.ndarray,
             gt_instance_ids: Optional[np.ndarray] = None, source: str = "<arrays>") -> None:
-        """Add one image.
+        """Add one image (the arguments of :func:`count_image`)."""
+        self.add_counts(count_image(pred_label_ids, gt_label_ids, gt_instance_ids, source), source)
 
-        Parameters
-        ----------
-        pred_label_ids, gt_label_ids : np.ndarray
-            (H, W) integer labelIds 0..33 (the prediction may use any id, e.g. 0 for "unlabeled").
-        gt_instance_ids : np.ndarray or None
-            (H, W) integer ``*_gtFine_instanceIds`` values (``id * 1000 + k`` for instances).
-        source : str
-            The prediction's file name, for error messages.
-        """
-        pred = np.asarray(pred_label_ids)
-        gt = np.asarray(gt_label_ids)
-        if pred.ndim != 2:
-            raise EvaluationError(f"{source}: prediction has shape {pred.shape}; expected a (H, W) labelId map")
-        if pred.shape != gt.shape:
-            raise EvaluationError(f"{source}: prediction is {size_text(pred.shape)} but ground truth is "
-                                  f"{size_text(gt.shape)}")
-        _check_ids(pred, f"{source}: prediction")
-        _check_ids(gt, f"{source}: ground truth")
-        has_instances = gt_instance_ids is not None
+    def add_counts(self, counts: CityscapesImageCounts, source: str = "<arrays>") -> None:
+        """Add the :func:`count_image` counts of one image; ``source`` names it in error messages."""
+        has_instances = counts.instances is not None
         if self.with_instances is not None and has_instances != self.with_instances:
             raise EvaluationError(f"{source}: instanceIds are given for some images but not for others")
-        if has_instances:
-            instances = np.asarray(gt_instance_ids)
-            if instances.shape != gt.shape:
-                raise EvaluationError(f"{source}: instanceIds shape {instances.shape} differs from labelIds {gt.shape}")
-            self._add_instances(pred, instances, source)
-        self.confusion.add(pred, gt)
+        if counts.instances is not None:
+            for name, total in self.instance_counts.items():
+                total += counts.instances[name]
+        self.confusion.matrix += counts.confusion
         self.with_instances = has_instances
         self.num_images += 1
 
     def discard_instances(self) -> None:
         """Stop computing iIoU: forget the instance counts so far and ignore instanceIds from now on."""
         self.with_instances = False
-        for counts in (self.class_tp, self.class_fn, self.category_tp, self.category_fn):
-            counts[:] = 0
-
-    def _add_instances(self, pred: np.ndarray, instances: np.ndarray, source: str) -> None:
-        """Add the weighted true positives / false negatives of every evaluated instance."""
-        in_instance = instances > 1000
-        instance_pixels = instances[in_instance].astype(np.int64)
-        label_ids = instance_pixels // 1000
-        if label_ids.size and label_ids.max() >= NUM_LABEL_IDS:
-            raise EvaluationError(f"{source}: instanceIds contain {label_ids.max() * 1000}+, an unknown labelId")
-        evaluated = _ID_TO_INSTANCE_CLASS[label_ids] >= 0
-        instance_pixels, label_ids = instance_pixels[evaluated], label_ids[evaluated]
-        pred_pixels = pred[in_instance][evaluated].astype(np.int64)
-        instance_ids, pixel_instance, sizes = np.unique(instance_pixels, return_inverse=True, return_counts=True)
-        num = len(instance_ids)
-        class_index = _ID_TO_INSTANCE_CLASS[instance_ids // 1000]
-        category_index = _ID_TO_INSTANCE_CATEGORY[instance_ids // 1000]
-        hits = np.bincount(pixel_instance, weights=pred_pixels == label_ids, minlength=num)
-        category_hits = np.bincount(
-            pixel_instance, weights=_ID_TO_INSTANCE_CATEGORY[pred_pixels] == category_index[pixel_instance],
-            minlength=num)
-        weight = _INSTANCE_CLASS_AVERAGE_SIZE[class_index] / sizes
-        bins = len(INSTANCE_CLASS_IDS)
-        self.class_tp += np.bincount(class_index, weights=hits * weight, minlength=bins)
-        self.class_fn += np.bincount(class_index, weights=(sizes - hits) * weight, minlength=bins)
-        bins = len(INSTANCE_CATEGORY_NAMES)
-        self.category_tp += np.bincount(category_index, weights=category_hits * weight, minlength=bins)
-        self.category_fn += np.bincount(category_index, weights=(sizes - category_hits) * weight, minlength=bins)
+        for total in self.instance_counts.values():
+            total[:] = 0
 
     def result(self) -> EvaluationResult:
         """The scores of all images added so far."""
@@ -180,14 +160,15 @@ class CityscapesEvaluator:
         category_columns = {"IoU": category_iou}
         summary = {"mIoU": mean_of_present(class_iou)}
         if self.with_instances:
+            counts = self.instance_counts
             class_iiou = np.full(len(EVALUATED_IDS), np.nan)
             _, class_fp, _ = group_counts(matrix, [[i] for i in INSTANCE_CLASS_IDS], EVALUATED_IDS)
             class_iiou[[EVALUATED_IDS.index(i) for i in INSTANCE_CLASS_IDS]] = safe_ratio(
-                self.class_tp, self.class_tp + class_fp + self.class_fn)
+                counts["class_tp"], counts["class_tp"] + class_fp + counts["class_fn"])
             category_iiou = np.full(len(CATEGORY_NAMES), np.nan)
             _, category_fp, _ = group_counts(matrix, _INSTANCE_CATEGORY_ALL_IDS, EVALUATED_IDS)
             category_iiou[[CATEGORY_NAMES.index(c) for c in INSTANCE_CATEGORY_NAMES]] = safe_ratio(
-                self.category_tp, self.category_tp + category_fp + self.category_fn)
+                counts["category_tp"], counts["category_tp"] + category_fp + counts["category_fn"])
             class_columns["iIoU"] = class_iiou
             category_columns["iIoU"] = category_iiou
             summary["iIoU"] = mean_of_present(class_iiou)
@@ -216,6 +197,73 @@ def _check_ids(label_ids: np.ndarray, what: str) -> None:
         bad = label_ids.max() if label_ids.max() >= NUM_LABEL_IDS else label_ids.min()
         raise EvaluationError(f"{what} contains value {bad}, outside the Cityscapes labelId table 0..33"
                               " (a trainId or colour image instead of labelIds?)")
+
+
+def count_image(pred_label_ids: np.ndarray, gt_label_ids: np.ndarray,
+                gt_instance_ids: Optional[np.ndarray] = None, source: str = "<arrays>") -> CityscapesImageCounts:
+    """Count one image for :meth:`CityscapesEvaluator.add_counts`.
+
+    Parameters
+    ----------
+    pred_label_ids, gt_label_ids : np.ndarray
+        (H, W) integer labelIds 0..33 (the prediction may use any id, e.g. 0 for "unlabeled").
+    gt_instance_ids : np.ndarray or None
+        (H, W) integer ``*_gtFine_instanceIds`` values (``id * 1000 + k`` for instances).
+    source : str
+        The prediction's file name, for error messages.
+    """
+    pred = np.asarray(pred_label_ids)
+    gt = np.asarray(gt_label_ids)
+    if pred.ndim != 2:
+        raise EvaluationError(f"{source}: prediction has shape {pred.shape}; expected a (H, W) labelId map")
+    if pred.shape != gt.shape:
+        raise EvaluationError(f"{source}: prediction is {size_text(pred.shape)} but ground truth is "
+                              f"{size_text(gt.shape)}")
+    _check_ids(pred, f"{source}: prediction")
+    _check_ids(gt, f"{source}: ground truth")
+    instances = None
+    if gt_instance_ids is not None:
+        instance_ids = np.asarray(gt_instance_ids)
+        if instance_ids.shape != gt.shape:
+            raise EvaluationError(f"{source}: instanceIds shape {instance_ids.shape} differs from labelIds {gt.shape}")
+        instances = _instance_counts(pred, instance_ids, source)
+    return CityscapesImageCounts(confusion_matrix(pred, gt, NUM_LABEL_IDS, ignore_label=None), instances,
+                                 int(pred.max()) if pred.size else 0)
+
+
+def _instance_counts(pred: np.ndarray, instance_ids: np.ndarray, source: str) -> Dict[str, np.ndarray]:
+    """The weighted true positives / false negatives of every evaluated instance of one image, summed.
+
+    One histogram of (instanceId, predicted labelId) over the instance pixels gives, per
+    instance id, its size, its pixels predicted as its class and as its category.
+    """
+    if not np.issubdtype(instance_ids.dtype, np.integer):
+        raise EvaluationError(f"{source}: instanceIds have dtype {instance_ids.dtype}; expected integers")
+    in_instance = instance_ids > 1000
+    instance_pixels = instance_ids[in_instance]
+    largest = int(instance_pixels.max()) if instance_pixels.size else 0
+    if largest // 1000 >= NUM_LABEL_IDS:
+        raise EvaluationError(f"{source}: instanceIds contain {largest // 1000 * 1000}+, an unknown labelId")
+    keys = np.multiply(instance_pixels, NUM_LABEL_IDS, dtype=np.intp)
+    keys += pred[in_instance]
+    # histogram[i, p]: pixels of instance id i predicted as labelId p.
+    histogram = np.bincount(keys, minlength=(largest + 1) * NUM_LABEL_IDS).reshape(-1, NUM_LABEL_IDS)
+    ids = np.nonzero(histogram.any(axis=1))[0]
+    ids = ids[_ID_TO_INSTANCE_CLASS[ids // 1000] >= 0]
+    rows = histogram[ids]
+    sizes = rows.sum(axis=1)
+    class_index = _ID_TO_INSTANCE_CLASS[ids // 1000]
+    category_index = _ID_TO_INSTANCE_CATEGORY[ids // 1000]
+    hits = rows[np.arange(len(ids)), ids // 1000]
+    category_hits = (rows * _INSTANCE_CATEGORY_MEMBERS[category_index]).sum(axis=1)
+    weight = _INSTANCE_CLASS_AVERAGE_SIZE[class_index] / sizes
+    classes, categories = len(INSTANCE_CLASS_IDS), len(INSTANCE_CATEGORY_NAMES)
+    return {
+        "class_tp": np.bincount(class_index, weights=hits * weight, minlength=classes),
+        "class_fn": np.bincount(class_index, weights=(sizes - hits) * weight, minlength=classes),
+        "category_tp": np.bincount(category_index, weights=category_hits * weight, minlength=categories),
+        "category_fn": np.bincount(category_index, weights=(sizes - category_hits) * weight, minlength=categories),
+    }
 
 
 def match_predictions(result_dir: str, gt_root: str,
@@ -270,8 +318,19 @@ def instance_path(gt_label_ids_path: str) -> Optional[str]:
     return os.path.join(folder, name[:-len(GT_SUFFIX)] + "_gtFine_instanceIds.png")
 
 
-def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
-                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
+def count_files(job: Tuple[str, str, Optional[str]]) -> CityscapesImageCounts:
+    """Read and count one image: ``job`` = (prediction, ground-truth labelIds, instanceIds or None) paths."""
+    pred_path, gt_path, inst_path = job
+    pred = read_png(pred_path, ("L",), "labelIds prediction", error=EvaluationError)
+    gt = read_png(gt_path, ("L",), "ground-truth labelIds", error=EvaluationError)
+    check_same_size(pred, pred_path, gt, gt_path)
+    instances = (None if inst_path is None else
+                 read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds", error=EvaluationError))
+    return count_image(pred, gt, instances, source=pred_path)
+
+
+def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val", show_progress: bool = False,
+                        subset: bool = False, workers: Optional[int] = None) -> EvaluationResult:
     """Score a folder of labelIds PNGs against ``gt_root/gtFine/{split}`` at full resolution.
 
     Every ground truth of the split needs a prediction unless ``subset``; other PNGs are
@@ -279,6 +338,8 @@ def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
     iIoU is computed when every matched ground truth has its ``*_gtFine_instanceIds.png``;
     when only some have, the first missing one is reported as an error.
     ``details["warnings"]`` says when the predictions look like trainIds (no value above 18).
+    Images are read and counted in ``workers`` processes (None: one per physical core) and
+    summed in file order, so the scores do not depend on ``workers``.
     """
     pairs, missing, extra = match_predictions(result_dir, gt_root, split)
     details = coverage_details(result_dir, missing, extra, len(pairs), subset)
@@ -286,17 +347,13 @@ def evaluate_cityscapes(result_dir: str, gt_root: str, split: str = "val",
     present = [os.path.isfile(p) for p in instance_paths]
     if any(present) and not all(present):
         raise EvaluationError(f"{instance_paths[present.index(False)]}: missing, but other images have instanceIds")
+    jobs = [(pred_path, gt_path, inst_path if all(present) else None)
+            for (pred_path, gt_path), inst_path in zip(pairs, instance_paths)]
     evaluator = CityscapesEvaluator()
     largest_value = 0
-    for (pred_path, gt_path), inst_path in tqdm(list(zip(pairs, instance_paths)), disable=not show_progress,
-                                                desc="cityscapes", unit="image"):
-        pred = read_png(pred_path, ("L",), "labelIds prediction", error=EvaluationError)
-        gt = read_png(gt_path, ("L",), "ground-truth labelIds", error=EvaluationError)
-        check_same_size(pred, pred_path, gt, gt_path)
-        instances = (read_png(inst_path, ("I;16", "I"), "ground-truth instanceIds", error=EvaluationError)
-                     if all(present) else None)
-        evaluator.add(pred, gt, instances, source=pred_path)
-        largest_value = max(largest_value, int(pred.max()))
+    for (pred_path, _, _), counts in zip(jobs, ordered_map(count_files, jobs, workers, show_progress, "cityscapes")):
+        evaluator.add_counts(counts, pred_path)
+        largest_value = max(largest_value, counts.largest_prediction)
     result = evaluator.result()
     result.details.update(details)
     if largest_value <= _LARGEST_TRAIN_ID:

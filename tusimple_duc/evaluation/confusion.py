@@ -20,9 +20,13 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 from tusimple_duc.errors import EvaluationError
+
+#: Pixel counts below this are exact in float32 (OpenCV's histogram type).
+_FLOAT32_EXACT_COUNTS = 1 << 24
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int,
@@ -55,14 +59,28 @@ def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int,
     if ignore_label is not None:
         valid = gt != ignore_label
         pred, gt = pred[valid], gt[valid]
-    gt = gt.astype(np.int64).ravel()
-    pred = pred.astype(np.int64).ravel()
+    gt, pred = (v if np.issubdtype(v.dtype, np.integer) else v.astype(np.int64) for v in (gt, pred))
     for what, values in (("ground truth", gt), ("prediction", pred)):
         if values.size and (values.min() < 0 or values.max() >= num_classes):
             bad = values.max() if values.max() >= num_classes else values.min()
             raise EvaluationError(f"{what} contains class {bad}, outside 0..{num_classes - 1}")
-    return np.bincount(gt * num_classes + pred, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes)
+    if gt.dtype == pred.dtype == np.uint8 and gt.size < _FLOAT32_EXACT_COUNTS:
+        return _uint8_confusion(gt, pred, num_classes)
+    # gt * L + pred in the narrowest type that holds L * L (one pass each; bincount widens it once).
+    key_type = np.uint16 if num_classes * num_classes <= 1 << 16 else np.intp
+    keys = np.multiply(gt, num_classes, dtype=key_type, casting="unsafe")  # values checked above
+    keys += pred.astype(key_type, copy=False)
+    return np.bincount(keys.ravel(), minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _uint8_confusion(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """:func:`confusion_matrix` of uint8 maps with fewer than 2**24 pixels, in one pass without temporaries.
+
+    OpenCV's 2-D histogram counts in float32, exact for counts below 2**24.
+    """
+    columns = [np.ascontiguousarray(values).reshape(-1, 1) for values in (gt, pred)]
+    counts = cv2.calcHist(columns, [0, 1], None, [num_classes, num_classes], [0, num_classes, 0, num_classes])
+    return counts.astype(np.int64)
 
 
 def group_counts(matrix: np.ndarray, groups: Sequence[Sequence[int]],

@@ -27,13 +27,13 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from tusimple_duc.data.labels import IGNORE_LABEL, KITTI_CLASS_NAMES, KITTI_ROAD_CATEGORIES, kitti_gt_to_labels
 from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import safe_ratio
 from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files
+from tusimple_duc.evaluation.parallel import ordered_map
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 #: The devkit's thresholds, ``np.array(range(0, 256)) / 255.0``.
@@ -138,6 +138,13 @@ class KittiRoadEvaluator:
             self.histograms[key] = (pos + positive, neg + negative)
         self.num_images += 1
 
+    def merge(self, other: "KittiRoadEvaluator") -> None:
+        """Add the histograms and image count of another evaluator."""
+        for key, (positive, negative) in other.histograms.items():
+            pos, neg = self.histograms.get(key, (0, 0))
+            self.histograms[key] = (pos + positive, neg + negative)
+        self.num_images += other.num_images
+
     def result(self) -> EvaluationResult:
         """Scores of every category seen and of all images together (summary = all images)."""
         if self.num_images == 0:
@@ -217,24 +224,33 @@ def match_predictions(result_dir: str, gt_root: str, split: Optional[str] = None
     return [pairs[key] for key in sorted(pairs)], missing, extra
 
 
-def evaluate_kitti_road(result_dir: str, gt_root: str, split: Optional[str] = None,
-                        show_progress: bool = False, subset: bool = False) -> EvaluationResult:
+def count_files(job: Tuple[str, str, str]) -> KittiRoadEvaluator:
+    """Read and add one (prediction, ground truth, category) triple: a one-image evaluator."""
+    pred_path, gt_path, category = job
+    road_prob = read_road_probability(pred_path)
+    gt_rgb = read_png(gt_path, ("RGB",), "KITTI road ground truth", error=EvaluationError)
+    gt_labels = kitti_gt_to_labels(gt_rgb)
+    check_same_size(road_prob, pred_path, gt_labels, gt_path)
+    evaluator = KittiRoadEvaluator()
+    evaluator.add(road_prob, gt_labels, category, source=pred_path)
+    return evaluator
+
+
+def evaluate_kitti_road(result_dir: str, gt_root: str, split: Optional[str] = None, show_progress: bool = False,
+                        subset: bool = False, workers: Optional[int] = None) -> EvaluationResult:
     """Score a folder of road probability maps against the KITTI road ground truth.
 
     ``gt_root`` is the folder holding ``gt_image_2`` or its parent (``data_road``, which
     holds ``training/gt_image_2``); ``split`` names the subfolder explicitly. Every ground
     truth needs a prediction unless ``subset``; other files are ignored
-    (:func:`~tusimple_duc.evaluation.files.coverage_details`).
+    (:func:`~tusimple_duc.evaluation.files.coverage_details`). Images are read in ``workers``
+    processes (None: one per physical core).
     """
     triples, missing, extra = match_predictions(result_dir, gt_root, split)
     details = coverage_details(result_dir, missing, extra, len(triples), subset)
     evaluator = KittiRoadEvaluator()
-    for pred_path, gt_path, category in tqdm(triples, disable=not show_progress, desc="kitti", unit="image"):
-        road_prob = read_road_probability(pred_path)
-        gt_rgb = read_png(gt_path, ("RGB",), "KITTI road ground truth", error=EvaluationError)
-        gt_labels = kitti_gt_to_labels(gt_rgb)
-        check_same_size(road_prob, pred_path, gt_labels, gt_path)
-        evaluator.add(road_prob, gt_labels, category, source=pred_path)
+    for image in ordered_map(count_files, triples, workers, show_progress, "kitti"):
+        evaluator.merge(image)
     result = evaluator.result()
     result.details.update(details)
     return result

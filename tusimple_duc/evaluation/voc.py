@@ -9,13 +9,13 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from tusimple_duc.data.labels import IGNORE_LABEL, VOC_CLASS_NAMES, VOC_NUM_CLASSES
 from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator
 from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files
+from tusimple_duc.evaluation.parallel import ordered_map
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
 
@@ -103,21 +103,31 @@ def match_predictions(result_dir: str, gt_root: str, split: str = "val"
     return [pairs[key] for key in sorted(pairs)], missing, extra
 
 
+def count_files(job: Tuple[str, str]) -> np.ndarray:
+    """Read one (prediction, ground truth) pair of paths: its (21, 21) int64 confusion counts."""
+    pred_path, gt_path = job
+    pred = read_png(pred_path, ("L", "P"), "VOC prediction", error=EvaluationError)
+    gt = read_png(gt_path, ("L", "P"), "VOC ground truth", error=EvaluationError)
+    check_same_size(pred, pred_path, gt, gt_path)
+    evaluator = VocEvaluator()
+    evaluator.add(pred, gt, source=pred_path)
+    return evaluator.confusion.matrix
+
+
 def evaluate_voc(result_dir: str, gt_root: str, split: str = "val", show_progress: bool = False,
-                 subset: bool = False) -> EvaluationResult:
+                 subset: bool = False, workers: Optional[int] = None) -> EvaluationResult:
     """Score a folder of VOC index/palette PNG predictions against ``SegmentationClass``.
 
     Every image of the split list needs a prediction unless ``subset``; other files are ignored
-    (:func:`~tusimple_duc.evaluation.files.coverage_details`).
+    (:func:`~tusimple_duc.evaluation.files.coverage_details`). Images are read in ``workers``
+    processes (None: one per physical core).
     """
     pairs, missing, extra = match_predictions(result_dir, gt_root, split)
     details = coverage_details(result_dir, missing, extra, len(pairs), subset)
     evaluator = VocEvaluator()
-    for pred_path, gt_path in tqdm(pairs, disable=not show_progress, desc="voc", unit="image"):
-        pred = read_png(pred_path, ("L", "P"), "VOC prediction", error=EvaluationError)
-        gt = read_png(gt_path, ("L", "P"), "VOC ground truth", error=EvaluationError)
-        check_same_size(pred, pred_path, gt, gt_path)
-        evaluator.add(pred, gt, source=pred_path)
+    for matrix in ordered_map(count_files, pairs, workers, show_progress, "voc"):
+        evaluator.confusion.matrix += matrix
+        evaluator.num_images += 1
     result = evaluator.result()
     result.details.update(details)
     return result
