@@ -133,17 +133,17 @@ class KittiRoadEvaluator:
             raise EvaluationError(f"{source}: ground-truth labels must be 0 (not road), 1 (road) or 255")
         positive = threshold_histogram(road_prob[gt_labels == 1])
         negative = threshold_histogram(road_prob[gt_labels == 0])
-        for key in dict.fromkeys((category, ALL_CATEGORIES)):
-            pos, neg = self.histograms.get(key, (0, 0))
-            self.histograms[key] = (pos + positive, neg + negative)
-        self.num_images += 1
+        self._add_histograms({key: (positive, negative) for key in dict.fromkeys((category, ALL_CATEGORIES))}, 1)
 
     def merge(self, other: "KittiRoadEvaluator") -> None:
         """Add the histograms and image count of another evaluator."""
-        for key, (positive, negative) in other.histograms.items():
+        self._add_histograms(other.histograms, other.num_images)
+
+    def _add_histograms(self, histograms: Dict[str, Tuple[np.ndarray, np.ndarray]], num_images: int) -> None:
+        for key, (positive, negative) in histograms.items():
             pos, neg = self.histograms.get(key, (0, 0))
             self.histograms[key] = (pos + positive, neg + negative)
-        self.num_images += other.num_images
+        self.num_images += num_images
 
     def result(self) -> EvaluationResult:
         """Scores of every category seen and of all images together (summary = all images)."""

@@ -9,6 +9,7 @@ again in the caller, unchanged.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
@@ -16,6 +17,11 @@ from tqdm import tqdm
 
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.runtime import physical_core_count
+
+#: glibc ``mallopt`` parameters and the values set in the workers: arrays up to 32 MiB (a decoded
+#: 1024x2048 instanceIds map is 4 MiB) come from the heap, and freed heap memory is kept.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_FREED_BYTES, _HEAP_ALLOCATION_BYTES = 1 << 30, 32 << 20
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -36,6 +42,20 @@ def resolve_workers(workers: Optional[int]) -> int:
     return workers
 
 
+def keep_freed_memory() -> None:
+    """Pool initializer: let glibc reuse freed image buffers instead of returning them to the system.
+
+    Otherwise every decoded image is a fresh ``mmap`` whose pages fault in one by one (measured:
+    a fifth of the evaluation's CPU time in system time). No-op without glibc's ``mallopt``.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    mallopt(_M_MMAP_THRESHOLD, _HEAP_ALLOCATION_BYTES)
+
+
 def ordered_map(function: Callable[[Job], Result], jobs: Sequence[Job], workers: Optional[int] = None,
                 show_progress: bool = False, desc: str = "") -> Iterator[Result]:
     """Yield ``function(job)`` for every job, in the order of ``jobs``.
@@ -45,7 +65,8 @@ def ordered_map(function: Callable[[Job], Result], jobs: Sequence[Job], workers:
     function : a module-level function (it is pickled by name for the worker processes).
     jobs : its arguments, one per image.
     workers : processes (None: the physical core count). With 1, or a single job, everything
-        runs in this process; otherwise at most ``len(jobs)`` forked processes.
+        runs in this process; otherwise at most ``len(jobs)`` forked processes
+        (with :func:`keep_freed_memory`).
     show_progress : draw a tqdm bar on stderr, labelled ``desc``.
     """
     count = min(resolve_workers(workers), len(jobs))
@@ -57,7 +78,7 @@ def ordered_map(function: Callable[[Job], Result], jobs: Sequence[Job], workers:
                 progress.update()
             return
         # fork: the workers start at once with the modules already imported (no re-import per worker).
-        with multiprocessing.get_context("fork").Pool(count) as pool:
+        with multiprocessing.get_context("fork").Pool(count, initializer=keep_freed_memory) as pool:
             for result in pool.imap(function, jobs, chunksize=1):
                 yield result
                 progress.update()
