@@ -159,7 +159,7 @@ class SegmentationTrainer:
         autograd.backward([objective for objective, _, _ in parts])
         scores = [maps[0] for maps in outputs]
         local_loss = float(sum(total.asscalar() for _, total, _ in parts))
-        local_valid = float(sum((y != self.ignore_label).sum() for _, y in pieces))
+        local_valid = float(sum(valid.asscalar() for _, _, valid in parts))
         local_grad_sq = self._gradient_square_sum()
         loss_sum, valid, workers_with_batch, grad_sq = self._exchange([local_loss, local_valid, 1.0, local_grad_sq])
         if workers_with_batch < self.devices.num_workers:

@@ -68,6 +68,8 @@ class SystemSpec:
         else every decoder width (RefineNet: the last block twice that).
     unet_width, unet_depth, unet_padded: U-Net's first width, pooling levels, "same" convs.
     auxiliary, aux_loss_weight: PSPNet's auxiliary output in the forward, and its loss weight.
+    bn_use_global_stats, bn_momentum: the ResNet encoder's BatchNorm (frozen statistics, as
+        ``ModelSpec``; from-scratch training lets them learn).
     """
 
     system: str
@@ -86,6 +88,8 @@ class SystemSpec:
     unet_padded: bool = False
     auxiliary: bool = False
     aux_loss_weight: float = AUXILIARY_WEIGHT
+    bn_use_global_stats: bool = True
+    bn_momentum: float = 0.9995
 
     def __post_init__(self) -> None:
         checks = [("system", self.system in SYSTEMS, f"one of {', '.join(SYSTEMS)}"),
@@ -93,7 +97,9 @@ class SystemSpec:
                   ("context", self.context in CONTEXTS, f"one of {', '.join(CONTEXTS)}"),
                   ("depth", self.depth in DEPTH_BLOCKS, f"one of {', '.join(map(str, DEPTH_BLOCKS))}"),
                   ("output_stride", self.output_stride in (8, 16), "8 or 16"),
-                  ("aux_loss_weight", self.aux_loss_weight >= 0, "a number >= 0")]
+                  ("aux_loss_weight", self.aux_loss_weight >= 0, "a number >= 0"),
+                  ("bn_use_global_stats", isinstance(self.bn_use_global_stats, bool), "True or False"),
+                  ("bn_momentum", 0 <= self.bn_momentum <= 1, "a number in [0, 1]")]
         checks += [(name, isinstance(getattr(self, name), int) and getattr(self, name) >= low, f"an integer >= {low}")
                    for name, low in (("num_classes", 1), ("vgg_width", 1), ("fc_channels", 0), ("width", 1),
                                      ("decoder_channels", 0), ("unet_width", 1), ("unet_depth", 1))]
@@ -117,7 +123,8 @@ class SystemSpec:
         stride = RESNET_STRIDE.get(self.system, self.output_stride)
         return BackboneConfig(blocks_per_stage=self.blocks_per_stage or DEPTH_BLOCKS[self.depth],
                               width=self.width, stem="classic", stride_in_1x1=True, output_stride=stride,
-                              dilation_schedule="none" if self.system == "refinenet" else "deeplab")
+                              dilation_schedule="none" if self.system == "refinenet" else "deeplab",
+                              bn_use_global_stats=self.bn_use_global_stats, bn_momentum=self.bn_momentum)
 
 
 def build_system(spec: SystemSpec) -> EncoderDecoderNet:

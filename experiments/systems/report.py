@@ -1,0 +1,117 @@
+"""The comparison's Markdown table and figures, the publications' numbers beside the measured ones."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tusimple_duc.io.atomic import atomic_write_with  # noqa: E402
+from tusimple_duc.models.systems import published_for  # noqa: E402
+from experiments.systems.entries import SystemEntry  # noqa: E402
+from experiments.systems.run import Budget, Cost, Trained  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    """One system: its entry, training scores and costs."""
+
+    entry: SystemEntry
+    trained: Trained
+    cost: Cost
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _mib(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0f}"
+
+
+def published_text(preset: str) -> str:
+    """``62.2 (VOC 2012 test); 65.3 (Cityscapes test)`` for a preset, ``-`` when none."""
+    rows = published_for(preset)
+    return "; ".join(f"{r.miou:.1f} ({r.dataset}{', ' + r.note if r.note else ''})" for r in rows) or "-"
+
+
+def markdown(rows: Sequence[Row], budget: Budget) -> str:
+    """The report: setup, the table, the figures and what the miniature does not show."""
+    h, w = budget.image_size
+    ch, cw = budget.cost_size
+    size = "full-size" if budget.full else "tiny (quick budget)"
+    lines = [
+        "# Segmentation systems compared in miniature",
+        "",
+        f"Budget `{budget.name}`: {budget.train_images} training and {budget.val_images} validation synthetic "
+        f"street scenes of {h}x{w} (19 Cityscapes classes), {budget.epochs} epochs of batch {budget.batch_size}, "
+        "tiny networks trained from scratch with the same engine, data, order and number of updates. "
+        f"Costs: {size} networks on one {ch}x{cw} image, CPU, median of {budget.cost_repeats} forward passes "
+        "after a warm-up; memory is the peak resident size above the process's size before building the network.",
+        "",
+        f"| system | mIoU % | thin IoU % | train s | params (M) | GMACs {ch}x{cw} | latency s | peak MiB "
+        "| published mIoU % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        t, c = row.trained, row.cost
+        lines.append(f"| {row.entry.title} | {_percent(t.miou)} | {_percent(t.thin_iou)} | {t.seconds:.0f} "
+                     f"| {c.parameters / 1e6:.2f} | {c.gmacs:.3g} | {c.latency:.3f} | {_mib(c.peak_mb)} "
+                     f"| {published_text(row.entry.full)} |")
+    lines += [
+        "",
+        "Thin IoU: mean IoU of pole, traffic light and traffic sign. Published numbers are the publications' "
+        "full-size results on real data (`tusimple_duc.models.systems.PUBLISHED`); the miniature compares "
+        "architectures under one small budget and is not expected to reproduce their order.",
+        "",
+        "![mIoU and cost](systems_miou_cost.png)",
+        "",
+        "![training loss](systems_loss.png)",
+        "",
+        "Simplifications, the same for every system: one joint training stage (no FCN 32s -> 16s -> 8s or "
+        "Dilation front-end -> context staging), no ImageNet initialisation, no CRF, no test-time scales.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def figures(rows: Sequence[Row], out_dir: str) -> List[str]:
+    """``systems_miou_cost.png`` (mIoU and thin IoU bars; mIoU against multiply-adds) and
+    ``systems_loss.png`` (training loss per update); returns their paths."""
+    names = [row.entry.title for row in rows]
+    miou = [100 * row.trained.miou for row in rows]
+    thin = [100 * row.trained.thin_iou for row in rows]
+    figure, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 4.5))
+    positions = range(len(rows))
+    bars.bar([p - 0.2 for p in positions], miou, width=0.4, label="mIoU")
+    bars.bar([p + 0.2 for p in positions], thin, width=0.4, label="thin-class IoU")
+    bars.set_xticks(list(positions))
+    bars.set_xticklabels(names, rotation=40, ha="right", fontsize=8)
+    bars.set_ylabel("%")
+    bars.legend()
+    bars.set_title("validation, synthetic scenes")
+    scatter.scatter([row.cost.gmacs for row in rows], miou)
+    for row, value in zip(rows, miou):
+        scatter.annotate(row.entry.title, (row.cost.gmacs, value), fontsize=7)
+    scatter.set_xscale("log")
+    scatter.set_xlabel("GMACs per image")
+    scatter.set_ylabel("mIoU %")
+    scatter.set_title("accuracy against multiply-adds")
+    figure.tight_layout()
+    paths = [os.path.join(out_dir, "systems_miou_cost.png"), os.path.join(out_dir, "systems_loss.png")]
+    atomic_write_with(paths[0], lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    plt.close(figure)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        axes.plot(range(1, len(row.trained.losses) + 1), row.trained.losses, label=row.entry.title)
+    axes.set_xlabel("update")
+    axes.set_ylabel("cross-entropy per pixel")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    atomic_write_with(paths[1], lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    plt.close(figure)
+    return paths

@@ -1,0 +1,49 @@
+"""tools/compare_systems.py --quick: the table, the JSON and the figures of a subset of systems;
+the published numbers beside them come from models.systems.PUBLISHED; bad --systems is one line."""
+import json
+import os
+import subprocess
+import sys
+
+from experiments.systems.entries import ENTRIES
+from tusimple_duc.models.presets import PRESETS
+from tusimple_duc.models.systems import SYSTEM_PRESETS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(ROOT, "tools", "compare_systems.py")
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=ROOT)
+
+
+def test_every_entry_names_existing_presets():
+    for entry in ENTRIES:
+        assert entry.tiny in PRESETS or entry.tiny in SYSTEM_PRESETS
+        assert entry.full in PRESETS or entry.full in SYSTEM_PRESETS
+
+
+def test_quick_comparison_writes_table_json_and_figures(tmp_path):
+    done = run_tool("--quick", "--systems", "pspnet,unet", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "SYSTEMS.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| PSPNet") or line.startswith("| U-Net")]
+    assert len(rows) == 2
+    assert "78.4 (Cityscapes test, fine only)" in rows[0] and rows[1].endswith("| - |")
+    results = json.loads((tmp_path / "systems.json").read_text())
+    pspnet, unet = results["systems"]
+    assert (pspnet["key"], unet["key"]) == ("pspnet", "unet")
+    assert all(0 <= s["miou"] <= 1 and s["gmacs"] > 0 and s["parameters"] > 0 for s in results["systems"])
+    # PSPNet trains with its auxiliary head: one loss per update, every one finite
+    assert len(pspnet["losses"]) == results["budget"]["epochs"] * (
+        results["budget"]["train_images"] // results["budget"]["batch_size"])
+    for figure in ("systems_miou_cost.png", "systems_loss.png"):
+        assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_system_is_a_one_line_error(tmp_path):
+    done = run_tool("--quick", "--systems", "fcn9s", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --systems: unknown system(s) fcn9s (known: " + ", ".join(e.key for e in ENTRIES) + ")"]
