@@ -76,3 +76,12 @@ def test_unknown_preset_and_field():
         get_system_spec("nope")
     with pytest.raises(SystemSpecError, match="unknown SystemSpec field"):
         get_system_spec(SystemSpec("unet"), colour=1)
+
+
+def test_get_model_builds_system_presets_with_overrides():
+    from tusimple_duc.models.presets import get_model
+
+    net = get_model("tiny_dilation", num_classes=5, context="none")
+    assert net.spec == get_system_spec("tiny_dilation", num_classes=5, context="none")
+    assert net.decoder.context is None and net.num_classes == 5
+    assert get_model(SystemSpec("unet", unet_width=2)).spec.unet_width == 2

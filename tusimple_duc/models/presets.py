@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
+from mxnet.gluon import HybridBlock
+
 from tusimple_duc.config import HEADS
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.layout import CELL_WIDTHS, OUTPUT_STRIDES, duc_ratio
@@ -32,6 +34,7 @@ from tusimple_duc.models.hdc import NAMED_SCHEDULES, Schedule, ScheduleError, re
 from tusimple_duc.models.heads import DECONV_MODES, build_head
 from tusimple_duc.models.resnet import DEPTH_BLOCKS, STEMS, BackboneConfig, ResNetBackbone
 from tusimple_duc.models.segnet import SegmentationNet
+from tusimple_duc.models.systems import SYSTEM_PRESETS, SystemSpec, build_system, get_system_spec
 
 
 class ModelSpecError(ConfigError, ValueError):
@@ -321,8 +324,14 @@ def build_model(spec: ModelSpec) -> SegmentationNet:
     return SegmentationNet(backbone, head, spec)
 
 
-def get_model(name_or_spec: Union[str, ModelSpec], **overrides) -> SegmentationNet:
+def get_model(name_or_spec: Union[str, ModelSpec, SystemSpec], **overrides) -> HybridBlock:
     """Build a preset or spec with field overrides, e.g.
     ``get_model("tiny_duc_hdc", num_classes=3, cell_width=1)``. Parameters are not
-    initialised (``net.initialize(...)``; the head alone: ``net.head.collect_params()``)."""
+    initialised (``net.initialize(...)``; the head alone: ``net.head.collect_params()``).
+
+    The comparison systems' presets and specs (``models.systems``: ``fcn8s_vgg16``,
+    ``pspnet_resnet101``, ``tiny_unet``...) build an ``EncoderDecoderNet`` with
+    :class:`~tusimple_duc.models.systems.SystemSpec` fields as ``overrides``."""
+    if isinstance(name_or_spec, SystemSpec) or name_or_spec in SYSTEM_PRESETS:
+        return build_system(get_system_spec(name_or_spec, **overrides))
     return build_model(get_spec(name_or_spec, **overrides))
