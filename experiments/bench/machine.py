@@ -71,9 +71,17 @@ def available_memory_mb() -> float:
     return float("inf")
 
 
+def load_average() -> List[float]:
+    """1-, 5- and 15-minute load averages (empty where unknown): other work on the CPUs."""
+    try:
+        return [float(v) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def describe_machine() -> Dict[str, object]:
     """CPU model, logical CPUs, physical cores, ISA flags, MXNet version and oneDNN support,
-    ``OMP_NUM_THREADS``, Python version."""
+    ``OMP_NUM_THREADS``, Python version, load averages."""
     flags = cpu_flags()
     features = mx.runtime.Features()
     return {
@@ -89,6 +97,7 @@ def describe_machine() -> Dict[str, object]:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "available_memory_mb": available_memory_mb(),
         "python": platform.python_version(),
+        "load_average": load_average(),
     }
 
 

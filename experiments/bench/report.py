@@ -25,6 +25,10 @@ def _percent(fraction: Optional[float]) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
 
 
+def _loads(values: Optional[List[float]]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
+
+
 def _memory(result: Dict[str, object]) -> str:
     return f"{result['peak_rss_mb'] / 1024:.2f}" if "peak_rss_mb" in result else "-"
 
@@ -63,7 +67,8 @@ def format_report(results: Dict[str, object]) -> str:
              f"MXNet {m['mxnet']} (oneDNN {m['mxnet_onednn']}), OMP_NUM_THREADS {m['omp_num_threads']}",
              f"GEMM peak fp32 {gemm['size']}^3: {gemm['peak']:.0f} GFLOP/s (mx.nd.dot {gemm['mxnet_dot']:.0f}, "
              f"numpy {gemm['numpy_matmul']:.0f}, oneDNN FullyConnected {gemm['onednn_fully_connected']:.0f})",
-             f"weights: {results['weights']['source']}", ""]
+             f"weights: {results['weights']['source']}; load average (1, 5, 15 min) at the start "
+             f"{_loads(m.get('load_average'))}, at the end {_loads(results.get('load_average_at_end'))}", ""]
     for entry in results.get("main", []):
         lines += _main_table(entry, results["macs"]["x".join(map(str, entry["shape"]))]) + [""]
     if "levers" in results:

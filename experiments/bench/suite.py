@@ -46,7 +46,7 @@ import mxnet as mx
 import numpy as np
 
 from experiments.bench.compare import IMAGE_REFERENCE, compare_outputs, reference_of
-from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak
+from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak, load_average
 from experiments.bench.process import Worker
 from experiments.bench.scoring import mean_iou, read_rgb, targets, top_two_margin, train_id_map
 from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, unavailable_reason
@@ -410,6 +410,7 @@ class Suite:
                 results["train"] = self.train(o.train_crop)
         finally:
             self.close_all()
+        results["load_average_at_end"] = load_average()
         results["targets"] = targets(results)
         return results
 
