@@ -6,11 +6,12 @@ import os
 import warnings
 from typing import Callable, List, Optional, Sequence
 
+from tusimple_duc.engine.trainer import TrainingDivergedError
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from experiments.systems.entries import ENTRIES, SystemEntry, entry
 from experiments.systems.report import Row, figures, markdown
-from experiments.systems.run import Budget, measure_cost, render_splits, train_and_score
+from experiments.systems.run import Budget, Trained, measure_cost, render_splits, train_and_score
 
 REPORT_NAME = "SYSTEMS.md"
 
@@ -30,7 +31,8 @@ def select_entries(keys: Optional[Sequence[str]]) -> List[SystemEntry]:
 def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] = None,
                     progress: Callable[[str], None] = lambda line: None) -> List[Row]:
     """Train, score and cost the systems ``keys`` under ``budget``; writes ``SYSTEMS.md``,
-    ``systems.json`` (every number) and the figures into ``out_dir``; returns the rows."""
+    ``systems.json`` (every number) and the figures into ``out_dir``; returns the rows. A system
+    whose training diverges gets NaN scores (``n/a`` in the table) and the others go on."""
     systems = select_entries(keys)
     ensure_writable_dir(out_dir, "report folder")
     train, val = render_splits(budget)
@@ -38,7 +40,11 @@ def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] 
     for system in systems:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Gluon's notice about PSPNet's unused auxiliary layers
-            trained = train_and_score(system, budget, train, val)
+            try:
+                trained = train_and_score(system, budget, train, val)
+            except TrainingDivergedError as err:  # one system's divergence is a result, not the end
+                progress(f"{system.title}: {err}")
+                trained = Trained(float("nan"), float("nan"), (), (), float("nan"))
         cost = measure_cost(system, budget)
         rows.append(Row(system, trained, cost))
         progress(f"{system.title}: mIoU {100 * trained.miou:.1f} %, {trained.seconds:.0f} s, "

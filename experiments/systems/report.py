@@ -30,7 +30,7 @@ def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
 
 
-def _mib(value: float) -> str:
+def _whole(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.0f}"
 
 
@@ -60,8 +60,8 @@ def markdown(rows: Sequence[Row], budget: Budget) -> str:
     ]
     for row in rows:
         t, c = row.trained, row.cost
-        lines.append(f"| {row.entry.title} | {_percent(t.miou)} | {_percent(t.thin_iou)} | {t.seconds:.0f} "
-                     f"| {c.parameters / 1e6:.2f} | {c.gmacs:.3g} | {c.latency:.3f} | {_mib(c.peak_mb)} "
+        lines.append(f"| {row.entry.title} | {_percent(t.miou)} | {_percent(t.thin_iou)} | {_whole(t.seconds)} "
+                     f"| {c.parameters / 1e6:.2f} | {c.gmacs:.3g} | {c.latency:.3f} | {_whole(c.peak_mb)} "
                      f"| {published_text(row.entry.full)} |")
     lines += [
         "",

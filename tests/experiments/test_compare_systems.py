@@ -47,3 +47,25 @@ def test_unknown_system_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: --systems: unknown system(s) fcn9s (known: " + ", ".join(e.key for e in ENTRIES) + ")"]
+
+
+def test_a_diverging_system_is_reported_and_the_others_go_on(tmp_path, monkeypatch):
+    from experiments.systems import pipeline
+    from experiments.systems.run import QUICK, Cost, Trained
+    from tusimple_duc.engine.trainer import TrainingDivergedError
+
+    def fake_training(entry, budget, train, val):
+        if entry.key == "refinenet":
+            raise TrainingDivergedError("loss is inf at update 3")
+        return Trained(0.25, 0.1, (), (2.0, 1.5), 3.0)
+
+    monkeypatch.setattr(pipeline, "render_splits", lambda budget: (None, None))
+    monkeypatch.setattr(pipeline, "train_and_score", fake_training)
+    monkeypatch.setattr(pipeline, "measure_cost", lambda entry, budget: Cost(1000, 0.5, 0.01, float("nan")))
+    lines = []
+    rows = pipeline.compare_systems(str(tmp_path), QUICK, ["refinenet", "unet"], progress=lines.append)
+    assert [row.entry.key for row in rows] == ["refinenet", "unet"]
+    assert lines[0] == "RefineNet: loss is inf at update 3"
+    table = (tmp_path / "SYSTEMS.md").read_text()
+    assert "| RefineNet | n/a | n/a | n/a | 0.00 | 0.5 | 0.010 | n/a |" in table
+    assert "| U-Net | 25.0 | 10.0 | 3 |" in table
