@@ -42,8 +42,9 @@ setup(
     install_requires=CORE,
     extras_require={
         "cpu": ["mxnet==1.9.1"],
-        # independent references of the tests (official evaluator, sklearn) and the claims' statistics
-        "test": ["pytest", "scikit-learn", "cityscapesscripts==2.3.0", "scipy<1.11"],
+        # independent references of the tests (official evaluator, sklearn), the claims' statistics
+        # and the OpenVINO backend, which the tests run
+        "test": ["pytest", "scikit-learn", "cityscapesscripts==2.3.0", "scipy<1.11", "openvino==2026.4.1"],
         "claims": ["scipy<1.11"],
         "gpu": GPU,
         "bench": ["torch==2.13.0"],
