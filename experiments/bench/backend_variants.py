@@ -90,7 +90,24 @@ def geometry_net(preset: str) -> Any:
     return network(preset)
 
 
-class PredictOpenVINOVariant:
+class PredictorRun:
+    """A variant that is one ``Predictor.predict`` of ``self.image`` (uint8 RGB) by
+    ``self.predictor``, both set by the subclass."""
+
+    predictor: Any
+    image: np.ndarray
+    last: Any = None
+
+    def run(self) -> None:
+        self.last = None   # freed before the next prediction: the peak memory of one prediction
+        self.last = self.predictor.predict(self.image)
+
+    def probabilities(self) -> Optional[np.ndarray]:
+        """(1, L, H, W) probabilities of the last run."""
+        return None if self.last is None else self.last.probabilities[None]
+
+
+class PredictOpenVINOVariant(PredictorRun):
     """``Predictor.predict`` with the OpenVINO fp32 backend on the suite's ONNX file."""
 
     def __init__(self, config) -> None:
@@ -104,14 +121,6 @@ class PredictOpenVINOVariant:
         self.predictor = Predictor(net, InferenceSpec(), forward=forward)
         self.image = read_rgb(config.input)
         self.last = None
-
-    def run(self) -> None:
-        self.last = None   # freed before the next prediction: the peak memory of one prediction
-        self.last = self.predictor.predict(self.image)
-
-    def probabilities(self) -> Optional[np.ndarray]:
-        """(1, L, H, W) probabilities of the last run."""
-        return None if self.last is None else self.last.probabilities[None]
 
 
 class BareOpenVINOImageVariant:

@@ -47,7 +47,7 @@ import mxnet as mx
 import numpy as np
 
 from experiments.bench.backend_variants import (BARE_VARIANTS, IMAGE_VARIANTS, BareOpenVINOImageVariant,
-                                                 PredictOpenVINOVariant, bare_forward, geometry_net)
+                                                 PredictOpenVINOVariant, PredictorRun, bare_forward, geometry_net)
 from tusimple_duc import layout
 from tusimple_duc.config import load_train_config
 from tusimple_duc.inference.backends import prediction_layout
@@ -221,7 +221,7 @@ def _torch(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
     return ForwardVariant(forward, x)
 
 
-class PredictVariant:
+class PredictVariant(PredictorRun):
     """One ``Predictor.predict`` of a uint8 RGB image with the fp32 fast forward;
     ``probabilities()``: the last run's (1, L, H, W)."""
 
@@ -238,13 +238,6 @@ class PredictVariant:
                 if config.variant == "predict-sliding" else InferenceSpec())
         self.predictor = Predictor(net, spec, forward=FastForward(net))
         self.last = None
-
-    def run(self) -> None:
-        self.last = None   # freed before the next prediction: the peak memory of one prediction
-        self.last = self.predictor.predict(self.image)
-
-    def probabilities(self) -> Optional[np.ndarray]:
-        return None if self.last is None else self.last.probabilities[None]
 
 
 class TrainStepVariant:
