@@ -156,6 +156,13 @@ def test_train_py_reports_config_errors_in_one_line(synthetic_root, tmp_path):
     assert no_data.returncode == 2 and "list file not found" in no_data.stderr
 
 
+def test_train_py_run_prints_no_warning(synthetic_root, tmp_path):
+    # A normal run logs to stdout and its log file; Python and Gluon warnings would go to stderr.
+    done = run_train(set_args(tiny_overrides(synthetic_root, str(tmp_path), "model.num_epochs=1")))
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "warn(" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("overrides, environ, fragment", [
     (["env.kv_store=dist_sync"], {}, "[env] kv_store: dist_sync needs the parameter-server environment"),
     (["env.kv_store=dist_async"], {}, "[env] kv_store: dist_async is not supported"),
