@@ -19,7 +19,7 @@ numbers come from ``test.py``.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -28,20 +28,22 @@ from tusimple_duc.config import TrainConfig
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec
 from tusimple_duc.models.presets import ModelSpec
+from tusimple_duc.models.systems import SystemSpec
 from tusimple_duc.runtime import physical_core_count
 
 
-def sampling_spec(config: TrainConfig, model: ModelSpec) -> SamplingSpec:
+def sampling_spec(config: TrainConfig, model: Union[ModelSpec, SystemSpec]) -> SamplingSpec:
     """The training :class:`SamplingSpec` of ``config`` for the network ``model``."""
     data, net = config.data, config.network
     twelve_fold = data.patch_scheme == "12fold"
+    # A comparison system has no DUC layout: its 'map' label needs only the prediction stride.
+    duc_geometry = dict(ds_rate=model.output_stride, cell_width=model.cell_width) if isinstance(model, ModelSpec) else {}
     return SamplingSpec(
         crop_shape=data.inner_crop if twelve_fold else data.crop_shape,
         scale_factors=data.scale_factors, random_bound=data.random_bound, use_mirror=data.use_mirror,
         use_random_crop=data.use_random_crop, rgb_mean=data.rgb_mean,
         convert_label=data.dataset if data.convert_label else "none", num_classes=net.label_num,
-        ds_rate=model.output_stride, cell_width=model.cell_width, label_layout="map",
-        label_stride=model.prediction_stride, ignore_label=net.ignore_label, patch_scheme=data.patch_scheme,
+        label_layout="map", label_stride=model.prediction_stride, **duc_geometry, ignore_label=net.ignore_label, patch_scheme=data.patch_scheme,
         patch_shape=data.crop_shape)
 
 

@@ -44,6 +44,7 @@ from tusimple_duc.models.from_config import spec_from_train_config
 from tusimple_duc.models.hdc import resolve_schedule
 from tusimple_duc.models.presets import ModelSpec, build_model
 from tusimple_duc.models.segnet import SegmentationNet
+from tusimple_duc.models.systems import SystemSpec, build_system
 
 #: The released solver's initializer of every parameter not loaded from a file.
 XAVIER = dict(rnd_type="uniform", factor_type="in", magnitude=2.34)
@@ -91,10 +92,16 @@ def build_network(config: TrainConfig) -> SegmentationNet:
     spec = network_spec(config)
     data = config.data
     crop, key = (data.inner_crop, "inner_crop") if data.patch_scheme == "12fold" else (data.crop_shape, "crop_shape")
-    if not sides_are_multiples(crop, spec.output_stride):
+    if isinstance(spec, SystemSpec):
+        # PSPNet trains with its auxiliary loss; the inference network has the same parameters.
+        net = build_system(dataclasses.replace(spec, auxiliary=spec.system == "pspnet"))
+        stride = net.output_stride
+    else:
+        net, stride = None, spec.output_stride
+    if not sides_are_multiples(crop, stride):
         raise ConfigError(f"{config.source}: [data] {key}: sides must be multiples of the output stride "
-                          f"{spec.output_stride} of the network, got {crop}")
-    return build_model(spec)
+                          f"{stride} of the network, got {crop}")
+    return net if net is not None else build_model(spec)
 
 
 def initialise(net: SegmentationNet, contexts: Sequence[mx.Context], seed: int,
@@ -121,7 +128,8 @@ def load_initial_weights(net: SegmentationNet, config: TrainConfig) -> Optional[
         loaded = f"ImageNet weights {model.pretrained}"
     prefix = load_prefix(model)
     if prefix is not None:
-        differences = spec_differences(spec_from_train_config(config), net.spec)
+        configured = spec_from_train_config(config)
+        differences = [] if isinstance(configured, SystemSpec) else spec_differences(configured, net.spec)
         if differences and model.network_from == "checkpoint":
             log.warning("%s defines the network trained (as the released solver); [network] of %s differs: %s",
                         symbol_path(prefix), config.source, "; ".join(differences))

@@ -48,6 +48,7 @@ from tusimple_duc.io.paramfile import read_params, write_params
 from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, INPUT_NAME, symbol_text,
                                      training_symbol)
 from tusimple_duc.io.symbol_check import check_symbol_file
+from tusimple_duc.models.presets import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +148,21 @@ def checkpoint_arrays(net: Any) -> Dict[str, mx.nd.NDArray]:
 
 
 def save_checkpoint(net: Any, prefix: str, epoch: int,
-                    ignore_label: int = DEFAULT_IGNORE_LABEL) -> Tuple[str, str]:
+                    ignore_label: int = DEFAULT_IGNORE_LABEL) -> Tuple[Optional[str], str]:
     """Write ``<prefix>-symbol.json`` and ``<prefix>-%04d.params`` (atomically).
 
     The params hold every parameter under its checkpoint key (for the released architecture:
     the released file's 326 ``arg:`` and 212 ``aux:`` names); the symbol is the released
-    training graph with ``ignore_label``. Returns ``(symbol path, params path)``.
+    training graph with ``ignore_label``. A comparison system (``models.systems``, no
+    ``ModelSpec``) has no released graph: only its params are written (symbol path None).
+    Returns ``(symbol path, params path)``.
     """
     arrays = checkpoint_arrays(net)
     sym_file, params_file = symbol_path(prefix), params_path(prefix, epoch)
-    atomic_write_text(sym_file, symbol_text(training_symbol(net, ignore_label)))
+    if isinstance(getattr(net, "spec", None), ModelSpec):
+        atomic_write_text(sym_file, symbol_text(training_symbol(net, ignore_label)))
+    else:
+        sym_file = None
     write_params(params_file, arrays)
     return sym_file, params_file
 

@@ -29,10 +29,11 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
+from mxnet.gluon import HybridBlock
 from tqdm import tqdm
 
 from tusimple_duc.config import ArchitectureSection, TestConfig
@@ -50,7 +51,8 @@ from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir
 from tusimple_duc.io.checkpoint import load_checkpoint, symbol_path
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
 from tusimple_duc.models.from_config import spec_from_test_config
-from tusimple_duc.models.presets import ModelSpec, build_model
+from tusimple_duc.models.presets import ModelSpec, get_model
+from tusimple_duc.models.systems import SystemSpec
 from tusimple_duc.models.segnet import SegmentationNet
 from tusimple_duc.pipelines.dataset_outputs import DatasetOutputs, outputs_for
 from tusimple_duc.viz.colorize import colorize, overlay, write_rgb_png
@@ -98,7 +100,7 @@ def select_contexts(gpu: Optional[int]) -> List[mx.Context]:
     return [mx.gpu(gpu)]
 
 
-def network_spec(config: TestConfig) -> ModelSpec:
+def network_spec(config: TestConfig) -> Union[ModelSpec, SystemSpec]:
     """The network to test: ``[network]`` when the config sets any of its keys, else the
     architecture recorded in the checkpoint's ``-symbol.json`` (as the released script, which
     loaded the symbol), whose class count, output stride and cell width must then agree with
@@ -119,9 +121,10 @@ def network_spec(config: TestConfig) -> ModelSpec:
     return spec
 
 
-def load_network(config: TestConfig, contexts: Sequence[mx.Context]) -> SegmentationNet:
-    """Build the network (:func:`network_spec`) and load ``model_dir/model_prefix-%04d.params`` (strict)."""
-    net = build_model(network_spec(config))
+def load_network(config: TestConfig, contexts: Sequence[mx.Context]) -> HybridBlock:
+    """Build the network (:func:`network_spec`: a ``SegmentationNet`` or a comparison system's
+    ``EncoderDecoderNet``) and load ``model_dir/model_prefix-%04d.params`` (strict)."""
+    net = get_model(network_spec(config))
     prefix = os.path.join(config.model.model_dir, config.model.model_prefix)
     load_checkpoint(net, prefix, config.model.model_epoch, ctx=list(contexts))
     net.hybridize(static_alloc=True, static_shape=True)
@@ -145,7 +148,7 @@ def calibration_batch(config: TestConfig, entries: Sequence[ListEntry], own_imag
     return np.ascontiguousarray(np.stack(crops))
 
 
-def select_forward(config: TestConfig, net: SegmentationNet, contexts: Sequence[mx.Context],
+def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.Context],
                    entries: Sequence[ListEntry], own_images: bool) -> Optional[ForwardFn]:
     """The CPU forward of ``[inference] backend`` at ``precision`` (``auto``: measured,
     :mod:`tusimple_duc.inference.precision_auto`), or None (the plain MXNet forward: GPUs, or
@@ -161,6 +164,11 @@ def select_forward(config: TestConfig, net: SegmentationNet, contexts: Sequence[
                               f"use --set model.gpu=-1, or backend = mxnet on GPUs")
         return None
     section = config.inference
+    if not isinstance(net, SegmentationNet):
+        if section.backend != "mxnet" or section.precision != "fp32":
+            raise ConfigError(f"{config.source}: [inference] backend = {section.backend}, precision = "
+                              f"{section.precision}: the comparison systems run with backend mxnet, precision fp32")
+        return None  # the fast predictor is built for the DUC networks' head; the systems use the plain forward
     if section.backend == "mxnet" and not section.cpu_fast:
         return None
     calibration = None
