@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
@@ -217,11 +218,16 @@ def _int8_block(block: SymbolBlock, ctx: mx.Context, calibration: np.ndarray, mo
     from mxnet.contrib import quantization
 
     data = mx.io.NDArrayIter(data={INPUT_NAME: calibration}, batch_size=1)
-    return quantization.quantize_net_v2(
-        block, quantized_dtype="auto", quantize_mode="full", quantize_granularity="channel-wise",
-        exclude_layers=list(fp32_layers), exclude_layers_match=list(exclude) or None,
-        calib_data=data, calib_mode=mode,
-        num_calib_examples=len(calibration), ctx=ctx)
+    with warnings.catch_warnings():
+        # quantize_net_v2 rebuilds the block from its own untyped input variable, so Gluon warns
+        # that it "cannot decide type" and takes float32, which is the input's type: nothing to tell.
+        warnings.filterwarnings("ignore", message="Cannot decide type for the following arguments",
+                                category=UserWarning)
+        return quantization.quantize_net_v2(
+            block, quantized_dtype="auto", quantize_mode="full", quantize_granularity="channel-wise",
+            exclude_layers=list(fp32_layers), exclude_layers_match=list(exclude) or None,
+            calib_data=data, calib_mode=mode,
+            num_calib_examples=len(calibration), ctx=ctx)
 
 
 class FastForward:
