@@ -2,18 +2,37 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tusimple_duc.engine.trainer import TrainingDivergedError
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from experiments.systems.entries import ENTRIES, SystemEntry, entry
 from experiments.systems.report import Row, figures, markdown
-from experiments.systems.run import Budget, Trained, measure_cost, render_splits, train_and_score
+from experiments.systems.run import Budget, Cost, Trained, measure_cost, render_splits, train_and_score
 
 REPORT_NAME = "SYSTEMS.md"
+RUNS_DIR = "runs"
+
+
+def _cached(path: str, budget: Budget) -> Optional[Dict[str, Any]]:
+    """The fields saved at ``path`` by an earlier run under the same ``budget`` (None when there is
+    no such file, or it is from another budget or unreadable: that system is simply run again)."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if saved.get("budget") != json.loads(json.dumps(dataclasses.asdict(budget))):
+        return None
+    return saved.get("fields")
+
+
+def _save(path: str, budget: Budget, fields: Any) -> None:
+    atomic_write_json(path, {"budget": dataclasses.asdict(budget), "fields": dataclasses.asdict(fields)})
 
 
 def select_entries(keys: Optional[Sequence[str]]) -> List[SystemEntry]:
@@ -32,22 +51,40 @@ def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] 
                     progress: Callable[[str], None] = lambda line: None) -> List[Row]:
     """Train, score and cost the systems ``keys`` under ``budget``; writes ``SYSTEMS.md``,
     ``systems.json`` (every number) and the figures into ``out_dir``; returns the rows. A system
-    whose training diverges gets NaN scores (``n/a`` in the table) and the others go on."""
+    whose training diverges gets NaN scores (``n/a`` in the table) and the others go on.
+
+    Resumable: each system's scores and costs are kept in ``out_dir/runs/<key>.train.json`` and
+    ``<key>.cost.json`` as soon as they are known, and a later call with the same budget reuses
+    them (delete a ``.cost.json`` to measure that system's costs again, e.g. on a quiet machine)."""
     systems = select_entries(keys)
     ensure_writable_dir(out_dir, "report folder")
-    train, val = render_splits(budget)
+    runs = os.path.join(out_dir, RUNS_DIR)
+    os.makedirs(runs, exist_ok=True)
+    splits = None
     rows = []
-    for system in systems:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Gluon's notice about PSPNet's unused auxiliary layers
-            try:
-                trained = train_and_score(system, budget, train, val)
-            except TrainingDivergedError as err:  # one system's divergence is a result, not the end
-                progress(f"{system.title}: {err}")
-                trained = Trained(float("nan"), float("nan"), (), (), float("nan"))
-        cost = measure_cost(system, budget)
+    for number, system in enumerate(systems, 1):
+        train_path = os.path.join(runs, f"{system.key}.train.json")
+        saved = _cached(train_path, budget)
+        if saved is not None:
+            trained = Trained(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+        else:
+            if splits is None:
+                splits = render_splits(budget)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Gluon's notice about PSPNet's unused auxiliary layers
+                try:
+                    trained = train_and_score(system, budget, *splits)
+                except TrainingDivergedError as err:  # one system's divergence is a result, not the end
+                    progress(f"{system.title}: {err}")
+                    trained = Trained(float("nan"), float("nan"), (), (), float("nan"))
+            _save(train_path, budget, trained)
+        cost_path = os.path.join(runs, f"{system.key}.cost.json")
+        saved = _cached(cost_path, budget)
+        cost = Cost(**saved) if saved is not None else measure_cost(system, budget)
+        if saved is None:
+            _save(cost_path, budget, cost)
         rows.append(Row(system, trained, cost))
-        progress(f"{system.title}: mIoU {100 * trained.miou:.1f} %, {trained.seconds:.0f} s, "
+        progress(f"[{number}/{len(systems)}] {system.title}: mIoU {100 * trained.miou:.1f} %, {trained.seconds:.0f} s, "
                  f"{cost.gmacs:.3g} GMACs, {cost.latency:.3f} s")
     figures(rows, out_dir)
     atomic_write_text(os.path.join(out_dir, REPORT_NAME), markdown(rows, budget))

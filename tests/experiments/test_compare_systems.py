@@ -1,9 +1,12 @@
 """tools/compare_systems.py --quick: the table, the JSON and the figures of a subset of systems;
 the published numbers beside them come from models.systems.PUBLISHED; bad --systems is one line."""
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 from experiments.systems.entries import ENTRIES
 from tusimple_duc.models.presets import PRESETS
@@ -69,3 +72,33 @@ def test_a_diverging_system_is_reported_and_the_others_go_on(tmp_path, monkeypat
     table = (tmp_path / "SYSTEMS.md").read_text()
     assert "| RefineNet | n/a | n/a | n/a | 0.00 | 0.5 | 0.010 | n/a |" in table
     assert "| U-Net | 25.0 | 10.0 | 3 |" in table
+
+
+def test_a_second_call_reuses_each_systems_saved_scores_and_measures_only_deleted_costs(tmp_path, monkeypatch):
+    from experiments.systems import pipeline
+    from experiments.systems.run import QUICK, Cost, Trained
+
+    calls = []
+
+    def fake_training(entry, budget, train, val):
+        calls.append(("train", entry.key))
+        return Trained(0.25, float("nan"), (0.5, 0.0), (2.0, 1.5), 3.0)
+
+    def fake_cost(entry, budget):
+        calls.append(("cost", entry.key))
+        return Cost(1000, 0.5, 0.01, float("nan"))
+
+    monkeypatch.setattr(pipeline, "render_splits", lambda budget: (None, None))
+    monkeypatch.setattr(pipeline, "train_and_score", fake_training)
+    monkeypatch.setattr(pipeline, "measure_cost", fake_cost)
+    first = pipeline.compare_systems(str(tmp_path), QUICK, ["fcn8s", "unet"])
+    assert calls == [("train", "fcn8s"), ("cost", "fcn8s"), ("train", "unet"), ("cost", "unet")]
+    calls.clear()
+    (tmp_path / "runs" / "unet.cost.json").unlink()
+    second = pipeline.compare_systems(str(tmp_path), QUICK, ["fcn8s", "unet"])
+    assert calls == [("cost", "unet")]
+    assert [row.trained.losses for row in second] == [(2.0, 1.5)] * 2
+    assert second[0].trained.iou == first[0].trained.iou and np.isnan(second[0].trained.thin_iou)
+    calls.clear()
+    pipeline.compare_systems(str(tmp_path), dataclasses.replace(QUICK, epochs=2), ["fcn8s"])
+    assert calls == [("train", "fcn8s"), ("cost", "fcn8s")]  # another budget: nothing reused
