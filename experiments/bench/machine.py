@@ -31,6 +31,26 @@ def cpu_flags() -> List[str]:
     return []
 
 
+def cpu_identity() -> str:
+    """``<model name> (family F model M)`` from /proc/cpuinfo: generic names such as
+    ``Intel(R) Xeon(R) Processor`` say which CPU only with the family and model numbers."""
+    fields: Dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip():
+                    break
+    except OSError:
+        pass
+    if "cpu family" in fields and "model" in fields:
+        return f"{cpu_model()} (family {fields['cpu family']} model {fields['model']})"
+    return cpu_model()
+
+
 def cpu_model() -> str:
     """``model name`` of /proc/cpuinfo (platform.processor() elsewhere)."""
     try:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from tusimple_duc.engine.trainer import TrainingDivergedError
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
+from experiments.bench.machine import cpu_identity
 from experiments.systems.entries import ENTRIES, SystemEntry, entry
 from experiments.systems.report import Row, figures, markdown
 from experiments.systems.run import Budget, Cost, Trained, measure_cost, render_splits, train_and_score
@@ -31,8 +32,17 @@ def _cached(path: str, budget: Budget) -> Optional[Dict[str, Any]]:
     return saved.get("fields")
 
 
-def _save(path: str, budget: Budget, fields: Any) -> None:
-    atomic_write_json(path, {"budget": dataclasses.asdict(budget), "fields": dataclasses.asdict(fields)})
+def _save(path: str, budget: Budget, fields: Any, **context: Any) -> None:
+    atomic_write_json(path, {"budget": dataclasses.asdict(budget), "fields": dataclasses.asdict(fields), **context})
+
+
+def _load_before(path: str) -> float:
+    """The 1-minute load average saved with a cost file (NaN when it has none)."""
+    try:
+        with open(path) as f:
+            return float(json.load(f).get("load_average", float("nan")))
+    except (OSError, ValueError, TypeError):
+        return float("nan")
 
 
 def select_entries(keys: Optional[Sequence[str]]) -> List[SystemEntry]:
@@ -80,14 +90,17 @@ def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] 
             _save(train_path, budget, trained)
         cost_path = os.path.join(runs, f"{system.key}.cost.json")
         saved = _cached(cost_path, budget)
-        cost = Cost(**saved) if saved is not None else measure_cost(system, budget)
         if saved is None:
-            _save(cost_path, budget, cost)
-        rows.append(Row(system, trained, cost))
+            load = os.getloadavg()[0]  # other work on the CPUs while the latency is measured
+            cost = measure_cost(system, budget)
+            _save(cost_path, budget, cost, load_average=load, cpu=cpu_identity())
+        else:
+            cost = Cost(**saved)
+        rows.append(Row(system, trained, cost, _load_before(cost_path)))
         progress(f"[{number}/{len(systems)}] {system.title}: mIoU {100 * trained.miou:.1f} %, {trained.seconds:.0f} s, "
                  f"{cost.gmacs:.3g} GMACs, {cost.latency:.3f} s")
     figures(rows, out_dir)
-    atomic_write_text(os.path.join(out_dir, REPORT_NAME), markdown(rows, budget))
+    atomic_write_text(os.path.join(out_dir, REPORT_NAME), markdown(rows, budget, cpu_identity()))
     atomic_write_json(os.path.join(out_dir, "systems.json"), {
         "budget": dataclasses.asdict(budget),
         "systems": [dict(key=r.entry.key, preset=r.entry.full, **dataclasses.asdict(r.trained),

@@ -7,23 +7,28 @@ from dataclasses import dataclass
 from typing import List, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tusimple_duc.data.labels import CITYSCAPES_CLASS_NAMES  # noqa: E402
 from tusimple_duc.io.atomic import atomic_write_with  # noqa: E402
 from tusimple_duc.models.systems import published_for  # noqa: E402
+from tusimple_duc.runtime import physical_core_count  # noqa: E402
 from experiments.systems.entries import SystemEntry  # noqa: E402
 from experiments.systems.run import Budget, Cost, Trained  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Row:
-    """One system: its entry, training scores and costs."""
+    """One system: its entry, training scores, costs and the 1-minute load average of the CPUs
+    when its costs were measured (NaN: unknown)."""
 
     entry: SystemEntry
     trained: Trained
     cost: Cost
+    load_average: float = float("nan")
 
 
 def _percent(value: float) -> str:
@@ -40,7 +45,22 @@ def published_text(preset: str) -> str:
     return "; ".join(f"{r.miou:.1f} ({r.dataset}{', ' + r.note if r.note else ''})" for r in rows) or "-"
 
 
-def markdown(rows: Sequence[Row], budget: Budget) -> str:
+def config_text(preset: str) -> str:
+    """The training config of a full-size preset as a Markdown link (``-`` when there is none)."""
+    path = os.path.join("configs", "train", f"{preset}.cfg")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return f"[`{path}`](../../{path})" if os.path.exists(os.path.join(root, path)) else "-"
+
+
+def machine_text(rows: Sequence[Row], cpu: str) -> str:
+    """Where the costs were measured: the CPU and the range of load averages at the time."""
+    loads = [row.load_average for row in rows if not math.isnan(row.load_average)]
+    load = (f"1-minute load average {min(loads):.1f}-{max(loads):.1f} when the costs were measured "
+            "(about 0 means a quiet machine)") if loads else "load at measurement not recorded"
+    return f"Machine: {cpu}, {physical_core_count()} cores; {load}."
+
+
+def markdown(rows: Sequence[Row], budget: Budget, cpu: str = "unknown CPU") -> str:
     """The report: setup, the table, the figures and what the miniature does not show."""
     h, w = budget.image_size
     ch, cw = budget.cost_size
@@ -54,15 +74,17 @@ def markdown(rows: Sequence[Row], budget: Budget) -> str:
         f"Costs: {size} networks on one {ch}x{cw} image, CPU, median of {budget.cost_repeats} forward passes "
         "after a warm-up; memory is the peak resident size above the process's size before building the network.",
         "",
+        machine_text(rows, cpu),
+        "",
         f"| system | mIoU % | thin IoU % | train s | params (M) | GMACs {ch}x{cw} | latency s | peak MiB "
-        "| published mIoU % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| published mIoU % | full-size preset, config |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         t, c = row.trained, row.cost
         lines.append(f"| {row.entry.title} | {_percent(t.miou)} | {_percent(t.thin_iou)} | {_whole(t.seconds)} "
                      f"| {c.parameters / 1e6:.2f} | {c.gmacs:.3g} | {c.latency:.3f} | {_whole(c.peak_mb)} "
-                     f"| {published_text(row.entry.full)} |")
+                     f"| {published_text(row.entry.full)} | `{row.entry.full}`, {config_text(row.entry.full)} |")
     lines += [
         "",
         "Thin IoU: mean IoU of pole, traffic light and traffic sign. Published numbers are the publications' "
@@ -73,6 +95,8 @@ def markdown(rows: Sequence[Row], budget: Budget) -> str:
         "",
         "![training loss](systems_loss.png)",
         "",
+        "![per-class IoU](systems_class_iou.png)",
+        "",
         "Simplifications, the same for every system: one joint training stage (no FCN 32s -> 16s -> 8s or "
         "Dilation front-end -> context staging), no ImageNet initialisation, no CRF, no test-time scales.",
     ]
@@ -80,8 +104,9 @@ def markdown(rows: Sequence[Row], budget: Budget) -> str:
 
 
 def figures(rows: Sequence[Row], out_dir: str) -> List[str]:
-    """``systems_miou_cost.png`` (mIoU and thin IoU bars; mIoU against multiply-adds) and
-    ``systems_loss.png`` (training loss per update); returns their paths."""
+    """``systems_miou_cost.png`` (mIoU and thin IoU bars; mIoU against multiply-adds),
+    ``systems_loss.png`` (training loss per update) and ``systems_class_iou.png`` (IoU per system
+    and class); returns their paths."""
     names = [row.entry.title for row in rows]
     miou = [100 * row.trained.miou for row in rows]
     thin = [100 * row.trained.thin_iou for row in rows]
@@ -114,4 +139,30 @@ def figures(rows: Sequence[Row], out_dir: str) -> List[str]:
     figure.tight_layout()
     atomic_write_with(paths[1], lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)
+    paths.append(class_iou_figure(rows, os.path.join(out_dir, "systems_class_iou.png")))
     return paths
+
+
+def class_iou_figure(rows: Sequence[Row], path: str) -> str:
+    """Heat map of the validation IoU (%) per system (rows) and class (columns), NaN (class absent
+    from the validation images, or training diverged) blank; returns ``path``."""
+    table = np.full((len(rows), len(CITYSCAPES_CLASS_NAMES)), np.nan)
+    for k, row in enumerate(rows):
+        if row.trained.iou:
+            table[k] = 100 * np.asarray(row.trained.iou, dtype=float)
+    figure, axes = plt.subplots(figsize=(12, 0.45 * len(rows) + 2))
+    image = axes.imshow(np.ma.masked_invalid(table), vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    axes.set_xticks(range(len(CITYSCAPES_CLASS_NAMES)))
+    axes.set_xticklabels(CITYSCAPES_CLASS_NAMES, rotation=50, ha="right", fontsize=8)
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels([row.entry.title for row in rows], fontsize=8)
+    for (k, c), value in np.ndenumerate(table):
+        if not np.isnan(value):
+            axes.text(c, k, f"{value:.0f}", ha="center", va="center", fontsize=6,
+                      color="white" if value < 50 else "black")
+    figure.colorbar(image, ax=axes, label="IoU %")
+    axes.set_title("validation IoU per class")
+    figure.tight_layout()
+    atomic_write_with(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    plt.close(figure)
+    return path

@@ -33,7 +33,11 @@ def test_quick_comparison_writes_table_json_and_figures(tmp_path):
     report = (tmp_path / "SYSTEMS.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| PSPNet") or line.startswith("| U-Net")]
     assert len(rows) == 2
-    assert "78.4 (Cityscapes test, fine only)" in rows[0] and rows[1].endswith("| - |")
+    assert "78.4 (Cityscapes test, fine only)" in rows[0]
+    assert rows[1].endswith("| - | `unet_padded`, [`configs/train/unet_padded.cfg`](../../configs/train/unet_padded.cfg) |")
+    assert os.path.exists(os.path.join(ROOT, "configs", "train", "unet_padded.cfg"))
+    machine = next(line for line in report.splitlines() if line.startswith("Machine: "))
+    assert "1-minute load average" in machine
     results = json.loads((tmp_path / "systems.json").read_text())
     pspnet, unet = results["systems"]
     assert (pspnet["key"], unet["key"]) == ("pspnet", "unet")
@@ -41,7 +45,7 @@ def test_quick_comparison_writes_table_json_and_figures(tmp_path):
     # PSPNet trains with its auxiliary head: one loss per update, every one finite
     assert len(pspnet["losses"]) == results["budget"]["epochs"] * (
         results["budget"]["train_images"] // results["budget"]["batch_size"])
-    for figure in ("systems_miou_cost.png", "systems_loss.png"):
+    for figure in ("systems_miou_cost.png", "systems_loss.png", "systems_class_iou.png"):
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -82,7 +86,7 @@ def test_a_second_call_reuses_each_systems_saved_scores_and_measures_only_delete
 
     def fake_training(entry, budget, train, val):
         calls.append(("train", entry.key))
-        return Trained(0.25, float("nan"), (0.5, 0.0), (2.0, 1.5), 3.0)
+        return Trained(0.25, float("nan"), (0.5,) + (0.0,) * 18, (2.0, 1.5), 3.0)
 
     def fake_cost(entry, budget):
         calls.append(("cost", entry.key))
