@@ -16,13 +16,17 @@ prediction map. ``mxnet`` is :class:`~tusimple_duc.inference.fast.FastForward` (
 Precisions (:data:`BACKEND_PRECISIONS`):
 
 * ``openvino``: ``fp32`` and ``bf16`` through ``INFERENCE_PRECISION_HINT`` (f32 is set
-  explicitly: OpenVINO's CPU plugin otherwise runs bf16 on CPUs with AVX512-BF16 or AMX).
-  ``int8`` is not offered: OpenVINO >= 2025 quantizes only through NNCF, whose releases that
-  support it need numpy >= 1.24 (this project pins 1.23.5) and whose older releases import the
-  removed ``openvino.runtime``.
-* ``onnxruntime``: ``fp32``. ``int8`` (``onnxruntime.quantization.quantize_static``) is not
-  offered: onnxruntime 1.19's quantization module needs onnx >= 1.16, this project pins
-  onnx < 1.16 for MXNet's exporter.
+  explicitly: OpenVINO's CPU plugin otherwise runs bf16 on CPUs with AVX512-BF16 or AMX), and
+  ``int8``.
+* ``onnxruntime``: ``fp32`` and ``int8``.
+
+``int8`` on both runtimes runs the QDQ copy of the export written by this project's own
+quantizer (:func:`tusimple_duc.io.onnx_quantize.quantize_qdq`; NNCF and
+``onnxruntime.quantization`` do not install with this project's pins, numpy 1.23.5 and
+onnx < 1.16): calibrated (naive min/max) on the same ``calibration`` inputs as the MXNet int8
+path, with the same layer groups kept fp32 (``int8_fp32``, :func:`int8_fp32_weights`).
+OpenVINO then runs FakeQuantize'd int8 convolutions (the rest in f32), ONNX Runtime
+``QLinearConv``.
 
 Anything not available is a one-line :class:`~tusimple_duc.errors.ConfigError` naming
 ``[inference] backend`` or ``precision`` and the reason.
@@ -30,32 +34,32 @@ Anything not available is a one-line :class:`~tusimple_duc.errors.ConfigError` n
 from __future__ import annotations
 
 import importlib
+import json
 import logging
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
+import onnx
 
 from tusimple_duc.errors import ConfigError
-from tusimple_duc.inference.fast import FastForward
+from tusimple_duc.inference.fast import INT8_FP32_DEFAULT, FastForward, int8_fp32_layers, probability_symbol
 from tusimple_duc.io.export import onnx_model
+from tusimple_duc.io.onnx_quantize import quantize_qdq
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import cells_to_pixels
 
 BACKENDS: Tuple[str, ...] = ("mxnet", "openvino", "onnxruntime")
 BACKEND_PRECISIONS: Dict[str, Tuple[str, ...]] = {
     "mxnet": ("fp32", "bf16", "int8"),
-    "openvino": ("fp32", "bf16"),
-    "onnxruntime": ("fp32",),
+    "openvino": ("fp32", "bf16", "int8"),
+    "onnxruntime": ("fp32", "int8"),
 }
 UNAVAILABLE_REASONS: Dict[Tuple[str, str], str] = {
-    ("openvino", "int8"): "OpenVINO quantizes only through NNCF, which does not install with this "
-                          "project's pins (numpy 1.23.5) for OpenVINO 2026",
     ("onnxruntime", "bf16"): "ONNX Runtime's CPU provider has no bf16 convolutions",
-    ("onnxruntime", "int8"): "onnxruntime.quantization needs onnx >= 1.16; this project pins onnx < 1.16 "
-                             "(MXNet's ONNX exporter)",
 }
-OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+#: int8: the quantized convolutions run int8 whatever the hint, the rest f32
+OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 #: (H, W) the ONNX graph is traced at: any multiple of the output stride works (dynamic shapes)
 TRACE_SHAPE = (64, 64)
@@ -84,6 +88,48 @@ def _runtime(backend: str) -> Any:
                           f"{err}") from None
 
 
+def int8_fp32_weights(net: Any, groups: Sequence[str]) -> FrozenSet[str]:
+    """Weight names of the convolutions the MXNet int8 path keeps fp32 for the layer groups
+    ``groups`` (:data:`~tusimple_duc.inference.fast.INT8_FP32_GROUPS`); they are also the
+    weight initializer names of the network's ONNX export.
+
+    The layers are :func:`~tusimple_duc.inference.fast.int8_fp32_layers`'s. A residual sum kept
+    fp32 keeps fp32 the convolution oneDNN fuses it into as well: the one behind the sum's first
+    operand (through its BatchNorm), the bottleneck's ``_1x1_increase`` (the ``_1x1_proj``
+    shortcut stays int8), as in FastForward's quantized graph.
+    """
+    symbol = probability_symbol(net)
+    kept = set(int8_fp32_layers(symbol, net, groups))
+    nodes: List[Dict[str, Any]] = json.loads(symbol.tojson())["nodes"]
+    weights = set()
+    for node in nodes:
+        if node["name"] not in kept:
+            continue
+        if node["op"] == "elemwise_add":
+            node = nodes[node["inputs"][0][0]]
+            while node["op"] == "BatchNorm":
+                node = nodes[node["inputs"][0][0]]
+        if node["op"] in ("Convolution", "Deconvolution"):
+            weights.add(nodes[node["inputs"][1][0]]["name"])
+    return frozenset(weights)
+
+
+def runtime_model_bytes(net: Any, backend: str, precision: str, model_bytes: Optional[bytes],
+                        calibration: Optional[np.ndarray], int8_fp32: Sequence[str]) -> bytes:
+    """The serialized ONNX ``backend`` runs: the clean export (``model_bytes``, or exported at
+    :data:`TRACE_SHAPE`), for ``int8`` its QDQ copy calibrated on ``calibration`` (K, 3, H, W)
+    with the convolutions of the groups ``int8_fp32`` kept fp32."""
+    if precision == "int8" and (calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0):
+        raise ConfigError(f"[inference] precision = int8 with backend {backend} needs calibration inputs "
+                          f"(the first [inference] calibration_images images of the list), a non-empty "
+                          f"(N, 3, H, W) float32 array")
+    if precision != "int8":
+        return model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString()
+    model = onnx.load_from_string(model_bytes) if model_bytes else onnx_model(net, TRACE_SHAPE)
+    calibration = np.asarray(calibration, dtype=np.float32)
+    return quantize_qdq(model, calibration, int8_fp32_weights(net, int8_fp32)).SerializeToString()
+
+
 def prediction_layout(flat: np.ndarray, net: Any, input_shape: Tuple[int, int]) -> np.ndarray:
     """The exported output (N, L, P) rearranged to the prediction map (N, L, H/s, W/s).
 
@@ -106,14 +152,17 @@ def prediction_layout(flat: np.ndarray, net: Any, input_shape: Tuple[int, int]) 
 
 
 class OnnxRuntimeForward:
-    """ONNX Runtime (CPU provider, all graph optimizations) on the network's clean ONNX export."""
+    """ONNX Runtime (CPU provider, all graph optimizations) on the network's clean ONNX export
+    (int8: its QDQ copy, :func:`runtime_model_bytes`; ``calibration`` and ``int8_fp32`` as
+    in :func:`make_forward`)."""
 
-    def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None) -> None:
+    def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None,
+                 calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT) -> None:
         check_backend("onnxruntime", precision)
         runtime = _runtime("onnxruntime")
         options = runtime.SessionOptions()
         options.graph_optimization_level = runtime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model_bytes = model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString()
+        model_bytes = runtime_model_bytes(net, "onnxruntime", precision, model_bytes, calibration, int8_fp32)
         self.net = net
         self.precision = precision
         self.session = runtime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
@@ -126,14 +175,17 @@ class OnnxRuntimeForward:
 
 
 class OpenVINOForward:
-    """OpenVINO's CPU plugin on the network's clean ONNX export, compiled for each input shape
-    (the last one kept: keep shapes fixed, as with FastForward)."""
+    """OpenVINO's CPU plugin on the network's clean ONNX export (int8: its QDQ copy,
+    :func:`runtime_model_bytes`; ``calibration`` and ``int8_fp32`` as in :func:`make_forward`),
+    compiled for each input shape (the last one kept: keep shapes fixed, as with FastForward)."""
 
-    def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None) -> None:
+    def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None,
+                 calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT) -> None:
         check_backend("openvino", precision)
         runtime = _runtime("openvino")
         self.core = runtime.Core()
-        self.model = self.core.read_model(model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString())
+        self.model = self.core.read_model(runtime_model_bytes(net, "openvino", precision, model_bytes,
+                                                              calibration, int8_fp32))
         self.net = net
         self.precision = precision
         self.config = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision]}
@@ -157,7 +209,7 @@ class OpenVINOForward:
 
 
 def make_forward(net: Any, backend: str, precision: str, calibration: Optional[np.ndarray] = None,
-                 int8_fp32: Sequence[str] = (), ctx: mx.Context = mx.cpu(),
+                 int8_fp32: Sequence[str] = INT8_FP32_DEFAULT, ctx: mx.Context = mx.cpu(),
                  model_bytes: Optional[bytes] = None) -> Any:
     """The predictor forward of ``backend`` at ``precision`` (see the module docstring).
 
@@ -165,14 +217,15 @@ def make_forward(net: Any, backend: str, precision: str, calibration: Optional[n
     ----------
     net : an initialised ``SegmentationNet``.
     backend : one of :data:`BACKENDS`; precision : one of its :data:`BACKEND_PRECISIONS`.
-    calibration : int8 only: (K, 3, H, W) float32 network inputs.
-    int8_fp32 : mxnet int8 only: the layer groups kept in fp32.
+    calibration : int8 only, required: (K, 3, H, W) float32 network inputs (mean-subtracted RGB)
+        whose ranges set the quantization (every backend: the same inputs).
+    int8_fp32 : int8 only: the layer groups kept in fp32 (every backend: the same layers).
     ctx : mxnet only: the CPU context.
-    model_bytes : the serialized ONNX export, to reuse it across precisions (None: export).
+    model_bytes : the serialized clean ONNX export, to reuse it across precisions (None: export).
     """
     check_backend(backend, precision)
     if backend == "mxnet":
         return FastForward(net, precision=precision, calibration=calibration, int8_fp32=int8_fp32, ctx=ctx)
     if backend == "openvino":
-        return OpenVINOForward(net, precision, model_bytes)
-    return OnnxRuntimeForward(net, precision, model_bytes)
+        return OpenVINOForward(net, precision, model_bytes, calibration, int8_fp32)
+    return OnnxRuntimeForward(net, precision, model_bytes, calibration, int8_fp32)

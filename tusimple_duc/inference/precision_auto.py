@@ -27,6 +27,7 @@ import numpy as np
 
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.backends import BACKEND_PRECISIONS, TRACE_SHAPE, check_backend, make_forward
+from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.atomic import atomic_write_json
 from tusimple_duc.io.export import onnx_model
 
@@ -168,7 +169,7 @@ def timing_batch(calibration: np.ndarray, window: Optional[Tuple[int, int]], bat
 
 
 def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tuple[int, int]],
-                 batch_windows: int, cache_dir: str, int8_fp32: Sequence[str] = (),
+                 batch_windows: int, cache_dir: str, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
                  timer: TimerFn = wall_seconds) -> Tuple[PrecisionChoice, ForwardFn]:
     """:func:`choose_precision` over ``backend``'s precisions for ``net`` on this machine.
 
@@ -178,7 +179,7 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     calibration : (K, 3, H, W) float32 inputs (agreement; int8 calibration; timing input).
     window, batch_windows : sliding mode's window (None: whole image) and windows per call.
     cache_dir : folder of ``precision.json`` (empty: :data:`DEFAULT_CACHE_DIR`).
-    int8_fp32 : mxnet int8: layer groups kept fp32.
+    int8_fp32 : int8 (every backend): layer groups kept fp32.
     """
     check_backend(backend, "fp32")
     model_bytes = None if backend == "mxnet" else onnx_model(net, TRACE_SHAPE).SerializeToString()
