@@ -70,8 +70,6 @@ def test_openvino_recompiles_for_a_new_shape(tiny):
 
 
 @pytest.mark.parametrize("backend, precision, reason", [
-    ("openvino", "int8", "NNCF"),
-    ("onnxruntime", "int8", "onnx >= 1.16"),
     ("onnxruntime", "bf16", "no bf16"),
 ])
 def test_unavailable_precision_is_one_config_error(backend, precision, reason):

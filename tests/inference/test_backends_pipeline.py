@@ -91,5 +91,19 @@ def test_precision_auto_run_caches_its_choice(dataset, tmp_path):
     import json
     entries = json.loads((cache / "precision.json").read_text())
     (entry,) = entries.values()
-    assert entry["precision"] in ("fp32", "bf16") and set(entry["seconds"]) == {"fp32", "bf16"}
-    assert entry["precision"] == "fp32" or entry["seconds"]["bf16"] < entry["seconds"]["fp32"]
+    assert entry["precision"] in ("fp32", "bf16", "int8") and set(entry["seconds"]) == {"fp32", "bf16", "int8"}
+    chosen = entry["precision"]
+    assert chosen == "fp32" or (entry["seconds"][chosen] < entry["seconds"]["fp32"] and entry["agreement"][chosen] >= 0.99)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_int8_backend_run_agrees_with_mxnet_and_is_quiet(dataset, mxnet_run, tmp_path, backend):
+    result = _test_py(dataset, tmp_path / "out", f"inference.backend={backend}", "inference.precision=int8",
+                      "inference.calibration_images=2")
+    assert _warning_lines(result.stderr) == []
+    expected = _probabilities(mxnet_run[1])
+    got = _probabilities(tmp_path / "out")
+    assert sorted(got) == sorted(expected) and len(got) == 2
+    for name in expected:
+        assert not np.array_equal(got[name], expected[name])  # int8 arithmetic really ran
+        assert (got[name].argmax(0) == expected[name].argmax(0)).mean() >= 0.95
