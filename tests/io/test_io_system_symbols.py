@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from io_helpers import REPO
+from tusimple_duc.io.names import symbol_name
 from tusimple_duc.io.system_symbols import SYSTEMS_FOLDER, system_symbol_text, system_training_symbol
 from tusimple_duc.models.systems import SYSTEM_PRESETS, build_system, get_system_spec
 
@@ -33,7 +34,7 @@ def test_committed_symbol_is_what_the_code_generates(name):
             f"symbols/systems/{name}-symbol.json is stale: run python tools/generate_symbols.py")
 
 
-@pytest.mark.parametrize("name", ["tiny_fcn8s", "tiny_pspnet", "tiny_deeplabv1"])
+@pytest.mark.parametrize("name", ["tiny_fcn8s", "tiny_pspnet", "tiny_deeplabv1", "tiny_segnet"])
 def test_module_on_the_symbol_computes_the_gluon_network(name):
     net = build_system(get_system_spec(name, num_classes=4))
     rng = np.random.RandomState(0)
@@ -46,7 +47,7 @@ def test_module_on_the_symbol_computes_the_gluon_network(name):
             if not param.name.endswith("running_var"):
                 param.set_data(mx.nd.array(rng.normal(0, 0.2, param.shape)))
         expected = mx.nd.softmax(net(x), axis=1).asnumpy()
-        values = {name: param.data() for name, param in net.collect_params().items()}
+        values = {symbol_name(name): param.data() for name, param in net.collect_params().items()}
         symbol = system_training_symbol(net)
         module = mx.mod.Module(symbol, data_names=["data"], label_names=["seg_loss_label"],
                                context=mx.cpu())

@@ -19,6 +19,14 @@ files, our checkpoints, Gluon parameter files) into a Gluon network and writes
   output stride); output ``seg_prob`` (N, L, r*r*h*w). ``shape`` is the (H, W) used to trace
   the graph.
 
+A comparison system (a preset or :class:`~tusimple_duc.models.systems.SystemSpec` of
+:mod:`tusimple_duc.models.systems`) exports the same way with its own graph
+(:mod:`tusimple_duc.io.system_symbols`): ``<out>-symbol.json`` is its forward ending in the
+released ``SoftmaxOutput`` over (N, L, h, w) scores, and the ONNX output ``seg_prob`` is the
+(N, L, h, w) probabilities (h, w dynamic); any H, W that is a multiple of the output stride.
+Its resize and adaptive-pooling operators are translated by :mod:`tusimple_duc.io.onnx_ops`.
+PSPNet exports its inference network (the auxiliary layers are in the params, not in the graph).
+
 :func:`export_architecture` says which network that is: a preset, the network of a training
 config (``[network]`` + ``[data] ds_rate``, e.g. the checkpoint's saved ``<prefix>-train.cfg``)
 or, when neither is given, the checkpoint's own ``<prefix>-symbol.json``
@@ -44,12 +52,17 @@ from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_chec
                                         load_params_file, save_checkpoint, symbol_path)
 from tusimple_duc.io.matching import CheckpointMismatchError
 from tusimple_duc.io.onnx_graph import clean_model
+from tusimple_duc.io.onnx_ops import system_converters
 from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, INPUT_NAME, PROBABILITY_NAME,
                                     probability_symbol, symbol_text, training_symbol)
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
+from tusimple_duc.io.system_symbols import system_probability_symbol, system_training_symbol
 from tusimple_duc.layout import sides_are_multiples
 from tusimple_duc.models.from_config import spec_from_train_config
-from tusimple_duc.models.presets import PRESETS, ModelSpec, build_model, get_spec
+from tusimple_duc.models.presets import PRESETS, ModelSpec, get_model, get_spec
+from tusimple_duc.models.systems import SYSTEM_PRESETS, SystemSpec, get_system_spec
+
+Architecture = Union[ModelSpec, SystemSpec]
 
 RELEASED_TEST_SHAPE = (1024, 2048)
 EXPORT_EPOCH = 0
@@ -66,13 +79,14 @@ class ExportResult:
 
 
 def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str] = None,
-                        config: Optional[str] = None) -> Tuple[ModelSpec, str]:
+                        config: Optional[str] = None) -> Tuple[Architecture, str]:
     """The network to export and a phrase naming where it comes from.
 
     Parameters
     ----------
     prefix, epoch : the checkpoint (see :func:`export_model`).
-    preset : a preset name; config : a training config file (INI); at most one of them.
+    preset : a preset name (DUC or comparison system); config : a training config file (INI);
+        at most one of them. A system's spec is its inference network (no auxiliary output).
         Neither: the spec read from ``<prefix>-symbol.json``.
 
     Raises
@@ -83,9 +97,16 @@ def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str]
     if preset and config:
         raise ConfigError("give the architecture as a preset or as a training config, not both")
     if preset:
+        if preset in SYSTEM_PRESETS:
+            return get_system_spec(preset), f"preset {preset}"
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(list(PRESETS) + list(SYSTEM_PRESETS))})")
         return get_spec(preset), f"preset {preset}"
     if config:
-        return spec_from_train_config(load_train_config(config)), f"the network of {config}"
+        spec = spec_from_train_config(load_train_config(config))
+        if isinstance(spec, SystemSpec) and spec.auxiliary:
+            spec = get_system_spec(spec, auxiliary=False)
+        return spec, f"the network of {config}"
     if epoch is None:
         raise ConfigError(f"{prefix}: a params file has no -symbol.json to read the architecture from; "
                           f"give a preset or a training config")
@@ -97,7 +118,7 @@ def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str]
 
 
 def export_model(prefix: str, epoch: Optional[int], out: str,
-                 model: Union[str, ModelSpec, None] = None, config: Optional[str] = None,
+                 model: Union[str, ModelSpec, SystemSpec, None] = None, config: Optional[str] = None,
                  shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
                  ignore_label: int = DEFAULT_IGNORE_LABEL) -> ExportResult:
     """Load ``prefix``/``epoch`` into the network ``model`` and write the released-format files.
@@ -107,7 +128,7 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     prefix, epoch : a checkpoint (``<prefix>-%04d.params``); with ``epoch`` None, ``prefix``
         is a params file path (checkpoint or Gluon format).
     out : output prefix: ``<out>-symbol.json`` and ``<out>-0000.params``.
-    model : a preset name or a :class:`ModelSpec`; config : a training config file instead;
+    model : a preset name, a :class:`ModelSpec` or a ``SystemSpec``; config : a training config file instead;
         neither: the network ``<prefix>-symbol.json`` describes (:func:`export_architecture`).
     shape : (H, W) used to trace the ONNX graph; multiples of the output stride.
     onnx_path : also write an ONNX model there.
@@ -118,11 +139,11 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     CheckpointError : checkpoint missing, corrupt or not of that network.
     ConfigError : unknown preset or a shape that is not a multiple of the output stride.
     """
-    if isinstance(model, ModelSpec):
+    if isinstance(model, (ModelSpec, SystemSpec)):
         spec, origin = model, "the given network"
     else:
         spec, origin = export_architecture(prefix, epoch, preset=model, config=config)
-    net = build_model(spec)
+    net = get_model(spec)
     if onnx_path:
         check_shape(net, shape)
     try:
@@ -131,26 +152,37 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
         raise CheckpointMismatchError(f"{err} (the checkpoint is not {origin}: choose its preset or "
                                       f"training config)", err.path, err.comparison) from None
     sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
+    if sym_file is None:  # a comparison system: its own graph (save_checkpoint writes the DUC one)
+        sym_file = symbol_path(out)
+        atomic_write_text(sym_file, symbol_text(system_training_symbol(net, ignore_label)))
     onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
     return ExportResult(sym_file, params_file, onnx_file, report)
 
 
+def is_system(net: Any) -> bool:
+    """True for a comparison system's network (``models.systems``), False for a DUC one."""
+    return not isinstance(getattr(net, "spec", None), ModelSpec)
+
+
 def onnx_model(net: Any, shape: Tuple[int, int]) -> onnx.ModelProto:
     """``net`` (initialised) as a clean ONNX model: ``data`` (N, 3, H, W) -> ``seg_prob``
-    (N, L, r*r*h*w), opset :data:`~tusimple_duc.io.onnx_graph.ONNX_OPSET`, weights as
-    initializers only, BatchNorm folded into the convolutions
-    (:func:`tusimple_duc.io.onnx_graph.clean_model`). ``shape`` (H, W) traces the graph."""
+    (N, L, r*r*h*w) for a DUC network, (N, L, h, w) for a comparison system; opset
+    :data:`~tusimple_duc.io.onnx_graph.ONNX_OPSET`, weights as initializers only, BatchNorm
+    folded into the convolutions (:func:`tusimple_duc.io.onnx_graph.clean_model`). ``shape``
+    (H, W) traces the graph."""
     height, width = check_shape(net, shape)
     params = {key.split(":", 1)[1]: value for key, value in checkpoint_arrays(net).items()}
-    symbol = probability_symbol(net)
-    with tempfile.TemporaryDirectory(prefix="duc-onnx-") as folder:
+    system = is_system(net)
+    symbol = system_probability_symbol(net) if system else probability_symbol(net)
+    with tempfile.TemporaryDirectory(prefix="duc-onnx-") as folder, system_converters():
         traced = os.path.join(folder, "mx2onnx.onnx")
         mx.onnx.export_model(symbol, params, in_shapes=[(1, 3, height, width)],
                              in_types=[np.float32], onnx_file_path=traced, dynamic=True,
                              dynamic_input_shapes=[(None, 3, None, None)])
         traced_model = onnx.load(traced)
-    return clean_model(traced_model, {INPUT_NAME: ("batch", 3, "height", "width")},
-                       {PROBABILITY_NAME: ("batch", int(net.num_classes), "pixels")})
+    classes = int(net.num_classes)
+    output = ("batch", classes, "out_height", "out_width") if system else ("batch", classes, "pixels")
+    return clean_model(traced_model, {INPUT_NAME: ("batch", 3, "height", "width")}, {PROBABILITY_NAME: output})
 
 
 def export_onnx(net: Any, path: str, shape: Tuple[int, int]) -> str:

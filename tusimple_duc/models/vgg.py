@@ -132,6 +132,8 @@ class VGG16Backbone(HybridBlock):
         for s, stage in enumerate(self.stages):
             x = stage(x)
             found[f"conv{s + 1}_{STAGE_CONVS[s]}"] = x
+            if s == 4 and self.fc is None:
+                break  # segnet: no pool5 (unused; too small to pool at small inputs)
             x = self._pool(F, x, s)
             found[f"pool{s + 1}"] = x
         if self.fc is not None:

@@ -78,7 +78,8 @@ class ASPPv3(HybridBlock):
             self.project = ConvBNReLU("aspp_project", (len(rates) + 2) * channels, channels, 1)
 
     def hybrid_forward(self, F, x):
-        pooled = self.image_pool(F.mean(x, axis=(2, 3), keepdims=True))
+        # global average pooling as Pooling (ONNX GlobalAveragePool; mx2onnx's ReduceMean fails its checker)
+        pooled = self.image_pool(F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type="avg"))
         image = F.broadcast_like(pooled, x, lhs_axes=(2, 3), rhs_axes=(2, 3))
         return self.project(F.concat(*[branch(x) for branch in self.branches], image, dim=1))
 

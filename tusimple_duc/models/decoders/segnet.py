@@ -6,8 +6,10 @@ window: the map is padded by one row and column of ``-inf``, cut to even size, r
 with ``space_to_depth`` into the 4 window positions, and ``argmax`` over them picks the first
 maximum in row-major order (Caffe's strict ``>``). :func:`unpool` multiplies the values by the
 switch and rearranges back with ``depth_to_space``, cropped to the pre-pool size: every value
-lands where its window's maximum was, zeros elsewhere. Only reshapes, so both hybridize and
-export to a symbol JSON. The switch is piecewise constant (no gradient through it).
+lands where its window's maximum was, zeros elsewhere. Only reshapes, splits and stacks, so both
+hybridize and export to a symbol JSON and to ONNX. The switch is piecewise constant (no
+gradient through it); the decoder computes the pooled values of stage 5 only (the other stages
+unpool the decoder's own maps).
 
 Decoder (SegNet, VGG-16): for each stage 5..1, unpool with that stage's switches, then the
 mirrored convs ``conv{s}_{i}_D`` (3x3, BN ``conv{s}_{i}_D_bn``, ReLU), i from the stage's
@@ -25,27 +27,42 @@ from tusimple_duc.models.decoders.base import SystemDecoder
 from tusimple_duc.models.vgg import STAGE_CONVS
 
 
-def max_pool_with_argmax(F, x):
-    """2x2/2 max-pool rounding up: ``(N, C, H, W) -> (pooled (N, C, h, w), switch (N, 4, C,
-    h, w))``, ``h = ceil(H/2)``; ``switch[:, k]`` is 1 where window position ``k = 2*dy + dx``
-    holds the (first) maximum."""
+def _windows(F, x):
+    """``(N, C, H, W) -> (N, 4, C, h, w)``, ``h = ceil(H/2)``: the 4 positions ``k = 2*dy + dx``
+    of every 2x2/2 window, ``-inf`` beyond the bottom and right borders."""
     pooled_size = F.slice(x, begin=(None, None, None, None), end=(None, None, None, None),
                           step=(1, 1, 2, 2))                           # (N, C, h, w)
     even_size = F.UpSampling(pooled_size, scale=2, sample_type="nearest")  # (N, C, 2h, 2w)
     padded = F.pad(x, mode="constant", constant_value=float("-inf"),
                    pad_width=(0, 0, 0, 0, 0, 1, 0, 1))
     windows = F.space_to_depth(F.slice_like(padded, even_size, axes=(2, 3)), block_size=2)
-    windows = F.reshape(windows, shape=(0, -4, 4, -1, -2))             # (N, 4, C, h, w)
-    switch = F.one_hot(F.argmax(windows, axis=1), depth=4)              # (N, C, h, w, 4)
-    switch = F.BlockGrad(F.transpose(switch, axes=(0, 4, 1, 2, 3)))
-    return F.max(windows, axis=1), switch
+    return F.stack(*F.split(windows, num_outputs=4, axis=1), axis=1)
+
+
+def max_pool_switch(F, x):
+    """The one-hot switch ``(N, 4, C, h, w)`` of the 2x2/2 max-pool of ``x (N, C, H, W)``:
+    ``switch[:, k]`` is 1 where window position ``k = 2*dy + dx`` holds the (first) maximum.
+
+    Computed on ``BlockGrad(x)``: the switch is piecewise constant, and MXNet 1.9's imperative
+    backward of ``slice_like`` crashes (segmentation fault) when no gradient reaches its output."""
+    switch = F.one_hot(F.argmax(_windows(F, F.BlockGrad(x)), axis=1), depth=4)  # (N, C, h, w, 4)
+    return F.transpose(switch, axes=(0, 4, 1, 2, 3))
+
+
+def max_pool_with_argmax(F, x):
+    """2x2/2 max-pool rounding up: ``(N, C, H, W) -> (pooled (N, C, h, w), switch (N, 4, C,
+    h, w))``, ``h = ceil(H/2)`` (switch: :func:`max_pool_switch`)."""
+    first, second, third, fourth = F.split(_windows(F, x), num_outputs=4, axis=1, squeeze_axis=True)
+    pooled = F.maximum(F.maximum(first, second), F.maximum(third, fourth))  # not F.max: mx2onnx emits an invalid ReduceMax
+    return pooled, max_pool_switch(F, x)
 
 
 def unpool(F, values, switch, like):
     """``values (N, C, h, w)`` placed at the argmax positions of ``switch`` -> ``(N, C, H, W)``
     with ``(H, W)`` of ``like`` (the pre-pool map), zeros elsewhere."""
     spread = F.broadcast_mul(switch, F.expand_dims(values, axis=1))     # (N, 4, C, h, w)
-    full = F.depth_to_space(F.reshape(spread, shape=(0, -3, -2)), block_size=2)
+    positions = F.split(spread, num_outputs=4, axis=1, squeeze_axis=True)
+    full = F.depth_to_space(F.concat(*positions, dim=1), block_size=2)  # (N, C, 2h, 2w)
     return F.slice_like(full, like, axes=(2, 3))
 
 
@@ -86,6 +103,9 @@ class SegNetDecoder(SystemDecoder):
         encoder = (conv5_3, conv4_3, conv3_3, conv2_2, conv1_2)
         x = None
         for prepool, stage in zip(encoder, self.stages):
-            pooled, switch = max_pool_with_argmax(F, prepool)
-            x = stage(unpool(F, pooled if x is None else x, switch, prepool))
+            if x is None:
+                x, switch = max_pool_with_argmax(F, prepool)
+            else:
+                switch = max_pool_switch(F, prepool)
+            x = stage(unpool(F, x, switch, prepool))
         return x
