@@ -137,10 +137,13 @@ def prediction_layout(flat: np.ndarray, net: Any, input_shape: Tuple[int, int]) 
     ----------
     flat : ``seg_prob`` of :func:`~tusimple_duc.io.export.onnx_model`: for a DUC head the
         released layout (P = r*r*h*w, :mod:`tusimple_duc.layout`), for other heads the
-        row-major flattened prediction map.
+        row-major flattened prediction map; a comparison system's (N, L, h, w) map (4-D) is
+        already the prediction map and is returned as it is.
     net : the network (``output_stride``, ``prediction_stride``, ``head.kind``).
     input_shape : (H, W) of the network input, pixels.
     """
+    if flat.ndim == 4:
+        return flat
     height, width = input_shape
     stride = int(net.prediction_stride)
     if getattr(net.head, "kind", None) != "duc":

@@ -165,10 +165,7 @@ def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.C
         return None
     section = config.inference
     if not isinstance(net, SegmentationNet):
-        if section.backend != "mxnet" or section.precision != "fp32":
-            raise ConfigError(f"{config.source}: [inference] backend = {section.backend}, precision = "
-                              f"{section.precision}: the comparison systems run with backend mxnet, precision fp32")
-        return None  # the fast predictor is built for the DUC networks' head; the systems use the plain forward
+        return system_forward(config, net)
     if section.backend == "mxnet" and not section.cpu_fast:
         return None
     calibration = None
@@ -180,6 +177,25 @@ def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.C
                             section.precision_cache_dir, int8_fp32)[1]
     return make_forward(net, section.backend, section.precision, calibration=calibration,
                         int8_fp32=int8_fp32, ctx=contexts[0])
+
+
+#: (backend, precision) a comparison system (``models.systems``) runs with; mxnet's fp32 is the
+#: plain forward (FastForward and the int8 calibration are built for the DUC networks' head).
+SYSTEM_BACKEND_PRECISIONS: Tuple[Tuple[str, str], ...] = (
+    ("mxnet", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("onnxruntime", "fp32"))
+
+
+def system_forward(config: TestConfig, net: HybridBlock) -> Optional[ForwardFn]:
+    """The CPU forward of a comparison system: None (plain MXNet forward) for backend mxnet,
+    else the backend on the system's ONNX export (:data:`SYSTEM_BACKEND_PRECISIONS`)."""
+    section = config.inference
+    if (section.backend, section.precision) not in SYSTEM_BACKEND_PRECISIONS:
+        allowed = ", ".join(f"{backend} {precision}" for backend, precision in SYSTEM_BACKEND_PRECISIONS)
+        raise ConfigError(f"{config.source}: [inference] backend = {section.backend}, precision = "
+                          f"{section.precision}: the comparison systems run with {allowed}")
+    if section.backend == "mxnet":
+        return None
+    return make_forward(net, section.backend, section.precision)
 
 
 def image_entries(paths: Sequence[str]) -> List[ListEntry]:

@@ -78,9 +78,11 @@ class ASPPv3(HybridBlock):
             self.project = ConvBNReLU("aspp_project", (len(rates) + 2) * channels, channels, 1)
 
     def hybrid_forward(self, F, x):
-        # global average pooling as Pooling (ONNX GlobalAveragePool; mx2onnx's ReduceMean fails its checker)
+        # Pooling, not mean (mx2onnx's ReduceMean fails its own checker); the 1x1 map resized to
+        # h x w is its broadcast, and exports as a dynamic Resize (broadcast_like's Expand does
+        # not compile in OpenVINO 2026 at dynamic sizes)
         pooled = self.image_pool(F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type="avg"))
-        image = F.broadcast_like(pooled, x, lhs_axes=(2, 3), rhs_axes=(2, 3))
+        image = F.contrib.BilinearResize2D(pooled, x, mode="like", align_corners=True)
         return self.project(F.concat(*[branch(x) for branch in self.branches], image, dim=1))
 
 

@@ -61,8 +61,10 @@ def unpool(F, values, switch, like):
     """``values (N, C, h, w)`` placed at the argmax positions of ``switch`` -> ``(N, C, H, W)``
     with ``(H, W)`` of ``like`` (the pre-pool map), zeros elsewhere."""
     spread = F.broadcast_mul(switch, F.expand_dims(values, axis=1))     # (N, 4, C, h, w)
-    positions = F.split(spread, num_outputs=4, axis=1, squeeze_axis=True)
-    full = F.depth_to_space(F.concat(*positions, dim=1), block_size=2)  # (N, C, 2h, 2w)
+    # (N, 1, 4C, h, w), position-major as space_to_depth; not split(squeeze) + concat, which
+    # OpenVINO 2026's SplitSqueezeConcatFusion cannot compile at dynamic sizes
+    stacked = F.concat(*F.split(spread, num_outputs=4, axis=1), dim=2)
+    full = F.depth_to_space(F.squeeze(stacked, axis=1), block_size=2)  # (N, C, 2h, 2w)
     return F.slice_like(full, like, axes=(2, 3))
 
 
