@@ -8,9 +8,12 @@ weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
                        plugin with ``INFERENCE_PRECISION_HINT`` f32, called on the input;
                        output ``seg_prob`` (N, L, r*r*h*w)
 ``openvino-bf16``      the same with the hint bf16
-``openvino-int8``      not available (:func:`unavailable_reason`)
+``openvino-int8``      the same (hint f32) on the QDQ int8 copy of the ONNX
+                       (:func:`tusimple_duc.io.onnx_quantize.quantize_qdq`, calibrated on the
+                       suite's calibration inputs, the MXNet int8 default's layer groups fp32),
+                       quantized when the worker is built (not timed)
 ``onnxruntime-fp32``   bare ONNX Runtime: CPU provider, all graph optimizations, default threads
-``onnxruntime-int8``   not available
+``onnxruntime-int8``   the same on the QDQ int8 copy (``QLinearConv``)
 ``predict-openvino``   what ``test.py`` runs with ``[inference] backend = openvino``: one
                        ``Predictor.predict`` (released whole-image protocol) of a uint8 image with
                        ``backends.make_forward(net, "openvino", "fp32")``
@@ -25,7 +28,7 @@ resolution, (1, L, H, W).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -33,7 +36,9 @@ import numpy as np
 from experiments.bench.scoring import read_rgb
 from tusimple_duc.config import RELEASED_RGB_MEAN
 from tusimple_duc.errors import ConfigError
-from tusimple_duc.inference.backends import OPENVINO_PRECISION_HINTS, check_backend, prediction_layout
+from tusimple_duc.inference.backends import (OPENVINO_PRECISION_HINTS, check_backend, prediction_layout,
+                                            runtime_model_bytes)
+from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import sides_are_multiples
 
@@ -59,27 +64,37 @@ def unavailable_reason(variant: str) -> Optional[str]:
     return None
 
 
-def openvino_model(onnx_path: str, precision: str, input_shape: Tuple[int, ...]) -> Any:
-    """The ONNX file compiled by OpenVINO's CPU plugin for one (N, 3, H, W) input shape."""
+def openvino_model(onnx_model: Union[str, bytes], precision: str, input_shape: Tuple[int, ...]) -> Any:
+    """The ONNX model (a file path or serialized bytes) compiled by OpenVINO's CPU plugin for one
+    (N, 3, H, W) input shape."""
     import openvino
 
     core = openvino.Core()
-    model = core.read_model(onnx_path)
+    model = core.read_model(onnx_model)
     model.reshape({INPUT_NAME: list(input_shape)})
     return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision]})
 
 
-def bare_forward(variant: str, onnx_path: str, input_shape: Tuple[int, ...]):
-    """``batch -> seg_prob`` (N, L, r*r*h*w) of a bare runtime variant on the ONNX file."""
+def bare_forward(variant: str, onnx_path: str, input_shape: Tuple[int, ...], preset: str,
+                 calibration: Optional[str] = None):
+    """``batch -> seg_prob`` (N, L, r*r*h*w) of a bare runtime variant on the ONNX file (int8: on
+    its QDQ copy calibrated on the ``calibration`` ``.npy`` (K, 3, H, W), ``preset``'s network
+    naming the layers kept fp32)."""
     backend, precision = backend_precision(variant)
+    model: Union[str, bytes] = onnx_path
+    if precision == "int8":
+        with open(onnx_path, "rb") as f:
+            inputs = np.load(calibration) if calibration else None
+            model = runtime_model_bytes(geometry_net(preset), backend, precision, f.read(), inputs,
+                                        INT8_FP32_DEFAULT)
     if backend == "openvino":
-        compiled = openvino_model(onnx_path, precision, input_shape)
+        compiled = openvino_model(model, precision, input_shape)
         return lambda batch: compiled(batch)[0]
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     return lambda batch: session.run(None, {INPUT_NAME: batch})[0]
 
 

@@ -218,7 +218,8 @@ class Suite:
         x = self.network_input(image, f"input-{tag}")
         spawn = lambda name: self.spawn(  # noqa: E731
             name, name, image if reference_of(name) == IMAGE_REFERENCE else x,
-            onnx=self.onnx_file() if name in BACKEND_VARIANTS else None)
+            onnx=self.onnx_file() if name in BACKEND_VARIANTS else None,
+            calibration=self.calibration_inputs(shape) if name.endswith("-int8") else None)
         outputs, variants, skipped = {}, {}, {}
         if together:
             workers = {name: spawn(name) for name in names}

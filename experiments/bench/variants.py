@@ -76,7 +76,8 @@ class VariantConfig:
     preset, prefix, epoch : the network and its released-format checkpoint.
     input : ``.npy`` network input (forward variants), ``.png`` image (predict), or ``.npz`` with
         ``data`` (1, 3, H, W) and ``label`` (1, H/s, W/s) trainIds (train-step).
-    calibration, calibration_mode : int8 only: ``.npy`` (N, 3, H, W) inputs and ``naive``/``entropy``.
+    calibration, calibration_mode : int8 only: ``.npy`` (N, 3, H, W) inputs and ``naive``/``entropy``
+        (the backend int8 variants calibrate ``naive``).
     onnx : backend variants only: the ONNX export of the checkpoint.
     """
 
@@ -280,7 +281,7 @@ def build_variant(config: VariantConfig):
     if name in BARE_VARIANTS:
         x = np.load(config.input)
         net = geometry_net(config.preset)
-        return ForwardVariant(bare_forward(name, config.onnx, x.shape), x,
+        return ForwardVariant(bare_forward(name, config.onnx, x.shape, config.preset, config.calibration), x,
                               lambda flat: prediction_layout(flat, net, x.shape[2:]))
     if name not in FORWARD_VARIANTS:
         raise ValueError(f"unknown variant {name!r} (known: {', '.join(FORWARD_VARIANTS + OTHER_VARIANTS)})")
