@@ -25,7 +25,8 @@ A comparison system (a preset or :class:`~tusimple_duc.models.systems.SystemSpec
 released ``SoftmaxOutput`` over (N, L, h, w) scores, and the ONNX output ``seg_prob`` is the
 (N, L, h, w) probabilities (h, w dynamic); any H, W that is a multiple of the output stride.
 Its resize and adaptive-pooling operators are translated by :mod:`tusimple_duc.io.onnx_ops`.
-PSPNet exports its inference network (the auxiliary layers are in the params, not in the graph).
+PSPNet exports its inference network: its auxiliary head (training only) is in neither file, so
+test.py reads PSPNet's training checkpoint, not the export.
 
 :func:`export_architecture` says which network that is: a preset, the network of a training
 config (``[network]`` + ``[data] ds_rate``, e.g. the checkpoint's saved ``<prefix>-train.cfg``)
@@ -48,11 +49,12 @@ import onnx
 from tusimple_duc.config import load_train_config
 from tusimple_duc.errors import CheckpointError, ConfigError
 from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
-from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint,
-                                        load_params_file, save_checkpoint, symbol_path)
+from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint, load_params_file,
+                                        params_path, save_checkpoint, symbol_path)
 from tusimple_duc.io.matching import CheckpointMismatchError
 from tusimple_duc.io.onnx_graph import clean_model
 from tusimple_duc.io.onnx_ops import system_converters
+from tusimple_duc.io.paramfile import write_params
 from tusimple_duc.io.symbol import (DEFAULT_IGNORE_LABEL, INPUT_NAME, PROBABILITY_NAME,
                                     probability_symbol, symbol_text, training_symbol)
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
@@ -86,7 +88,7 @@ def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str]
     ----------
     prefix, epoch : the checkpoint (see :func:`export_model`).
     preset : a preset name (DUC or comparison system); config : a training config file (INI);
-        at most one of them. A system's spec is its inference network (no auxiliary output).
+        at most one of them.
         Neither: the spec read from ``<prefix>-symbol.json``.
 
     Raises
@@ -103,10 +105,7 @@ def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str]
             raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(list(PRESETS) + list(SYSTEM_PRESETS))})")
         return get_spec(preset), f"preset {preset}"
     if config:
-        spec = spec_from_train_config(load_train_config(config))
-        if isinstance(spec, SystemSpec) and spec.auxiliary:
-            spec = get_system_spec(spec, auxiliary=False)
-        return spec, f"the network of {config}"
+        return spec_from_train_config(load_train_config(config)), f"the network of {config}"
     if epoch is None:
         raise ConfigError(f"{prefix}: a params file has no -symbol.json to read the architecture from; "
                           f"give a preset or a training config")
@@ -143,6 +142,8 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
         spec, origin = model, "the given network"
     else:
         spec, origin = export_architecture(prefix, epoch, preset=model, config=config)
+    if isinstance(spec, SystemSpec) and spec.auxiliary:
+        spec = get_system_spec(spec, auxiliary=False)  # the graph is the inference network's
     net = get_model(spec)
     if onnx_path:
         check_shape(net, shape)
@@ -151,10 +152,10 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     except CheckpointMismatchError as err:
         raise CheckpointMismatchError(f"{err} (the checkpoint is not {origin}: choose its preset or "
                                       f"training config)", err.path, err.comparison) from None
-    sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
-    if sym_file is None:  # a comparison system: its own graph (save_checkpoint writes the DUC one)
-        sym_file = symbol_path(out)
-        atomic_write_text(sym_file, symbol_text(system_training_symbol(net, ignore_label)))
+    if is_system(net):
+        sym_file, params_file = save_system_graph(net, out, ignore_label)
+    else:
+        sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
     onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
     return ExportResult(sym_file, params_file, onnx_file, report)
 
@@ -162,6 +163,19 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
 def is_system(net: Any) -> bool:
     """True for a comparison system's network (``models.systems``), False for a DUC one."""
     return not isinstance(getattr(net, "spec", None), ModelSpec)
+
+
+def save_system_graph(net: Any, out: str, ignore_label: int = DEFAULT_IGNORE_LABEL) -> Tuple[str, str]:
+    """A comparison system's ``<out>-symbol.json`` (:func:`~tusimple_duc.io.system_symbols.system_training_symbol`)
+    and ``<out>-0000.params`` holding the arrays that graph reads (PSPNet's auxiliary head, used only
+    in training, is left out: ``mx.mod.Module`` refuses arrays its graph lacks)."""
+    symbol = system_training_symbol(net, ignore_label)
+    inputs = set(symbol.list_arguments()) | set(symbol.list_auxiliary_states())
+    arrays = {key: value for key, value in checkpoint_arrays(net).items() if key.split(":", 1)[1] in inputs}
+    sym_file, params_file = symbol_path(out), params_path(out, EXPORT_EPOCH)
+    atomic_write_text(sym_file, symbol_text(symbol))
+    write_params(params_file, arrays)
+    return sym_file, params_file
 
 
 def onnx_model(net: Any, shape: Tuple[int, int]) -> onnx.ModelProto:

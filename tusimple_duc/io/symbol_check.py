@@ -39,6 +39,7 @@ from tusimple_duc.io.paramfile import mxnet_error_reason
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.io.symbol_spec import (first_layer_difference, layer_table, network_layer_table,
                                          read_graph_nodes)
+from tusimple_duc.models.systems import SystemSpec
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ def check_symbol_file(net: Any, path: str) -> bool:
     if symbol is not None:
         comparison = compare_shapes(network_checkpoint_shapes(net), symbol_checkpoint_shapes(symbol, path))
         raise_if_mismatch(comparison, path, "symbol describes another network")
+    if isinstance(getattr(net, "spec", None), SystemSpec):
+        # a comparison system's graph is Gluon's trace (nodes ``conv1_1_fwd``, ``pooling0``), not
+        # named by layer: its parameter names and shapes are the check
+        return symbol is not None
     difference = first_layer_difference(network_layer_table(net), found_layers)
     if difference:
         raise CheckpointMismatchError(f"{path}: symbol describes another network: {difference}",
