@@ -67,6 +67,7 @@ result_shape=64,128
 rgb_mean=122.675,116.669,104.008
 [output]
 save_color=False
+save_probabilities=True
 evaluate=True
 """
 
@@ -105,6 +106,18 @@ def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_
     metrics = json.loads((result_dir / "metrics.json").read_text())
     assert (metrics["dataset"], metrics["num_images"]) == ("cityscapes", 1)
     assert 0.0 <= metrics["summary"]["mIoU"] <= 1.0
+
+    # The same checkpoint on ONNX Runtime (the system's clean ONNX export): the same probabilities.
+    onnx_dir = tmp_path / "results_onnxruntime"
+    tested = subprocess.run([sys.executable, TEST_PY, test_cfg, "--set", "inference.backend=onnxruntime",
+                             "--set", f"model.result_dir={onnx_dir}"], capture_output=True, text=True,
+                            timeout=300, env=single_thread_env())
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    assert "warning" not in tested.stderr.lower()
+    (name,) = os.listdir(result_dir / "prob")
+    expected, got = (np.load(folder / "prob" / name)["probabilities"].astype(np.float32)
+                     for folder in (result_dir, onnx_dir))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3)  # float16 files
 
 
 def test_system_checkpoint_round_trip_is_bit_exact(tmp_path):
