@@ -54,3 +54,22 @@ def test_other_combinations_are_one_line_errors(segnet, backend, precision):
     message = str(raised.value)
     assert "\n" not in message and "segnet_vgg16.cfg" in message
     assert f"backend = {backend}, precision = {precision}" in message and "openvino bf16" in message
+
+
+@pytest.mark.parametrize("preset", ["tiny_duc_hdc", "tiny_baseline", "tiny_deconv", "tiny_pspnet", "tiny_unet"])
+def test_prediction_layout_of_every_network_kind(preset):
+    from tusimple_duc.inference.backends import prediction_layout
+    from tusimple_duc.layout import label_to_duc_layout
+
+    net = get_model(preset, num_classes=3)
+    height, width = 48, 64
+    stride = net.prediction_stride
+    maps = np.random.RandomState(3).normal(0, 1, (2, 3, height // stride, width // stride)).astype(np.float32)
+    if preset.startswith("tiny_duc"):  # the released layout, written by the layout module's own function
+        ratio = net.output_stride // stride
+        exported = np.stack([np.stack([label_to_duc_layout(m, ratio) for m in image]) for image in maps])
+    elif preset in ("tiny_baseline", "tiny_deconv"):  # row-major flattened map
+        exported = maps.reshape(2, 3, -1)
+    else:  # a comparison system exports its (N, L, h, w) map itself
+        exported = maps
+    np.testing.assert_array_equal(prediction_layout(exported, net, (height, width)), maps)
