@@ -83,6 +83,7 @@ def thin_crops(data: ClaimsData, predictions: Sequence[Tuple[str, Sequence[np.nd
     val = data.split("val")
     images, labels = data.images[val], data.labels[val]
     count = min(len(maps) for _, maps in predictions)
+    size = min(size, *labels.shape[1:])
     rows = []
     for index in range(count):
         row, col = thin_window(labels[index], size)
@@ -98,13 +99,14 @@ def thin_crops(data: ClaimsData, predictions: Sequence[Tuple[str, Sequence[np.nd
 
 
 def mean_spectrum(runs: Sequence[Run]) -> np.ndarray:
-    """The seeds' spectra, each normalised to unit non-DC energy, averaged; DC set to 0; (w, w)."""
-    spectra = []
+    """The seeds' spectra, each normalised to unit non-DC energy, averaged; DC set to 0; (w, w) (zeros if none)."""
+    spectra = [np.zeros_like(np.array(runs[0]["spectrum"], dtype=np.float64))]
     for run in runs:
         spectrum = np.array(run["spectrum"], dtype=np.float64)
         spectrum[0, 0] = 0.0
-        spectra.append(spectrum / spectrum.sum())
-    return np.mean(spectra, axis=0)
+        if spectrum.sum() > 0:  # a run without a uniform window has no spectrum
+            spectra.append(spectrum / spectrum.sum())
+    return np.mean(spectra[1:], axis=0) if len(spectra) > 1 else spectra[0]
 
 
 def spectra_figure(groups: Sequence[Tuple[Variant, Sequence[Run]]], path: str) -> None:
