@@ -189,7 +189,9 @@ SYSTEM_PRESETS: Dict[str, SystemSpec] = {
 
 class Published(NamedTuple):
     """A published result of a system: ``dataset`` (``VOC 2012 test``, ``Cityscapes test``),
-    mIoU (%), what it includes (``note``) and where it is quoted from (``source``)."""
+    mIoU (%), what it includes (``note``) and where it is quoted from (``source``). Only the
+    numbers of the project's source material (the DUC paper and its related-systems facts):
+    DeepLab v1 LargeFOV and DeepLab v3 have none there."""
 
     system: str
     preset: str
@@ -208,13 +210,9 @@ PUBLISHED: Tuple[Published, ...] = (
               "74.7 + CRF, 75.3 + CRF-RNN", "Dilation paper"),
     Published("Dilation10", "dilation8_vgg16_context_large", "Cityscapes test", 67.1,
               "Dilation10: a larger front-end than this stride-8 net", "DUC paper Table 4"),
-    Published("DeepLab v1 LargeFOV", "deeplabv1_largefov_vgg16", "VOC 2012 test", 70.3,
-              "DeepLab-CRF-LargeFOV; 71.6 multi-scale (MSc)", "DeepLab v1 paper"),
     Published("DeepLab v2", "resnet101_baseline_ds8", "VOC 2012 test", 79.7, "ResNet-101, ASPP, CRF",
               "DUC paper"),
     Published("DeepLab v2", "resnet101_baseline_ds8", "Cityscapes test", 70.4, "CRF", "DUC paper Table 4"),
-    Published("DeepLab v3", "deeplabv3_resnet101", "VOC 2012 test", 85.7, "COCO + JFT-300M pre-training",
-              "DeepLab v3 paper"),
     Published("RefineNet", "refinenet_resnet101", "VOC 2012 test", 84.2, "CRF, multi-scale, COCO",
               "RefineNet paper"),
     Published("RefineNet", "refinenet_resnet101", "Cityscapes test", 73.6, "", "RefineNet paper"),
