@@ -27,8 +27,8 @@ from tusimple_duc.models.decoders.base import SystemDecoder
 from tusimple_duc.models.vgg import STAGE_CONVS
 
 
-def _windows(F, x):
-    """``(N, C, H, W) -> (N, 4, C, h, w)``, ``h = ceil(H/2)``: the 4 positions ``k = 2*dy + dx``
+def _window_positions(F, x):
+    """``(N, C, H, W) ->`` 4 maps ``(N, C, h, w)``, ``h = ceil(H/2)``: the positions ``k = 2*dy + dx``
     of every 2x2/2 window, ``-inf`` beyond the bottom and right borders."""
     pooled_size = F.slice(x, begin=(None, None, None, None), end=(None, None, None, None),
                           step=(1, 1, 2, 2))                           # (N, C, h, w)
@@ -36,7 +36,7 @@ def _windows(F, x):
     padded = F.pad(x, mode="constant", constant_value=float("-inf"),
                    pad_width=(0, 0, 0, 0, 0, 1, 0, 1))
     windows = F.space_to_depth(F.slice_like(padded, even_size, axes=(2, 3)), block_size=2)
-    return F.stack(*F.split(windows, num_outputs=4, axis=1), axis=1)
+    return F.split(windows, num_outputs=4, axis=1)                     # (N, 4C, h, w) position-major
 
 
 def max_pool_switch(F, x):
@@ -45,15 +45,17 @@ def max_pool_switch(F, x):
 
     Computed on ``BlockGrad(x)``: the switch is piecewise constant, and MXNet 1.9's imperative
     backward of ``slice_like`` crashes (segmentation fault) when no gradient reaches its output."""
-    switch = F.one_hot(F.argmax(_windows(F, F.BlockGrad(x)), axis=1), depth=4)  # (N, C, h, w, 4)
+    positions = F.stack(*_window_positions(F, F.BlockGrad(x)), axis=1)   # (N, 4, C, h, w)
+    switch = F.one_hot(F.argmax(positions, axis=1), depth=4)             # (N, C, h, w, 4)
     return F.transpose(switch, axes=(0, 4, 1, 2, 3))
 
 
 def max_pool_with_argmax(F, x):
     """2x2/2 max-pool rounding up: ``(N, C, H, W) -> (pooled (N, C, h, w), switch (N, 4, C,
-    h, w))``, ``h = ceil(H/2)`` (switch: :func:`max_pool_switch`)."""
-    first, second, third, fourth = F.split(_windows(F, x), num_outputs=4, axis=1, squeeze_axis=True)
-    pooled = F.maximum(F.maximum(first, second), F.maximum(third, fourth))  # not F.max: mx2onnx emits an invalid ReduceMax
+    h, w))``, ``h = ceil(H/2)`` (switch: :func:`max_pool_switch`). The maximum is taken pairwise,
+    not by ``F.max`` (mx2onnx writes an invalid ``ReduceMax`` for it)."""
+    first, second, third, fourth = _window_positions(F, x)
+    pooled = F.maximum(F.maximum(first, second), F.maximum(third, fourth))
     return pooled, max_pool_switch(F, x)
 
 
