@@ -12,6 +12,10 @@ describes. Writes
 ``seg_loss``: ``mx.mod.Module.load(OUT, 0)`` binds it with input ``data``) and, with
 ``--onnx``, an ONNX model ending in softmax over classes (input ``data`` (N, 3, H, W) with
 dynamic N, H, W; ``--shape`` is the H,W the graph is traced with). Files are written atomically.
+
+A comparison system's preset (``fcn8s_vgg16``, ``pspnet_resnet101``, ...; or its training config)
+exports its own graph the same way: ``OUT-symbol.json`` ends in the same ``SoftmaxOutput`` over
+(N, L, h, w) scores, the ONNX output is the (N, L, h, w) probabilities.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch")
     parser.add_argument("--out", required=True, help="output prefix: OUT-symbol.json, OUT-0000.params")
     architecture = parser.add_mutually_exclusive_group()
-    architecture.add_argument("--preset", default=None, help="architecture of the checkpoint: a preset name")
+    architecture.add_argument("--preset", default=None,
+                              help="architecture of the checkpoint: a preset name (DUC or comparison system)")
     architecture.add_argument("--config", default=None,
                               help="architecture of the checkpoint: a training config (e.g. PREFIX-train.cfg)")
     parser.add_argument("--shape", type=parse_shape, default=RELEASED_TEST_SHAPE,
