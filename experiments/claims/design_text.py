@@ -51,8 +51,9 @@ def _power_rows(design: Design) -> List[str]:
         shown = "inf" if not np.isfinite(effect) else f"{effect:.2f}"
         at_n = 1.0 if effect == float("inf") else power(effect, n)
         needed = seeds_for_power(effect) if np.isfinite(effect) else 2
+        adequate = "n/a" if not np.isfinite(at_n) else ("yes" if at_n >= 0.8 else "**no**")
         rows.append(f"| {item.quantity} | {item.mean:+.3g} {item.unit} | {item.sd:.3g} | {shown} | "
-                    f"{'n/a' if not np.isfinite(at_n) else f'{at_n:.2f}'} | {needed} |")
+                    f"{'n/a' if not np.isfinite(at_n) else f'{at_n:.2f}'} | {adequate} | {needed} |")
     return rows
 
 
@@ -89,8 +90,8 @@ def design_section(design: Design, seconds: Sequence[float]) -> List[str]:
         "",
         f"**Expected effects and power** (pilot: seeds 0-1, 30 epochs; power of the two-sided paired t-test at "
         f"n = {n}, alpha {ALPHA}, from the non-central t):", "",
-        "| paired difference | pilot mean | pilot SD | d_z | power at n | seeds for 80% |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| paired difference | pilot mean | pilot SD | d_z | power at n | adequate (>= 0.8) | seeds for 80% |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += _power_rows(design)
     if PILOT_THIN_CURVE:

@@ -135,13 +135,15 @@ def build_network(design: Design, variant: Variant):
 
 def crop_offsets(labels: np.ndarray, crop_width: int, thin_fraction: float, rng: np.random.Generator) -> List[int]:
     """Left edge of one crop per (H, W) label map: uniform, or with probability ``thin_fraction``
-    (when the map has thin-class pixels) centred on a random thin-class pixel, clamped to the image."""
+    (when the map has thin-class pixels) centred on a column of a thin class drawn uniformly among
+    the thin classes present (class-balanced: lights and signs as often as poles), clamped to the image."""
     offsets = []
     for label in labels:
         span = label.shape[1] - crop_width
-        thin_cols = np.nonzero(np.isin(label, THIN_IDS).any(axis=0))[0]
-        if rng.random() < thin_fraction and thin_cols.size:
-            centre = int(rng.choice(thin_cols))
+        present = [c for c in THIN_IDS if (label == c).any()]
+        if rng.random() < thin_fraction and present:
+            columns = np.nonzero((label == present[int(rng.integers(len(present)))]).any(axis=0))[0]
+            centre = int(rng.choice(columns))
             offsets.append(int(np.clip(centre - crop_width // 2, 0, span)))
         else:
             offsets.append(int(rng.integers(0, span + 1)))

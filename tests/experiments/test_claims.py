@@ -15,7 +15,7 @@ from scipy import stats
 from experiments.claims import pipeline
 from experiments.claims.measures import (band_confusion, band_iou, gridding_ratio, gridding_spectrum, period_bins,
                                          thin_band, uniform_cells)
-from experiments.claims.runs import DUC_CONSTANT, DUC_HDC, Design, build_network, run_path
+from experiments.claims.runs import DUC_CONSTANT, DUC_HDC, Design, build_network, crop_offsets, run_path
 from experiments.claims.stats import paired, power
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,6 +42,20 @@ def test_thin_band_and_band_iou_by_hand():
     assert matrix.sum() == 15
     assert band_iou(matrix) == pytest.approx((4 / 10 + 5 / 11) / 2)
     assert math.isnan(band_iou(np.zeros((19, 19))))
+
+
+def test_thin_crops_are_class_balanced():
+    labels = np.zeros((2, 4, 40), dtype=np.uint8)
+    labels[0, :, 2:4] = 5  # poles at the left edge of image 0
+    labels[0, 0, 30] = 7  # one sign pixel at column 30 of image 0
+    rng = np.random.default_rng(0)
+    draws = np.array([crop_offsets(labels, 10, 1.0, rng) for _ in range(400)])
+    # image 0: pole (centre 2 or 3 -> offset clamped to 0) or sign (centre 30 -> offset 25), each half the time
+    assert set(draws[:, 0]) == {0, 25} and abs(np.mean(draws[:, 0] == 25) - 0.5) < 0.1
+    # image 1 has no thin pixel: uniform over 0..30
+    assert draws[:, 1].min() == 0 and draws[:, 1].max() == 30
+    uniform = np.array([crop_offsets(labels, 10, 0.0, rng) for _ in range(400)])
+    assert len(set(uniform[:, 0])) > 20
 
 
 # ---------------------------------------------------------------------------- gridding ratio
