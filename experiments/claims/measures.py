@@ -25,7 +25,9 @@ checkerboard of the paper's Figure 5. On large uniform regions (road, building, 
 truth is one class over a whole window) the features should be smooth, so any energy at those
 periods is the artefact. :func:`gridding_spectrum` takes every ``w x w`` window (``w`` = 8 feature
 px, stride ``w / 2``) of the last backbone features that lies inside one such region, removes each
-channel's window mean and sums ``|DFT2|^2`` over channels and windows: an (w, w) power spectrum.
+channel's least-squares plane in the window (the mean and the linear shading of road and sky, whose
+harmonics would otherwise fall on the period-4 bins) and sums ``|DFT2|^2`` over channels and
+windows: an (w, w) power spectrum.
 :func:`gridding_ratio` is the share of its non-DC energy in the bins of the dilation periods, the
 frequencies 0, 1/4, 1/2 cycles per px along both axes (DFT indices multiple of ``w / 4``, not both 0:
 15 of 63 bins; white noise gives 15/63 = 0.238).
@@ -132,15 +134,18 @@ def uniform_windows(cells: np.ndarray, window: int = SPECTRUM_WINDOW) -> Iterabl
 
 def gridding_spectrum(features: np.ndarray, cells: np.ndarray, window: int = SPECTRUM_WINDOW) -> Tuple[np.ndarray, int]:
     """(C, h, w) features and their (h, w) :func:`uniform_cells` -> the (window, window) power
-    spectrum summed over channels and uniform windows (each channel's window mean removed),
-    and the number of windows."""
+    spectrum summed over channels and uniform windows (each channel's least-squares plane in the
+    window removed: smooth shading is not gridding), and the number of windows."""
     features = np.asarray(features, dtype=np.float64)
     spectrum = np.zeros((window, window))
     count = 0
+    y, x = np.mgrid[0:window, 0:window]
+    plane = np.stack([np.ones(window * window), y.ravel(), x.ravel()], axis=1)  # (w^2, 3)
+    projector = plane @ np.linalg.pinv(plane)  # least-squares fit of a plane, (w^2, w^2)
     for row, col in uniform_windows(cells, window):
-        patch = features[:, row:row + window, col:col + window]
-        patch = patch - patch.mean(axis=(1, 2), keepdims=True)
-        spectrum += np.square(np.abs(np.fft.fft2(patch))).sum(axis=0)
+        patch = features[:, row:row + window, col:col + window].reshape(features.shape[0], -1)
+        residual = (patch - patch @ projector.T).reshape(-1, window, window)
+        spectrum += np.square(np.abs(np.fft.fft2(residual))).sum(axis=0)
         count += 1
     return spectrum, count
 

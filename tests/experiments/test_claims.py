@@ -67,10 +67,12 @@ def test_period_bins_and_ratio_by_hand():
     checker = (-1.0) ** (x + y)  # period 2 along both axes: all energy in bin (4, 4), |DFT| = 64
     spectrum, windows = gridding_spectrum(checker[None], cells)
     assert windows == 1 and gridding_ratio(spectrum) == pytest.approx(1.0)
-    slow = np.cos(2 * np.pi * x / 8)  # one cycle per window: bins (0, 1) and (0, 7), |DFT| = 32 each
+    slow = np.cos(2 * np.pi * x / 8) * np.cos(2 * np.pi * y / 8)  # bins (+-1, +-1), |DFT| = 64 / 4 each
     assert gridding_ratio(gridding_spectrum(slow[None], cells)[0]) == pytest.approx(0.0, abs=1e-12)
     mix = checker + slow
-    assert gridding_ratio(gridding_spectrum(mix[None], cells)[0]) == pytest.approx(64 ** 2 / (64 ** 2 + 2 * 32 ** 2))
+    assert gridding_ratio(gridding_spectrum(mix[None], cells)[0]) == pytest.approx(64 ** 2 / (64 ** 2 + 4 * 16 ** 2))
+    shaded = checker + 3.0 + 0.5 * x - 0.2 * y  # a plane (smooth shading) is removed before the DFT
+    np.testing.assert_allclose(gridding_spectrum(shaded[None], cells)[0], spectrum, atol=1e-9)
 
 
 def test_uniform_cells_and_windows():
