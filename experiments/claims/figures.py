@@ -1,6 +1,6 @@
 """Figures of claims 2-3, drawn from the saved runs (:mod:`.runs` result dicts).
 
-* :func:`learning_curves`: training loss, val mIoU and thin-class IoU per epoch, per variant
+* :func:`learning_curves`: training loss, val mIoU, thin-class and band IoU per epoch, per variant
   (mean over seeds, thin lines: seeds);
 * :func:`paired_figure`: one panel per quantity, each seed's pair of values joined by a line;
 * :func:`thin_crops`: crops around thin structures, image | ground truth | one prediction per variant;
@@ -25,10 +25,10 @@ _COLOURS = ("tab:blue", "tab:orange", "tab:green")
 
 
 def learning_curves(groups: Sequence[Tuple[Variant, Sequence[Run]]], path: str) -> None:
-    """Loss, mIoU and thin-class IoU per epoch; one colour per variant."""
+    """Loss, mIoU, thin-class IoU and band IoU per epoch; one colour per variant."""
     panels = (("training loss (mean per epoch)", "loss", 1.0), ("val mIoU (%)", "miou", 100.0),
-              ("val thin-class IoU (%)", "thin_iou", 100.0))
-    figure = Figure(figsize=(13.0, 3.8), dpi=100)
+              ("val thin-class IoU (%)", "thin_iou", 100.0), ("val thin-structure band IoU (%)", "band_iou", 100.0))
+    figure = Figure(figsize=(16.0, 3.8), dpi=100)
     FigureCanvasAgg(figure)
     for index, (title, key, scale) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
