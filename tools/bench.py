@@ -20,6 +20,8 @@ from typing import Optional, Tuple
 import tusimple_duc  # noqa: F401  (before mxnet: OMP_NUM_THREADS)
 from experiments.bench.report import format_report
 from experiments.bench.compare import reference_of
+from experiments.bench.backend_variants import BARE_VARIANTS
+from experiments.bench.precision import parse_precision_backends
 from experiments.bench.suite import MAIN_VARIANTS, SECTIONS, BenchOptions, Suite
 from tusimple_duc.errors import ConfigError, DUCError
 from tusimple_duc.io.atomic import atomic_write_json
@@ -72,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trained", help="PRESET:PREFIX:EPOCH of a trained checkpoint for the precision section "
                    "(PRESET: a preset name or the checkpoint's -train.cfg)")
     p.add_argument("--trained-shape", help="HxW of the trained checkpoint's precision run (default: --precision-shape)")
+    p.add_argument("--precision-backends", default="all",
+                   help="deployment backends scored next to MXNet's precisions in the precision section: "
+                   f"comma-separated, a subset of {','.join(BARE_VARIANTS)}, or all (the default: those "
+                   "installed) or none")
     p.add_argument("--workdir", help="folder for weights, inputs and worker logs (default: temporary)")
     p.add_argument("--out", help="JSON results file")
     return p
@@ -106,7 +112,8 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
         precision_shape=optional(args.precision_shape), precision_images=args.precision_images,
         calibration_images=args.calibration_images, calibration_mode=args.calibration_mode,
         train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained),
-        trained_shape=optional(args.trained_shape), main_variants=parse_main_variants(args.main_variants))
+        trained_shape=optional(args.trained_shape), main_variants=parse_main_variants(args.main_variants),
+        precision_backends=parse_precision_backends(args.precision_backends))
 
 
 def main(argv=None) -> int:

@@ -95,11 +95,13 @@ def format_report(results: Dict[str, object]) -> str:
                      f"{100 * v['miou']:.2f}", f"{100 * v['miou_change']:+.2f}", _memory(v)]
                     for p, v in block["variants"].items()]
             lines += [f"Precision at {'x'.join(map(str, block['shape']))}, {block['weights']}, "
+                      f"MXNet's precisions and the deployment backends against FastForward fp32, "
                       f"{block['images']} synthetic val images; 'confident': the "
                       f"{_percent(block['confident_fraction'])} of pixels whose fp32 top-two "
                       f"probabilities differ by >= {block['confident_margin']}:"]
             lines += _table(["precision", "latency s", "speed-up", "argmax = fp32", "confident", "max |dp|",
-                             "mIoU %", "change", "peak RSS GB"], rows) + [""]
+                             "mIoU %", "change", "peak RSS GB"], rows)
+            lines += [f"{name}: unavailable: {reason}" for name, reason in block.get("unavailable", {}).items()] + [""]
     if "train" in results:
         t = results["train"]
         lines += [f"Training {'x'.join(map(str, t['crop']))}, batch {t['batch']}: {t['median_s']:.3f} s per "

@@ -25,10 +25,14 @@ Sections (:data:`SECTIONS`):
                fp32, the default), int8-residual (head and residual stream fp32) and int8-all
                (every layer int8) interleaved; per low precision the speed-up, the fraction of
                pixels whose argmax equals fp32's (all pixels, and those where fp32's top-two
-               probabilities differ by at least ``CONFIDENT_MARGIN``) and the mIoU change on the
+               probabilities differ by at least ``precision.CONFIDENT_MARGIN``) and the mIoU change on the
                synthetic val split (at prediction resolution), with the benchmark's random
-               weights and, if given, a trained checkpoint (``trained``: a preset or a training
-               config file, at ``trained_shape``).
+               weights (timed) and, if given, a trained checkpoint (``trained``: a preset or a
+               training config file, at ``trained_shape``; untimed). Next to them, scored the
+               same way against FastForward fp32, the deployment backends
+               ``precision_backends`` (default: all of :data:`BARE_VARIANTS` this install runs,
+               each on the ONNX export of the same weights, int8 calibrated on the same images;
+               :mod:`.precision`).
 ``train``      one engine SGD update (forward, backward, update) on a ``train_crop`` batch of 1.
 
 Weights: ``checkpoint``/``epoch`` exported to the released format (``io.export``), or random
@@ -48,9 +52,10 @@ import numpy as np
 from experiments.bench.compare import IMAGE_REFERENCE, compare_outputs, reference_of
 from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak, load_average
 from experiments.bench.process import Worker
-from experiments.bench.scoring import mean_iou, read_rgb, targets, top_two_margin, train_id_map
+from experiments.bench.precision import PrecisionSection
+from experiments.bench.scoring import read_rgb, targets, train_id_map
 from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, unavailable_reason
-from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig
+from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig, network
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
 from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
@@ -68,10 +73,6 @@ MAIN_VARIANTS = ("gluon", "module", "torch", *BARE_VARIANTS, IMAGE_REFERENCE, *I
 LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu",
           "lever-unpadded-head", "gluon", "lever-raw-head")
 HALF_THREADS = "gluon (MXNet default threads)"
-PRECISIONS = {"fp32": "gluon", "bf16": "gluon-bf16", "int8": "gluon-int8",
-              "int8-residual": "gluon-int8-residual", "int8-all": "gluon-int8-all"}
-#: fp32 top-1 minus top-2 probability above which a pixel counts as confidently classified
-CONFIDENT_MARGIN = 0.1
 MEMORY_HEADROOM = 0.9
 
 
@@ -100,9 +101,10 @@ class BenchOptions:
     trained_shape: Optional[Shape] = None     # default: precision_shape
     gemm_size: int = 4096
     main_variants: Tuple[str, ...] = MAIN_VARIANTS
+    precision_backends: Tuple[str, ...] = BARE_VARIANTS
 
 
-class Suite:
+class Suite(PrecisionSection):
     """Runs the sections of :class:`BenchOptions`; ``log`` receives progress lines."""
 
     def __init__(self, options: BenchOptions, log: Callable[[str], None] = print) -> None:
@@ -252,12 +254,14 @@ class Suite:
                                                 for name in ("module", "torch") if name in variants},
                 "ratio_a_over_b": ratio("module"), "ratio_a_over_c": ratio("torch")}
 
-    def onnx_file(self) -> str:
-        """The ONNX export of the benchmark's weights (written once): every backend runs it."""
-        path = self.path("weights.onnx")
+    def onnx_file(self, weights: Optional[Tuple[str, str, int]] = None) -> str:
+        """The ONNX export of ``weights`` (preset or training config, prefix, epoch; default: the
+        benchmark's), written once: every backend runs it."""
+        preset, prefix, epoch = weights or (self.options.preset, self.prefix, 0)
+        path = self.path("weights.onnx" if weights is None else f"weights-{os.path.basename(prefix)}-{epoch}.onnx")
         if not os.path.exists(path):
-            net = get_model(self.options.preset)
-            load_checkpoint(net, self.prefix, 0, ctx=mx.cpu())
+            net = network(preset)
+            load_checkpoint(net, prefix, epoch, ctx=mx.cpu())
             export_onnx(net, path, TRACE_SHAPE)
         return path
 
@@ -308,15 +312,6 @@ class Suite:
         return {"shape": list(shape), "variants": variants, "windows": windows,
                 "sliding_over_whole": variants["predict-sliding"]["median_s"] / variants["predict-whole"]["median_s"]}
 
-    def precision(self, shape: Shape) -> Dict[str, object]:
-        o = self.options
-        self.log(f"precision {shape[0]}x{shape[1]}: {', '.join(PRECISIONS)} ({o.calibration_mode} calibration)")
-        result = {"shape": list(shape), "calibration_images": o.calibration_images}
-        result["random_weights"] = self.precision_set(shape, None, timed=True)
-        if o.trained:
-            result["trained"] = self.precision_set(o.trained_shape or shape, o.trained, timed=False)
-        return result
-
     def calibration_inputs(self, shape: Shape) -> str:
         """``.npy`` of the (K, 3, H, W) network inputs of the synthetic train images at ``shape``."""
         tag = f"{shape[0]}x{shape[1]}"
@@ -326,50 +321,6 @@ class Suite:
             np.save(path, np.concatenate([np.load(self.network_input(f.image, f"train-{tag}-{i}"))
                                           for i, f in enumerate(frames)]))
         return path
-
-    def precision_set(self, shape: Shape, trained: Optional[Tuple[str, str, int]],
-                      timed: bool) -> Dict[str, object]:
-        o = self.options
-        tag = f"{shape[0]}x{shape[1]}" + ("-trained" if trained else "")
-        calibration = self.calibration_inputs(shape)
-        frames = self.synthetic(shape).frames["val"]
-        inputs = [self.network_input(f.image, f"val-{tag}-{i}") for i, f in enumerate(frames)]
-        preset, prefix, epoch = trained or (o.preset, self.prefix, 0)
-        workers = {p: self.spawn(p, variant, inputs[0], prefix=prefix, preset=preset, epoch=epoch,
-                                 calibration=calibration if p.startswith("int8") else None,
-                                 calibration_mode=o.calibration_mode)
-                   for p, variant in PRECISIONS.items()}
-        probabilities = {p: [first] for p, first in self.first_outputs(workers, tag).items()}
-        for i, path in enumerate(inputs[1:], start=1):
-            for p, worker in workers.items():
-                out = self.path(f"out-{tag}-{p}-{i}.npy")
-                worker.request(op="probabilities", input=path, save=out)
-                probabilities[p].append(np.load(out))
-        if timed:
-            variants = self.timed(workers)
-        else:
-            variants = {p: {"threads": w.ready.get("threads"), **w.close()} for p, w in workers.items()}
-        stride = shape[0] // probabilities["fp32"][0].shape[2]
-        labels = [train_id_map(f.files["gtFine_labelIds"], stride) for f in frames]
-        num_classes = probabilities["fp32"][0].shape[1]
-        fp32_labels = [p.argmax(axis=1)[0] for p in probabilities["fp32"]]
-        fp32_miou = mean_iou(fp32_labels, labels, num_classes)
-        confident = np.concatenate([top_two_margin(p[0]).ravel() >= CONFIDENT_MARGIN
-                                    for p in probabilities["fp32"]])
-        for p, result in variants.items():
-            predicted = [q.argmax(axis=1)[0] for q in probabilities[p]]
-            result["argmax_agreement"] = float(np.mean([(a == b).mean() for a, b in zip(predicted, fp32_labels)]))
-            same = np.concatenate([(a == b).ravel() for a, b in zip(predicted, fp32_labels)])
-            result["argmax_agreement_confident"] = float(same[confident].mean()) if confident.any() else None
-            result["max_abs_difference"] = float(max(np.abs(q - r).max() for q, r in
-                                                     zip(probabilities[p], probabilities["fp32"])))
-            result["miou"] = mean_iou(predicted, labels, num_classes)
-            result["miou_change"] = result["miou"] - fp32_miou
-            if timed:
-                result["speedup_vs_fp32"] = variants["fp32"]["median_s"] / result["median_s"]
-        return {"weights": f"{prefix} epoch {epoch} ({preset})", "shape": list(shape), "images": len(frames),
-                "confident_margin": CONFIDENT_MARGIN, "confident_fraction": float(confident.mean()),
-                "variants": variants}
 
     def train(self, crop: Shape) -> Dict[str, object]:
         tag = f"{crop[0]}x{crop[1]}"
