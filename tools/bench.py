@@ -8,6 +8,10 @@ sections and ``tusimple_duc/inference/fast.py`` for the optimized forward. Needs
 (``pip install -e ".[bench]"``) for variant ``torch`` and ``openvino`` (``.[openvino]``) for
 the OpenVINO variants (without it they are reported as unavailable). Prints a table and writes
 the results as JSON (atomically).
+
+A comparison system (``--preset fcn8s_vgg16``, ``pspnet_resnet101``, ...) runs the main section
+with the variants that apply to it (``experiments/bench/systems.py``): test.py's MXNet forward
+(the reference), mx.mod.Module on its exported graph, OpenVINO fp32/bf16 and ONNX Runtime fp32.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from experiments.bench.compare import reference_of
 from experiments.bench.backend_variants import BARE_VARIANTS
 from experiments.bench.precision import parse_precision_backends
 from experiments.bench.suite import MAIN_VARIANTS, SECTIONS, BenchOptions, Suite
+from experiments.bench.systems import (SYSTEM_MAIN_VARIANTS, SYSTEM_SECTIONS, check_system_request,
+                                       is_system_preset, not_applicable)
 from tusimple_duc.errors import ConfigError, DUCError
 from tusimple_duc.io.atomic import atomic_write_json
 
@@ -55,11 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shapes", default="1024x2048,512x1024", help="input sizes HxW, comma-separated")
     p.add_argument("--runs", type=int, default=5, help="timed runs per variant (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs after the output check")
-    p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
-    p.add_argument("--main-variants", default=",".join(MAIN_VARIANTS),
+    p.add_argument("--sections", help=f"subset of {','.join(SECTIONS)} (default: all; a comparison system: "
+                   f"{','.join(SYSTEM_SECTIONS)})")
+    p.add_argument("--main-variants",
                    help=f"variants of the main section, a subset of {','.join(MAIN_VARIANTS)} (with the "
-                   "reference of each: gluon, and predict-whole for the image variants)")
-    p.add_argument("--preset", default="resnet101_duc_hdc_released")
+                   "reference of each: gluon, and predict-whole for the image variants; default: all; a "
+                   f"comparison system: {','.join(SYSTEM_MAIN_VARIANTS)})")
+    p.add_argument("--preset", default="resnet101_duc_hdc_released",
+                   help="a DUC preset or a comparison system's (models.systems)")
     p.add_argument("--checkpoint", help="checkpoint prefix (default: random weights)")
     p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and synthetic images")
@@ -78,13 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deployment backends scored next to MXNet's precisions in the precision section: "
                    f"comma-separated, a subset of {','.join(BARE_VARIANTS)}, or all (the default: those "
                    "installed) or none")
+    p.add_argument("--gemm-size", type=int, default=4096,
+                   help="N of the N x N x N fp32 matrix product measuring the GEMM peak (smaller: quicker, lower)")
     p.add_argument("--workdir", help="folder for weights, inputs and worker logs (default: temporary)")
     p.add_argument("--out", help="JSON results file")
     return p
 
 
-def parse_main_variants(text: str) -> Tuple[str, ...]:
-    """``--main-variants`` -> names, each known and listed with its reference."""
+def default_main_variants(preset: str) -> Tuple[str, ...]:
+    """The main variants run when ``--main-variants`` is not given: those that apply to ``preset``."""
+    return SYSTEM_MAIN_VARIANTS if is_system_preset(preset) else MAIN_VARIANTS
+
+
+def parse_main_variants(text: Optional[str], preset: str) -> Tuple[str, ...]:
+    """``--main-variants`` (None: :func:`default_main_variants`) -> names, each known and listed
+    with its reference."""
+    if text is None:
+        return default_main_variants(preset)
     names = tuple(dict.fromkeys(name for name in text.split(",") if name))
     unknown = [name for name in names if name not in MAIN_VARIANTS]
     if unknown:
@@ -97,12 +116,17 @@ def parse_main_variants(text: str) -> Tuple[str, ...]:
 
 
 def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
-    sections = tuple(s for s in args.sections.split(",") if s)
+    if args.sections is None:
+        sections = SYSTEM_SECTIONS if is_system_preset(args.preset) else SECTIONS
+    else:
+        sections = tuple(s for s in args.sections.split(",") if s)
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"--sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
-    if args.runs < 1 or args.warmup < 0:
-        raise ConfigError("--runs must be >= 1 and --warmup >= 0")
+    main_variants = parse_main_variants(args.main_variants, args.preset)
+    check_system_request(args.preset, sections, main_variants)
+    if args.runs < 1 or args.warmup < 0 or args.gemm_size < 1:
+        raise ConfigError("--runs and --gemm-size must be >= 1 and --warmup >= 0")
     optional = lambda text: parse_shape(text) if text else None  # noqa: E731
     return BenchOptions(
         workdir=workdir, preset=args.preset, shapes=tuple(parse_shape(s) for s in args.shapes.split(",")),
@@ -112,17 +136,23 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
         precision_shape=optional(args.precision_shape), precision_images=args.precision_images,
         calibration_images=args.calibration_images, calibration_mode=args.calibration_mode,
         train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained),
-        trained_shape=optional(args.trained_shape), main_variants=parse_main_variants(args.main_variants),
+        trained_shape=optional(args.trained_shape), main_variants=main_variants, gemm_size=args.gemm_size,
         precision_backends=parse_precision_backends(args.precision_backends))
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        skipped = not_applicable(args.preset, MAIN_VARIANTS) if args.main_variants is None else ()
         with tempfile.TemporaryDirectory(prefix="duc-bench-") as tmp:
             workdir = args.workdir or tmp
             os.makedirs(workdir, exist_ok=True)
-            results = Suite(options_from_args(args, workdir), log=lambda line: print(line, flush=True)).run()
+            options = options_from_args(args, workdir)
+            if skipped:
+                print(f"main: {', '.join(skipped)} do not apply to comparison system {args.preset} (skipped)",
+                      flush=True)
+            results = Suite(options, log=lambda line: print(line, flush=True)).run()
+        results["not_applicable"] = list(skipped)
         print(format_report(results))
         if args.out:
             atomic_write_json(args.out, results)

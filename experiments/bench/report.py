@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+from experiments.bench.systems import is_system_preset
+
 MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager",
                "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16", "openvino-int8": "OpenVINO int8",
                "onnxruntime-fp32": "ONNX Runtime fp32", "onnxruntime-int8": "ONNX Runtime int8",
                "predict-whole": "image: predictor, FastForward fp32",
                "predict-openvino": "image: predictor, OpenVINO fp32 (test.py)",
                "bare-openvino": "image: by hand, bare OpenVINO fp32"}
+#: a comparison system's reference (``experiments.bench.systems``)
+SYSTEM_REFERENCE_LABEL = "(a) MXNet hybridized (test.py)"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
@@ -33,27 +37,30 @@ def _memory(result: Dict[str, object]) -> str:
     return f"{result['peak_rss_mb'] / 1024:.2f}" if "peak_rss_mb" in result else "-"
 
 
-def _main_table(entry: Dict[str, object], macs: Dict[str, int]) -> List[str]:
-    """One shape of the main section: a row per variant, a line per unavailable one."""
+def _main_table(entry: Dict[str, object], macs: Dict[str, int], system: bool) -> List[str]:
+    """One shape of the main section: a row per variant, a line per unavailable one; ``system``:
+    of a comparison system (its reference is test.py's MXNet forward, not FastForward)."""
     tag = "x".join(map(str, entry["shape"]))
     variants = entry["variants"]
+    labels = dict(MAIN_LABELS, gluon=SYSTEM_REFERENCE_LABEL) if system else MAIN_LABELS
+    reference = "test.py's MXNet forward" if system else "FastForward fp32 (image rows: through the predictor)"
     rows = []
     for name, v in variants.items():
         speedup = v.get("speedup_vs_reference")
-        rows.append([MAIN_LABELS.get(name, name), _seconds(v["median_s"]),
+        rows.append([labels.get(name, name), _seconds(v["median_s"]),
                      "-" if speedup is None else f"x{speedup:.2f}", f"{v['gflops']:.0f}",
                      f"{100 * v['fraction_of_peak']:.0f}%", f"{v['gflops_valid_taps']:.0f}", _memory(v),
                      f"{v['max_abs_difference']:.1e}", _percent(v["argmax_agreement"])])
     lines = [f"Whole image {tag} ({macs['gemm'] / 1e12:.3f} T multiply-adds, {macs['gemm_valid_taps'] / 1e12:.3f} T "
              f"on taps inside the image), median of {len(variants['gluon']['runs_s'])} runs; 'vs fp32': speed-up "
-             f"over FastForward fp32 (image rows: through the predictor), 'argmax =': agreement with it:"]
+             f"over {reference}, 'argmax =': agreement with it:"]
     lines += _table(["variant", "latency s", "vs fp32", "GFLOP/s", "of peak", "GFLOP/s inside", "peak RSS GB",
                      "max |dp|", "argmax ="], rows)
     ratios = [f"a/{k} = {entry[f'ratio_a_over_{k}']:.2f}" for k in ("b", "c")
               if entry[f"ratio_a_over_{k}"] is not None]
     skipped = [f"{name} skipped: {why}" for name, why in entry["skipped"].items()]
     mode = "interleaved" if entry["interleaved"] else "one process at a time (memory)"
-    lines += [f"{MAIN_LABELS.get(name, name)}: unavailable: {reason}"
+    lines += [f"{labels.get(name, name)}: unavailable: {reason}"
               for name, reason in entry.get("unavailable", {}).items()]
     return lines + [", ".join(ratios + [mode] + skipped)]
 
@@ -70,7 +77,8 @@ def format_report(results: Dict[str, object]) -> str:
              f"weights: {results['weights']['source']}; load average (1, 5, 15 min) at the start "
              f"{_loads(m.get('load_average'))}, at the end {_loads(results.get('load_average_at_end'))}", ""]
     for entry in results.get("main", []):
-        lines += _main_table(entry, results["macs"]["x".join(map(str, entry["shape"]))]) + [""]
+        lines += _main_table(entry, results["macs"]["x".join(map(str, entry["shape"]))],
+                             is_system_preset(results["options"]["preset"])) + [""]
     if "levers" in results:
         levers = results["levers"]
         rows = [[name, _seconds(v["median_s"]), f"{v['gflops']:.0f}", f"{100 * v['fraction_of_peak']:.0f}%",

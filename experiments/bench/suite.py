@@ -55,6 +55,7 @@ from experiments.bench.process import Worker
 from experiments.bench.precision import PrecisionSection
 from experiments.bench.scoring import read_rgb, targets, train_id_map
 from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, unavailable_reason
+from experiments.bench.systems import is_system_preset, network_macs, save_system_weights
 from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig, network
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
@@ -64,7 +65,7 @@ from tusimple_duc.inference.backends import TRACE_SHAPE
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
 from tusimple_duc.io.export import export_model, export_onnx
 from tusimple_duc.models import get_model
-from tusimple_duc.models.flops import achieved_gflops, count_macs
+from tusimple_duc.models.flops import achieved_gflops
 
 Shape = Tuple[int, int]
 SECTIONS = ("main", "levers", "sliding", "precision", "train")
@@ -183,6 +184,9 @@ class Suite(PrecisionSection):
     # ------------------------------------------------------------------ sections
     def prepare_weights(self) -> Dict[str, object]:
         o = self.options
+        if is_system_preset(o.preset):
+            return {"source": save_system_weights(o.preset, o.checkpoint, o.epoch, o.seed, self.prefix,
+                                                  self.module_prefix())}
         if o.checkpoint:
             export_model(o.checkpoint, o.epoch, self.prefix, o.preset)
             return {"source": f"{o.checkpoint} epoch {o.epoch}"}
@@ -192,10 +196,15 @@ class Suite(PrecisionSection):
         save_checkpoint(net, self.prefix, 0)
         return {"source": f"random (released initializer, seed {o.seed})"}
 
+    def module_prefix(self) -> str:
+        """The checkpoint variant ``module`` loads: a system's exported graph has its own (PSPNet's
+        leaves out the auxiliary head, which the Gluon network holds)."""
+        return self.path("module") if is_system_preset(self.options.preset) else self.prefix
+
     def add_throughput(self, variants: Dict[str, Dict[str, object]], shape: Shape) -> None:
         """GFLOP/s from the conventional multiply-add count (every tap) and from the taps inside
         the image only (what oneDNN's brgemm kernels compute), and the former's fraction of peak."""
-        count = count_macs(self.options.preset, *shape)
+        count = network_macs(self.options.preset, *shape)
         for result in variants.values():
             result["gflops"] = achieved_gflops(count.gemm, result["median_s"])
             result["gflops_valid_taps"] = achieved_gflops(count.gemm_valid, result["median_s"])
@@ -220,6 +229,7 @@ class Suite(PrecisionSection):
         x = self.network_input(image, f"input-{tag}")
         spawn = lambda name: self.spawn(  # noqa: E731
             name, name, image if reference_of(name) == IMAGE_REFERENCE else x,
+            prefix=self.module_prefix() if name == "module" else None,
             onnx=self.onnx_file() if name in BACKEND_VARIANTS else None,
             calibration=self.calibration_inputs(shape) if name.endswith("-int8") else None)
         outputs, variants, skipped = {}, {}, {}
@@ -346,7 +356,7 @@ class Suite(PrecisionSection):
         results["gemm_gflops"] = gemm_peak(o.gemm_size)
         self.peak = results["gemm_gflops"]["peak"]
         results["weights"] = self.prepare_weights()
-        counts = {f"{h}x{w}": count_macs(o.preset, h, w) for h, w in o.shapes}
+        counts = {f"{h}x{w}": network_macs(o.preset, h, w) for h, w in o.shapes}
         results["macs"] = {tag: {"gemm": c.gemm, "gemm_valid_taps": c.gemm_valid,
                                  "batchnorm": c.of_kind("batchnorm")} for tag, c in counts.items()}
         try:
@@ -363,7 +373,7 @@ class Suite(PrecisionSection):
         finally:
             self.close_all()
         results["load_average_at_end"] = load_average()
-        results["targets"] = targets(results)
+        results["targets"] = {} if is_system_preset(o.preset) else targets(results)   # DUC issues' targets
         return results
 
 

@@ -9,14 +9,16 @@ pixel layout for comparisons happen outside it.
 Forward variants (input: a ``(N, 3, H, W)`` float32 ``.npy``):
 
 =========================  =====================================================================
-``gluon``                  (a) this project: :class:`~tusimple_duc.inference.fast.FastForward` fp32
+``gluon``                  (a) this project: :class:`~tusimple_duc.inference.fast.FastForward` fp32;
+                           for a comparison system test.py's forward (hybridized, static memory)
 ``gluon-bf16``             the same in bfloat16 (``mx.contrib.amp``)
 ``gluon-int8``             the same quantized to int8 (calibrated on ``calibration``), the default
                            ``int8_fp32`` groups (head, residual stream, last stage) in fp32
 ``gluon-int8-residual``    int8 with the head and residual stream fp32, the last stage int8
 ``gluon-int8-all``         int8 everywhere oneDNN can (``int8_fp32=()``)
 ``module``                 (b) the original pipeline: ``mx.mod.Module.load`` of the released-format
-                           checkpoint (io's symbol JSON), bound for inference; output (N, L, r*r*h*w)
+                           checkpoint (io's symbol JSON), bound for inference; output (N, L, r*r*h*w),
+                           a comparison system's (N, L, h, w)
 ``torch``                  (c) PyTorch eager (``experiments.bench.torch_duc``), channels-last tensors
 ``torch-nchw``             the same with plain NCHW tensors
 ``lever-imperative``       Gluon, not hybridized (softmax outside)
@@ -52,6 +54,7 @@ from tusimple_duc import layout
 from tusimple_duc.config import load_train_config
 from tusimple_duc.inference.backends import prediction_layout
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
+from tusimple_duc.io.export import is_system
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path
 from tusimple_duc.models import build_model, get_model
 from tusimple_duc.models.from_config import spec_from_train_config
@@ -144,7 +147,8 @@ def _gluon(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
 
     net = load_net(config)
     name = config.variant
-    if name in ("gluon", "gluon-bf16"):
+    system = name == "gluon" and is_system(net)   # test.py's MXNet forward of a comparison system
+    if name in ("gluon", "gluon-bf16") and not system:
         return ForwardVariant(FastForward(net, "fp32" if name == "gluon" else "bf16"), x)
     if name in INT8_VARIANTS:
         calibration = np.load(config.calibration) if config.calibration else None
@@ -162,6 +166,8 @@ def _gluon(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
         return ForwardVariant(_fused_plain_relu(net, x), x)
     if name == "lever-hybridized":
         net.hybridize()
+    if system:
+        net.hybridize(static_alloc=True, static_shape=True)
     return ForwardVariant(lambda batch: forward_probabilities(net, batch, [mx.cpu()]), x)
 
 
@@ -183,18 +189,12 @@ def _module(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
         module = mx.mod.Module.load(config.prefix, config.epoch, context=mx.cpu())
         module.bind(data_shapes=[("data", x.shape)], for_training=False)
     net = network(config.preset)
-    ratio = duc_ratio(net)
-    rows, cols = x.shape[2] // int(net.output_stride), x.shape[3] // int(net.output_stride)
 
     def forward(batch: np.ndarray) -> np.ndarray:
         module.forward(mx.io.DataBatch([mx.nd.array(batch)]), is_train=False)
         return module.get_outputs()[0].asnumpy()
 
-    def to_pixels(flat: np.ndarray) -> np.ndarray:  # (N, L, r*r*h*w) -> (N, L, h*r, w*r)
-        cells = flat.reshape(flat.shape[0], flat.shape[1], ratio * ratio, rows, cols)
-        return layout.cells_to_pixels(cells, ratio)
-
-    return ForwardVariant(forward, x, to_pixels)
+    return ForwardVariant(forward, x, lambda flat: prediction_layout(flat, net, x.shape[2:]))
 
 
 def _torch(config: VariantConfig, x: np.ndarray) -> ForwardVariant:
