@@ -82,8 +82,8 @@ def power(effect: float, n: int, alpha: float = ALPHA) -> float:
 
 
 def seeds_for_power(effect: float, target: float = 0.8, alpha: float = ALPHA, limit: int = 100) -> int:
-    """The smallest n (>= 2) whose :func:`power` reaches ``target`` (``limit + 1`` if none up to ``limit``)."""
-    for n in range(2, limit + 1):
+    """The smallest n (>= 3) whose :func:`power` reaches ``target`` (``limit + 1`` if none up to ``limit``)."""
+    for n in range(3, limit + 1):
         if power(effect, n, alpha) >= target:
             return n
     return limit + 1
