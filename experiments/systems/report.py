@@ -103,6 +103,20 @@ def markdown(rows: Sequence[Row], budget: Budget, cpu: str = "unknown CPU") -> s
     return "\n".join(lines) + "\n"
 
 
+#: updates averaged per point of the loss curves (single updates are noisy)
+LOSS_WINDOW = 20
+
+
+def running_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Means of every ``window`` consecutive values (``len(values) - window + 1`` of them; all
+    values' mean when there are fewer than ``window``)."""
+    data = np.asarray(values, dtype=float)
+    if len(data) < window:
+        return data.mean(keepdims=True) if len(data) else data
+    sums = np.cumsum(np.concatenate([[0.0], data]))
+    return (sums[window:] - sums[:-window]) / window
+
+
 def figures(rows: Sequence[Row], out_dir: str) -> List[str]:
     """``systems_miou_cost.png`` (mIoU and thin IoU bars; mIoU against multiply-adds),
     ``systems_loss.png`` (training loss per update) and ``systems_class_iou.png`` (IoU per system
@@ -132,9 +146,11 @@ def figures(rows: Sequence[Row], out_dir: str) -> List[str]:
     plt.close(figure)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for row in rows:
-        axes.plot(range(1, len(row.trained.losses) + 1), row.trained.losses, label=row.entry.title)
+        smooth = running_mean(row.trained.losses, LOSS_WINDOW)
+        axes.plot(range(LOSS_WINDOW, LOSS_WINDOW + len(smooth)), smooth, label=row.entry.title)
+    axes.set_yscale("log")
     axes.set_xlabel("update")
-    axes.set_ylabel("cross-entropy per pixel")
+    axes.set_ylabel(f"cross-entropy per pixel (mean of {LOSS_WINDOW} updates)")
     axes.legend(fontsize=7)
     figure.tight_layout()
     atomic_write_with(paths[1], lambda tmp: figure.savefig(tmp, dpi=110, format="png"))

@@ -101,7 +101,7 @@ def train_and_score(entry: SystemEntry, budget: Budget, train: Split, val: Split
     net = entry.build(CITYSCAPES_NUM_CLASSES, training=True)
     net.initialize(mx.init.Xavier(rnd_type="uniform", factor_type="in", magnitude=2.34))
     net(mx.nd.array(train.images[:1]))
-    net.hybridize(static_alloc=True)  # also the engine's way; SegNet's backward crashes imperatively
+    net.hybridize(static_alloc=True)  # the engine's way of training
     per_epoch = len(train.images) // budget.batch_size
     model = ModelSection(lr=entry.lr, momentum=0.9, weight_decay=5e-4, clip_gradient=5.0, num_epochs=budget.epochs)
     schedule = LRSchedule(policy="poly", base_lr=entry.lr, updates_per_epoch=per_epoch, num_epochs=budget.epochs,

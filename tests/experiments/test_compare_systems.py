@@ -106,3 +106,12 @@ def test_a_second_call_reuses_each_systems_saved_scores_and_measures_only_delete
     calls.clear()
     pipeline.compare_systems(str(tmp_path), dataclasses.replace(QUICK, epochs=2), ["fcn8s"])
     assert calls == [("train", "fcn8s"), ("cost", "fcn8s")]  # another budget: nothing reused
+
+
+def test_running_mean_of_the_loss_curves_by_hand():
+    from experiments.systems.report import running_mean
+
+    assert running_mean([1.0, 2.0, 3.0, 6.0], 2).tolist() == [1.5, 2.5, 4.5]
+    assert running_mean([1.0, 2.0, 3.0, 6.0], 4).tolist() == [3.0]
+    assert running_mean([2.0, 4.0], 5).tolist() == [3.0]
+    assert running_mean([], 5).tolist() == []
