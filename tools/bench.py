@@ -99,11 +99,8 @@ def default_main_variants(preset: str) -> Tuple[str, ...]:
     return SYSTEM_MAIN_VARIANTS if is_system_preset(preset) else MAIN_VARIANTS
 
 
-def parse_main_variants(text: Optional[str], preset: str) -> Tuple[str, ...]:
-    """``--main-variants`` (None: :func:`default_main_variants`) -> names, each known and listed
-    with its reference."""
-    if text is None:
-        return default_main_variants(preset)
+def parse_main_variants(text: str) -> Tuple[str, ...]:
+    """``--main-variants`` -> names, each known and listed with its reference."""
     names = tuple(dict.fromkeys(name for name in text.split(",") if name))
     unknown = [name for name in names if name not in MAIN_VARIANTS]
     if unknown:
@@ -123,7 +120,8 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"--sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
-    main_variants = parse_main_variants(args.main_variants, args.preset)
+    main_variants = (default_main_variants(args.preset) if args.main_variants is None
+                     else parse_main_variants(args.main_variants))
     check_system_request(args.preset, sections, main_variants)
     if args.runs < 1 or args.warmup < 0 or args.gemm_size < 1:
         raise ConfigError("--runs and --gemm-size must be >= 1 and --warmup >= 0")
