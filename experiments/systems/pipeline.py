@@ -19,21 +19,27 @@ REPORT_NAME = "SYSTEMS.md"
 RUNS_DIR = "runs"
 
 
-def _cached(path: str, budget: Budget) -> Optional[Dict[str, Any]]:
-    """The fields saved at ``path`` by an earlier run under the same ``budget`` (None when there is
-    no such file, or it is from another budget or unreadable: that system is simply run again)."""
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(dataclasses.asdict(value)))
+
+
+def _cached(path: str, budget: Budget, system: SystemEntry) -> Optional[Dict[str, Any]]:
+    """The fields saved at ``path`` by an earlier run of the same ``system`` entry (learning rate,
+    presets, training pieces) under the same ``budget``; None when there is no such file, it is
+    unreadable, or either differs: that system is then run again."""
     try:
         with open(path) as f:
             saved = json.load(f)
     except (OSError, ValueError):
         return None
-    if saved.get("budget") != json.loads(json.dumps(dataclasses.asdict(budget))):
+    if saved.get("budget") != _as_json(budget) or saved.get("entry") != _as_json(system):
         return None
     return saved.get("fields")
 
 
-def _save(path: str, budget: Budget, fields: Any, **context: Any) -> None:
-    atomic_write_json(path, {"budget": dataclasses.asdict(budget), "fields": dataclasses.asdict(fields), **context})
+def _save(path: str, budget: Budget, system: SystemEntry, fields: Any, **context: Any) -> None:
+    atomic_write_json(path, {"budget": dataclasses.asdict(budget), "entry": dataclasses.asdict(system),
+                             "fields": dataclasses.asdict(fields), **context})
 
 
 def _load_before(path: str) -> float:
@@ -64,8 +70,9 @@ def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] 
     whose training diverges gets NaN scores (``n/a`` in the table) and the others go on.
 
     Resumable: each system's scores and costs are kept in ``out_dir/runs/<key>.train.json`` and
-    ``<key>.cost.json`` as soon as they are known, and a later call with the same budget reuses
-    them (delete a ``.cost.json`` to measure that system's costs again, e.g. on a quiet machine)."""
+    ``<key>.cost.json`` as soon as they are known, and a later call with the same budget and entry
+    reuses them (delete a ``.cost.json`` to measure that system's costs again, e.g. on a quiet
+    machine)."""
     systems = select_entries(keys)
     ensure_writable_dir(out_dir, "report folder")
     runs = os.path.join(out_dir, RUNS_DIR)
@@ -74,7 +81,7 @@ def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] 
     rows = []
     for number, system in enumerate(systems, 1):
         train_path = os.path.join(runs, f"{system.key}.train.json")
-        saved = _cached(train_path, budget)
+        saved = _cached(train_path, budget, system)
         if saved is not None:
             trained = Trained(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
         else:
@@ -87,13 +94,13 @@ def compare_systems(out_dir: str, budget: Budget, keys: Optional[Sequence[str]] 
                 except TrainingDivergedError as err:  # one system's divergence is a result, not the end
                     progress(f"{system.title}: {err}")
                     trained = Trained(float("nan"), float("nan"), (), (), float("nan"))
-            _save(train_path, budget, trained)
+            _save(train_path, budget, system, trained)
         cost_path = os.path.join(runs, f"{system.key}.cost.json")
-        saved = _cached(cost_path, budget)
+        saved = _cached(cost_path, budget, system)
         if saved is None:
             load = os.getloadavg()[0]  # other work on the CPUs while the latency is measured
             cost = measure_cost(system, budget)
-            _save(cost_path, budget, cost, load_average=load, cpu=cpu_identity())
+            _save(cost_path, budget, system, cost, load_average=load, cpu=cpu_identity())
         else:
             cost = Cost(**saved)
         rows.append(Row(system, trained, cost, _load_before(cost_path)))

@@ -106,6 +106,14 @@ def test_a_second_call_reuses_each_systems_saved_scores_and_measures_only_delete
     calls.clear()
     pipeline.compare_systems(str(tmp_path), dataclasses.replace(QUICK, epochs=2), ["fcn8s"])
     assert calls == [("train", "fcn8s"), ("cost", "fcn8s")]  # another budget: nothing reused
+    calls.clear()
+    from experiments.systems import entries
+
+    changed = tuple(dataclasses.replace(e, lr=e.lr / 2) if e.key == "unet" else e for e in entries.ENTRIES)
+    monkeypatch.setattr(pipeline, "ENTRIES", changed)
+    monkeypatch.setattr(entries, "ENTRIES", changed)
+    pipeline.compare_systems(str(tmp_path), QUICK, ["unet"])
+    assert calls == [("train", "unet"), ("cost", "unet")]  # another learning rate: that system again
 
 
 def test_running_mean_of_the_loss_curves_by_hand():
