@@ -63,8 +63,8 @@ PILOT_NOTES: Sequence[str] = (
     "thin-class pixel** (IoU 0 at every epoch of every pilot run; persons, also small, stayed below 1%).",
     "Remedies weighed: every crop centred on a thin object, class-balanced between pole, light and sign (adopted: "
     "it raises the thin share of the training pixels at no cost); 32 epochs (the most that 18 runs afford in "
-    "the time limit of about 75 minutes on 2 cores at the measured throughput); batch 2 for twice the updates per image (dropped: "
-    "2.5x slower per epoch on this tiny network, the per-update overhead dominates); a 2x wider backbone or a "
+    "the time limit of about 75 minutes on 2 cores at the measured throughput); batch 2 for twice the updates "
+    "per image (dropped: 2.5x slower per epoch on this tiny network, the per-update overhead dominates); a 2x wider backbone or a "
     "higher resolution (dropped: 3-4x the compute per update, i.e. 3-4x fewer updates in the time limit). A "
     "pilot of exactly the full design (seed 0) had still not labelled a thin pixel after its 40 epochs "
     "(mIoU 38.8, band IoU 19.1, vs 35.2 and 19.7 with half the crops on thin objects and 30 epochs), so 40 "
