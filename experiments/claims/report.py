@@ -124,7 +124,8 @@ def test_rows(a: Sequence[Dict], b: Sequence[Dict], quantities, expected: str) -
     return rows
 
 
-TEST_HEADER = ["| quantity | mean difference [95% CI] | d_z | seeds better | t | p (t-test) | W | p (Wilcoxon, exact) | "
+TEST_HEADER = ["| quantity | mean difference [95% CI] | d_z | seeds better | t | p (t-test) | W | "
+               "p (Wilcoxon, exact) | "
                "verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
 
@@ -163,7 +164,8 @@ def _claim2(inputs: ReportInputs, out_dir: str) -> Tuple[List[str], str]:
     thin_crops(inputs.data, [(f"DUC, seed {inputs.design.seeds[0]}", duc[0]["predictions"]),
                              (f"bilinear, seed {inputs.design.seeds[0]}", bilinear[0]["predictions"])],
                os.path.join(out_dir, CROPS_FIGURE))
-    thin, band_test = paired(values(duc, thin_iou), values(bilinear, thin_iou)), paired(values(duc, band), values(bilinear, band))
+    thin = paired(values(duc, thin_iou), values(bilinear, thin_iou))
+    band_test = paired(values(duc, band), values(bilinear, band))
     lines = ["## 2. DUC vs bilinear upsampling (section 4.1.2)", "",
              "Same tiny HDC backbone, same data, crops and initialisation draw per seed; only the head differs: DUC "
              "(4x4 sub-pixels per feature cell, cell width 2) or bilinear (one value per class and feature cell, "
@@ -213,7 +215,8 @@ def _claim3(inputs: ReportInputs, out_dir: str) -> Tuple[List[str], str]:
     lines += [f"**Verdict.** Gridding ratio {gridding_test.mean:+.3f} for constant rates (95% CI "
               f"{gridding_test.ci_low:+.3f} to {gridding_test.ci_high:+.3f}), {gridding_test.wins} of "
               f"{gridding_test.n} seeds: {verdict(gridding_test, 'constant rates grid more')}. mIoU "
-              f"{100 * score.mean:+.1f} points for HDC (95% CI {100 * score.ci_low:+.1f} to {100 * score.ci_high:+.1f}), "
+              f"{100 * score.mean:+.1f} points for HDC (95% CI {100 * score.ci_low:+.1f} to "
+              f"{100 * score.ci_high:+.1f}), "
               f"{score.wins} of {score.n} seeds: {verdict(score, 'HDC better')}.", ""]
     return lines, text
 
