@@ -175,7 +175,7 @@ def _claim2(inputs: ReportInputs, out_dir: str) -> Tuple[List[str], str]:
     lines += ["", "Paired tests, DUC - bilinear (IoU points; d_z = mean / SD of the differences):", ""] + TEST_HEADER
     lines += test_rows(duc, bilinear, CLAIM2_QUANTITIES, "DUC better") + [""]
     lines += [f"![DUC vs bilinear per seed]({DUC_FIGURE})", "",
-              f"Thin structures, the first val images (crop with the most thin-class pixels, enlarged 3x):", "",
+              "Thin structures, the first val images (crop with the most thin-class pixels, enlarged 3x):", "",
               f"![thin-structure crops]({CROPS_FIGURE})", ""]
     lines += _ceiling_section(inputs.data)
     thin_text = verdict(thin, "DUC better")
