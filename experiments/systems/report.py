@@ -45,9 +45,16 @@ def published_text(preset: str) -> str:
     return "; ".join(f"{r.miou:.1f} ({r.dataset}{', ' + r.note if r.note else ''})" for r in rows) or "-"
 
 
+#: full-size presets whose training config is not named after them
+PRESET_CONFIGS = {
+    "resnet101_duc_hdc_released": "train_cityscapes.cfg",  # the released example config
+    "resnet101_baseline_ds8": "table1_row1_baseline_ds8.cfg",  # the paper's Table 1, row 1
+}
+
+
 def config_text(preset: str) -> str:
     """The training config of a full-size preset as a Markdown link (``-`` when there is none)."""
-    path = os.path.join("configs", "train", f"{preset}.cfg")
+    path = os.path.join("configs", "train", PRESET_CONFIGS.get(preset, f"{preset}.cfg"))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return f"[`{path}`](../../{path})" if os.path.exists(os.path.join(root, path)) else "-"
 

@@ -13,7 +13,6 @@ Costs are measured at full size in a fresh process per system (:func:`measure_co
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from tusimple_duc.models.flops import count_network_macs
 from tusimple_duc.models.segnet import count_parameters
 from tusimple_duc.synthetic.render import render_street_scene
 from tusimple_duc.synthetic.street_layout import CITYSCAPES_STYLE
+from experiments.bench.worker import peak_memory
 from experiments.systems.entries import SystemEntry
 
 IGNORE_LABEL = 255
@@ -149,8 +149,9 @@ class Cost:
 
 def cost_in_this_process(entry: SystemEntry, budget: Budget) -> Cost:
     """:class:`Cost` of ``entry`` measured in the calling process (a fresh one: ``peak_mb`` is
-    its peak resident size above its size at the call)."""
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    its peak resident size above its size at the call; ``VmHWM``, which unlike ``ru_maxrss``
+    does not carry the parent's peak over ``exec``)."""
+    baseline = peak_memory()["peak_rss_mb"]
     height, width = budget.cost_size
     net = entry.build_full(CITYSCAPES_NUM_CLASSES) if budget.full else entry.build(
         CITYSCAPES_NUM_CLASSES, training=False)
@@ -165,8 +166,7 @@ def cost_in_this_process(entry: SystemEntry, budget: Budget) -> Cost:
         start = time.perf_counter()
         net(x).wait_to_read()
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    memory = (peak - baseline) / 1024.0 if budget.full else float("nan")
+    memory = peak_memory()["peak_rss_mb"] - baseline if budget.full else float("nan")
     return Cost(count_parameters(net), macs / 1e9, float(np.median(times)), memory)
 
 
