@@ -12,19 +12,15 @@ import mxnet as mx
 
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model
-from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = (64, 128)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tmp_path_factory, synthetic_val_split):
     root = tmp_path_factory.mktemp("backends")
-    summary = write_synthetic_cityscapes(str(root / "cityscapes"), {"val": 2}, image_size=SIZE, seed=5)
-    lines = [f"{i}\t{os.path.relpath(f.image, summary.root)}\t{os.path.relpath(f.files['gtFine_labelIds'], summary.root)}"
-             for i, f in enumerate(summary.frames["val"])]
-    (root / "val.lst").write_text("\n".join(lines) + "\n")
+    synthetic_val_split(root, SIZE, seed=5)
     mx.random.seed(3)
     net = get_model("tiny_duc_hdc")
     net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))

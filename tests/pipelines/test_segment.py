@@ -11,7 +11,6 @@ import pytest
 
 from tusimple_duc.config import load_test_config
 from tusimple_duc.data.labels import CITYSCAPES_TRAINID_TO_ID
-from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.errors import CheckpointError, DataError
 from tusimple_duc.evaluation import evaluate_cityscapes
 from tusimple_duc.io.checkpoint import save_checkpoint
@@ -32,15 +31,9 @@ def _net(preset: str, seed: int = 3):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tmp_path_factory, synthetic_val_split):
     root = tmp_path_factory.mktemp("segment")
-    summary = write_synthetic_cityscapes(str(root / "cityscapes"), {"val": 2}, image_size=SIZE, seed=5)
-    lines = []
-    for index, frame in enumerate(summary.frames["val"]):
-        image = os.path.relpath(frame.image, summary.root)
-        label = os.path.relpath(frame.files["gtFine_labelIds"], summary.root)
-        lines.append(f"{index}\t{image}\t{label}")
-    (root / "val.lst").write_text("\n".join(lines) + "\n")
+    summary = synthetic_val_split(root, SIZE, seed=5)
     net = _net("tiny_duc_hdc")
     save_checkpoint(net, str(root / "models" / "tiny"), 7)
     return root, summary, net

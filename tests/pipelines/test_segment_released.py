@@ -17,7 +17,6 @@ from cityscapesscripts.helpers.labels import labels as official_labels
 from PIL import Image
 
 from tusimple_duc.config import load_test_config
-from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.errors import ConfigError, OutputError
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model
@@ -29,15 +28,9 @@ MEAN = np.array([122.675, 116.669, 104.008], dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, synthetic_val_split):
     root = tmp_path_factory.mktemp("released")
-    summary = write_synthetic_cityscapes(str(root / "cityscapes"), {"val": 2}, image_size=SIZE, seed=11)
-    lines = []
-    for index, frame in enumerate(summary.frames["val"]):
-        image = os.path.relpath(frame.image, summary.root)
-        label = os.path.relpath(frame.files["gtFine_labelIds"], summary.root)
-        lines.append(f"{index}\t{image}\t{label}")
-    (root / "val.lst").write_text("\n".join(lines) + "\n")
+    summary = synthetic_val_split(root, SIZE, seed=11)
     mx.random.seed(4)
     net = get_model("tiny_duc_hdc")
     net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))

@@ -1,0 +1,22 @@
+"""Fixtures shared by the test folders."""
+import os
+
+import pytest
+
+from tusimple_duc.data.lists import ListEntry, write_list
+from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
+
+
+@pytest.fixture(scope="session")
+def synthetic_val_split():
+    """``make(root, image_size, seed)``: writes ``root/cityscapes`` (2 synthetic val images in the
+    Cityscapes layout) and ``root/val.lst`` (the released test-list format, paths relative to the
+    dataset root) and returns the dataset summary."""
+    def make(root, image_size, seed):
+        summary = write_synthetic_cityscapes(str(root / "cityscapes"), {"val": 2}, image_size=image_size, seed=seed)
+        write_list(str(root / "val.lst"), [
+            ListEntry(index, os.path.relpath(frame.image, summary.root),
+                      os.path.relpath(frame.files["gtFine_labelIds"], summary.root))
+            for index, frame in enumerate(summary.frames["val"])])
+        return summary
+    return make
