@@ -52,7 +52,8 @@ PILOT: Dict[str, PilotEffect] = {
     "miou3": PilotEffect("mIoU, HDC - constant", "IoU points", (0.4,), assumed_sd=3.3),
 }
 #: Throughput of DUC + HDC training updates measured before the full run, in words.
-THROUGHPUT = ("measured before the full run on the shared machine (load about 10), DUC + HDC updates: one run "
+THROUGHPUT = ("Intel Xeon family 6 model 207, 2 cores; measured before the full run on the shared machine "
+              "(load about 10), DUC + HDC updates: one run "
               "with 2 threads 0.61 updates/s, two runs with 1 thread each 0.44 + 0.42 = 0.86 updates/s together "
               "(1.4x)")
 #: What the pilot showed and how it set the design, in words.

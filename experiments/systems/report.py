@@ -62,8 +62,9 @@ def config_text(preset: str) -> str:
 def machine_text(rows: Sequence[Row], cpu: str) -> str:
     """Where the costs were measured: the CPU and the range of load averages at the time."""
     loads = [row.load_average for row in rows if not math.isnan(row.load_average)]
-    load = (f"1-minute load average {min(loads):.1f}-{max(loads):.1f} when the costs were measured "
-            "(about 0 means a quiet machine)") if loads else "load at measurement not recorded"
+    load = (f"1-minute load average {min(loads):.1f}-{max(loads):.1f} just before the costs were measured "
+            "(the measuring process itself adds up to the number of cores; more means other jobs)"
+            ) if loads else "load at measurement not recorded"
     return f"Machine: {cpu}, {physical_core_count()} cores; {load}."
 
 
@@ -94,7 +95,8 @@ def markdown(rows: Sequence[Row], budget: Budget, cpu: str = "unknown CPU") -> s
                      f"| {published_text(row.entry.full)} | `{row.entry.full}`, {config_text(row.entry.full)} |")
     lines += [
         "",
-        "Thin IoU: mean IoU of pole, traffic light and traffic sign. Published numbers are the publications' "
+        "Thin IoU: mean IoU of pole, traffic light and traffic sign. Train s: wall-clock seconds of training, "
+        "which other jobs on the machine lengthen (compare them only within a run made alone). Published numbers are the publications' "
         "full-size results on real data (`tusimple_duc.models.systems.PUBLISHED`); the miniature compares "
         "architectures under one small budget and is not expected to reproduce their order.",
         "",
