@@ -192,8 +192,11 @@ while True:
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_or_killed_consumer_leaves_no_orphans(cityscapes_root, stop):
+    # a runner started in the background of a non-interactive shell ignores SIGINT, and a child that
+    # inherits SIG_IGN never raises KeyboardInterrupt: give the consumer Ctrl-C's default disposition
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SCRIPT), cityscapes_root],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         pids = [int(p) for p in process.stdout.readline().split()]
         assert len(pids) == 2 and not any(is_gone(pid) for pid in pids)
