@@ -85,3 +85,26 @@ def module_forward(prefix: str, epoch: int, x: np.ndarray) -> np.ndarray:
         module.bind(data_shapes=[("data", x.shape)], for_training=False)
     module.forward(mx.io.DataBatch([mx.nd.array(x)]), is_train=False)
     return module.get_outputs()[0].asnumpy()
+
+
+def assert_runtimes_equal_silently(onnx_path: str, x: np.ndarray, expected: np.ndarray, capfd) -> None:
+    """ONNX Runtime (log at severity info) and OpenVINO (f32) both load ``onnx_path`` without a
+    warning and their output for ``x`` equals ``expected`` within 1e-4."""
+    import warnings
+
+    import onnxruntime
+    import openvino
+
+    capfd.readouterr()
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 1  # info and above reach stderr: a warning would be seen
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"data": x})
+    log_text = capfd.readouterr().err
+    assert "[W:" not in log_text and "[E:" not in log_text
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled = openvino.Core().compile_model(onnx_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.testing.assert_allclose(compiled(x)[0], expected, rtol=0, atol=1e-4)
+    assert "warning" not in capfd.readouterr().err.lower()

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from io_helpers import RELEASED, load_tool, module_forward, randomize, released_arrays
+from io_helpers import RELEASED, assert_runtimes_equal_silently, load_tool, module_forward, randomize, released_arrays
 from tusimple_duc.errors import CheckpointError, ConfigError
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
 from tusimple_duc.io.export import export_model
@@ -216,19 +216,9 @@ def test_export_tool_architecture_options(custom_checkpoint, tmp_path, capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def _ort_session_output(onnx_path, x, capfd):
-    """Run ONNX Runtime with its log at severity warning; returns (output, captured stderr)."""
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 1  # info and above reach stderr: a warning would be seen
-    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, {"data": x})
-    return out, capfd.readouterr().err
-
-
 @pytest.mark.parametrize("preset, params_seed", [(TINY, None), (RELEASED, 3)])
 def test_clean_onnx_loads_silently_and_equals_mxnet_in_both_runtimes(tmp_path, capfd, preset, params_seed):
     import onnx
-    import openvino
 
     from tusimple_duc.io.onnx_graph import ONNX_OPSET
 
@@ -254,15 +244,7 @@ def test_clean_onnx_loads_silently_and_equals_mxnet_in_both_runtimes(tmp_path, c
     assert not any(n.op_type == "Div" for n in model.graph.node)
     x = np.random.RandomState(6).uniform(-120, 120, (1, 3, 64, 64)).astype(np.float32)
     expected = released_layout_probabilities(net, x)
-    capfd.readouterr()
-    out, log_text = _ort_session_output(onnx_path, x, capfd)
-    assert "[W:" not in log_text and "[E:" not in log_text
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        compiled = openvino.Core().compile_model(onnx_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    np.testing.assert_allclose(compiled(x)[0], expected, rtol=0, atol=1e-4)
-    assert "warning" not in capfd.readouterr().err.lower()
+    assert_runtimes_equal_silently(onnx_path, x, expected, capfd)
 
 
 def test_batch_norm_folding_is_exact_on_a_hand_made_graph():
