@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments.bench.machine import cpu_model
 from tusimple_duc.errors import EvaluationError
-from tusimple_duc.io.atomic import atomic_write_image, atomic_write_json
+from tusimple_duc.io.atomic import atomic_write_image, atomic_write_json, atomic_write_text
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 
 #: Largest allowed difference between our scores and the official ones.
@@ -125,10 +125,8 @@ def run(args: argparse.Namespace, root: str, evaluate_tool: str) -> Dict[str, An
     ``evaluate_tool``, i.e. ``tools/evaluate.py``), compare their numbers."""
     pred_dir, predictions, ground_truths = write_case(root, args.images, tuple(args.size))
     pred_list, gt_list = os.path.join(root, "predictions.txt"), os.path.join(root, "ground_truths.txt")
-    with open(pred_list, "w") as handle:
-        handle.write("\n".join(predictions) + "\n")
-    with open(gt_list, "w") as handle:
-        handle.write("\n".join(ground_truths) + "\n")
+    atomic_write_text(pred_list, "\n".join(predictions) + "\n")
+    atomic_write_text(gt_list, "\n".join(ground_truths) + "\n")
     ours_json, official_json = os.path.join(root, "ours.json"), os.path.join(root, "official.json")
     ours_command = [sys.executable, evaluate_tool, pred_dir, root, "--out", ours_json]
     if args.workers is not None:
