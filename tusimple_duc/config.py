@@ -250,6 +250,10 @@ class InferenceSection:
     #: ``auto``: the fastest of them on this machine that keeps >= 99 % of fp32's argmax on the
     #: calibration images, measured once and cached (``inference/precision_auto.py``).
     precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
+    #: openvino / onnxruntime: the DUC head's dilated 3x3 convolutions run ``direct`` or as
+    #: ``taps`` (nine shifted 1x1 convolutions, exact; faster for some runtimes, precisions and
+    #: CPUs, slower for others); ``auto`` (with ``precision = auto``): measured, both forms.
+    dilated_conv_form: Literal["direct", "taps", "auto"] = "direct"
     #: precision = auto: folder of the per-machine cache ``precision.json``; empty =
     #: ``~/.cache/tusimple_duc``.
     precision_cache_dir: str = ""

@@ -14,6 +14,11 @@ weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
                        quantized when the worker is built (not timed)
 ``onnxruntime-fp32``   bare ONNX Runtime: CPU provider, all graph optimizations, default threads
 ``onnxruntime-int8``   the same on the QDQ int8 copy (``QLinearConv``)
+``openvino-taps-*``    ``openvino-fp32`` / ``-bf16`` / ``-int8`` with the DUC head's dilated
+                       convolutions rewritten as shifted 1x1 convolutions
+                       (``[inference] dilated_conv_form = taps``,
+                       :func:`tusimple_duc.io.onnx_taps.dilated_conv_taps`), rewritten when
+                       the worker is built (not timed)
 ``predict-openvino``   what ``test.py`` runs with ``[inference] backend = openvino``: one
                        ``Predictor.predict`` (released whole-image protocol) of a uint8 image with
                        ``backends.make_forward(net, "openvino", "fp32")``
@@ -42,23 +47,31 @@ from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import sides_are_multiples
 
-BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "onnxruntime-fp32", "onnxruntime-int8")
+BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "onnxruntime-fp32", "onnxruntime-int8",
+                 "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8")
 IMAGE_VARIANTS = ("predict-openvino", "bare-openvino")
+TAPS = "-taps"
 
 
 def backend_precision(variant: str) -> Tuple[str, str]:
-    """``openvino-bf16`` -> (``openvino``, ``bf16``); the image variants run OpenVINO fp32."""
+    """``openvino-bf16`` -> (``openvino``, ``bf16``), ``openvino-taps-bf16`` likewise; the image
+    variants run OpenVINO fp32."""
     if variant in IMAGE_VARIANTS:
         return "openvino", "fp32"
     backend, precision = variant.rsplit("-", 1)
-    return backend, precision
+    return backend.replace(TAPS, ""), precision
+
+
+def conv_form(variant: str) -> str:
+    """``taps`` for the ``*-taps-*`` variants, else ``direct``."""
+    return "taps" if TAPS + "-" in variant else "direct"
 
 
 def unavailable_reason(variant: str) -> Optional[str]:
     """Why ``variant`` cannot run with this install (None when it can): the backend's own
     one-line error (precision not offered, runtime not installed)."""
     try:
-        check_backend(*backend_precision(variant))
+        check_backend(*backend_precision(variant), conv_form(variant))
     except ConfigError as err:
         return str(err)
     return None
@@ -79,14 +92,14 @@ def bare_forward(variant: str, onnx_path: str, input_shape: Tuple[int, ...], pre
                  calibration: Optional[str] = None):
     """``batch -> seg_prob`` (N, L, r*r*h*w) of a bare runtime variant on the ONNX file (int8: on
     its QDQ copy calibrated on the ``calibration`` ``.npy`` (K, 3, H, W), ``preset``'s network
-    naming the layers kept fp32)."""
+    naming the layers kept fp32; taps: with the head's dilated convolutions rewritten)."""
     backend, precision = backend_precision(variant)
     model: Union[str, bytes] = onnx_path
-    if precision == "int8":
+    if precision == "int8" or conv_form(variant) != "direct":
         with open(onnx_path, "rb") as f:
             inputs = np.load(calibration) if calibration else None
             model = runtime_model_bytes(geometry_net(preset), backend, precision, f.read(), inputs,
-                                        INT8_FP32_DEFAULT)
+                                        INT8_FP32_DEFAULT, conv_form(variant))
     if backend == "openvino":
         compiled = openvino_model(model, precision, input_shape)
         return lambda batch: compiled(batch)[0]

@@ -6,7 +6,9 @@ Training: the engine's :class:`~tusimple_duc.engine.trainer.SegmentationTrainer`
 normalised loss and update: rescale_grad = 1 / batch), SGD momentum 0.9, the demo config's weight
 decay and clipping, poly learning rate (power 0.9), random horizontal crops and flips; with
 ``thin_crop_fraction`` > 0 that share of the crops is centred on a random thin-class pixel
-(class-balanced sampling). The data, the crop order and the initialisation are drawn from the
+(class-balanced sampling); with ``class_weighting = "log-frequency"`` the loss weighs each class by
+ENet's ``1 / ln(1.02 + p_c)`` of its frequency in the training labels (mean 1 per pixel), the same
+weights for every variant. The data, the crop order and the initialisation are drawn from the
 seed, identical for every variant of one seed (paired design).
 
 Every epoch the run scores the val images at full resolution (softmax, bilinear resize, argmax):
@@ -30,6 +32,7 @@ import numpy as np
 from tusimple_duc.config import ModelSection
 from tusimple_duc.data.labels import CITYSCAPES_CLASS_NAMES, CITYSCAPES_ID_TO_TRAINID, CITYSCAPES_NUM_CLASSES
 from tusimple_duc.engine.contexts import DeviceSetup
+from tusimple_duc.engine.loss import log_frequency_class_weights, median_frequency_class_weights
 from tusimple_duc.engine.schedules import LRSchedule
 from tusimple_duc.engine.trainer import SegmentationTrainer
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator
@@ -76,7 +79,8 @@ class Design:
 
     image_size: (H, W) px of the synthetic scenes; crop_width: px of the training crops (full height);
     width: base channels of the tiny backbone (blocks 1/1/4/3, deep stem, output stride 8, DUC cell 2);
-    band_radius: px of the thin-structure band; weight_decay, clip_gradient: per the demo config.
+    band_radius: px of the thin-structure band; weight_decay, clip_gradient: per the demo config;
+    class_weighting: ``"none"`` or ``"log-frequency"`` (the loss's class weights, module docstring).
     """
 
     name: str
@@ -93,6 +97,7 @@ class Design:
     band_radius: int = 3
     weight_decay: float = 1.25e-4
     clip_gradient: float = 1.25
+    class_weighting: str = "none"
 
     def fingerprint(self) -> str:
         """Hash of every field except the seed list and the name (adding seeds keeps old runs valid)."""
@@ -131,6 +136,19 @@ def build_network(design: Design, variant: Variant):
     return get_model("tiny_duc_hdc", num_classes=CITYSCAPES_NUM_CLASSES, head=variant.head,
                      dilation_schedule=variant.schedule, width=design.width, aspp=0, cell_width=2,
                      bn_use_global_stats=False, bn_momentum=0.9)
+
+
+CLASS_WEIGHTINGS = ("none", "log-frequency", "median-frequency")
+
+
+def class_weights(design: Design, labels: np.ndarray) -> Optional[np.ndarray]:
+    """The loss's (L,) class weights of ``design`` from the training ``labels`` (N, H, W), or None."""
+    if design.class_weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(f"class_weighting {design.class_weighting!r}: expected one of {', '.join(CLASS_WEIGHTINGS)}")
+    if design.class_weighting == "none":
+        return None
+    weigh = log_frequency_class_weights if design.class_weighting == "log-frequency" else median_frequency_class_weights
+    return weigh(labels, CITYSCAPES_NUM_CLASSES, IGNORE_LABEL)
 
 
 def crop_offsets(labels: np.ndarray, crop_width: int, thin_fraction: float, rng: np.random.Generator) -> List[int]:
@@ -209,7 +227,7 @@ def train_run(design: Design, variant: Variant, seed: int, data: ClaimsData,
     schedule = LRSchedule(policy="poly", base_lr=variant.lr, updates_per_epoch=per_epoch, num_epochs=design.epochs,
                           factor=1.0, factor_epoch=1.0, power=0.9)
     trainer = SegmentationTrainer(net, DeviceSetup([mx.cpu()], None), schedule, model, IGNORE_LABEL,
-                                  design.batch_size)
+                                  design.batch_size, class_weights=class_weights(design, labels))
     curve: List[Dict] = []
     start = time.perf_counter()
     kept: List[np.ndarray] = []

@@ -93,11 +93,12 @@ def test_multi_scale_input_sizes_and_fusion_on_a_ramp():
     assert net.loss_weights == (1.0, 1.0, 1.0, 1.0)
 
 
-def trainer_for(net, lr=0.1):
+def trainer_for(net, lr=0.1, contexts=(mx.cpu(),), class_weights=None):
     model = ModelSection(lr=lr, momentum=0.0, weight_decay=0.0, clip_gradient=0.0)
     schedule = LRSchedule(policy="step", base_lr=lr, updates_per_epoch=1, num_epochs=1, factor=1.0,
                           factor_epoch=1.0, power=1.0)
-    return SegmentationTrainer(net, DeviceSetup([mx.cpu()], None), schedule, model, IGNORE, batch_size=2)
+    return SegmentationTrainer(net, DeviceSetup(list(contexts), "device" if len(contexts) > 1 else None), schedule,
+                               model, IGNORE, batch_size=2, class_weights=class_weights)
 
 
 class TwoHeads(HybridBlock):
@@ -128,6 +129,28 @@ def test_trainer_step_on_two_outputs_applies_the_weighted_gradient():
     # d/d bias_c of 0.4 * CE / V, then SGD with rescale 1 / batch_size
     expected_bias = before["b_bias"] - 0.1 * 0.4 * grad.sum(axis=(0, 2, 3)) / count / 2
     np.testing.assert_allclose(net.b.bias.data().asnumpy(), expected_bias, atol=1e-6)
+
+
+def test_class_weights_reach_every_device_and_keep_the_pixel_normalisation():
+    contexts = [mx.cpu(0), mx.cpu(1)]
+    net = nn.Conv2D(3, 1, in_channels=3, prefix="c_")
+    net.initialize(mx.init.Normal(0.5), ctx=contexts)
+    rng = np.random.default_rng(2)
+    data = rng.normal(0, 1, (2, 3, 4, 4)).astype(np.float32)
+    label = rng.integers(0, 3, (2, 4, 4)).astype(np.float32)
+    label[1, :2] = IGNORE
+    weights = np.array([0.5, 3.0, 1.5], dtype=np.float32)
+    before = net.bias.data(contexts[0]).asnumpy()
+    scores = net(mx.nd.array(data, ctx=contexts[0])).asnumpy()
+    trainer_for(net, contexts=contexts, class_weights=weights).step(data, label)
+    # one sample per device: each device's weighted CE gradient / its valid count, summed, / batch 2
+    expected = before.copy()
+    for i in range(2):
+        grad, count = softmax_minus_onehot(scores[i:i + 1], label[i:i + 1])
+        pixel_weight = np.where(label[i:i + 1] == IGNORE, 0.0, weights[np.minimum(label[i:i + 1], 2).astype(int)])
+        expected -= 0.1 * (grad * pixel_weight[:, None]).sum(axis=(0, 2, 3)) / count / 2
+    for context in contexts:
+        np.testing.assert_allclose(net.bias.data(context).asnumpy(), expected, atol=1e-6)
 
 
 def tiny_fcn8s():

@@ -29,7 +29,6 @@ from tusimple_duc.models import build_model
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import bench  # noqa: E402
-from experiments.bench.backend_variants import BARE_VARIANTS  # noqa: E402
 from experiments.bench.compare import compare_outputs  # noqa: E402
 from experiments.bench.process import BenchError  # noqa: E402
 from experiments.bench.scoring import backend_targets, top_two_margin  # noqa: E402
@@ -45,6 +44,8 @@ train_list = unused.lst
 MAIN_VARIANTS = ("gluon,module,openvino-fp32,openvino-bf16,openvino-int8,onnxruntime-fp32,onnxruntime-int8,"
                  "predict-whole,predict-openvino,bare-openvino")
 OPENVINO_VARIANTS = {"openvino-fp32", "openvino-bf16", "openvino-int8", "predict-openvino", "bare-openvino"}
+#: the direct-form backends (the taps forms: test_bench_precision_backends.py), to keep this test's time
+PRECISION_BACKENDS = "openvino-fp32,openvino-bf16,openvino-int8,onnxruntime-fp32,onnxruntime-int8"
 RUNS = 2
 
 
@@ -65,7 +66,7 @@ def results(workdir):
     out = folder / "bench.json"
     code = bench.main(["--preset", "tiny_duc_hdc", "--shapes", "64x128", "--runs", str(RUNS),
                        "--sections", "main,precision,train", "--train-crop", "64x64", "--main-variants", MAIN_VARIANTS,
-                       "--trained", f"{config}:{folder / 'demo'}:3", "--trained-shape", "96x192",
+                       "--precision-backends", PRECISION_BACKENDS, "--trained", f"{config}:{folder / 'demo'}:3", "--trained-shape", "96x192",
                        "--workdir", str(folder / "work"), "--out", str(out)])
     assert code == 0
     return json.loads(out.read_text())
@@ -194,7 +195,7 @@ def test_precision_section_compares_every_precision_with_fp32(results):
     for block in (random_weights, trained):
         variants = block["variants"]
         assert set(variants) == {"fp32", "bf16", "int8", "int8-residual", "int8-all"} | (
-            set(BARE_VARIANTS) - set(block["unavailable"]))           # the backends: all by default
+            set(PRECISION_BACKENDS.split(",")) - set(block["unavailable"]))  # the backends asked for
         assert variants["fp32"]["argmax_agreement"] == 1.0 and variants["fp32"]["max_abs_difference"] == 0.0
         assert variants["fp32"]["miou_change"] == 0.0
         assert 0.0 < block["confident_fraction"] <= 1.0 and block["confident_margin"] == 0.1

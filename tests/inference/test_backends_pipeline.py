@@ -29,7 +29,7 @@ def dataset(tmp_path_factory, synthetic_val_split):
     return root
 
 
-def _test_py(root, result_dir, *extra):
+def _test_py(root, result_dir, *extra, expect_success=True):
     sets = [f"data.image_list={root / 'val.lst'}", f"data.test_img_dir={root / 'cityscapes'}",
             f"data.gt_dir={root / 'cityscapes'}", f"model.model_dir={root / 'models'}", "model.model_prefix=tiny",
             "model.model_epoch=7", "model.gpu=-1", f"model.result_dir={result_dir}", "network.preset=tiny_duc_hdc",
@@ -40,7 +40,7 @@ def _test_py(root, result_dir, *extra):
         command += ["--set", item]
     result = subprocess.run(command, capture_output=True, text=True, cwd=str(result_dir.parent),
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode == 0) == expect_success, result.stderr
     return result
 
 
@@ -65,9 +65,9 @@ def test_default_run_prints_no_warning(mxnet_run):
     assert _warning_lines(result.stderr) == []
 
 
-@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
-def test_backend_run_equals_mxnet_and_is_quiet(dataset, mxnet_run, tmp_path, backend):
-    result = _test_py(dataset, tmp_path / "out", f"inference.backend={backend}")
+@pytest.mark.parametrize("backend, form", [("openvino", "direct"), ("onnxruntime", "direct"), ("openvino", "taps")])
+def test_backend_run_equals_mxnet_and_is_quiet(dataset, mxnet_run, tmp_path, backend, form):
+    result = _test_py(dataset, tmp_path / "out", f"inference.backend={backend}", f"inference.dilated_conv_form={form}")
     assert _warning_lines(result.stderr) == []
     expected = _probabilities(mxnet_run[1])
     got = _probabilities(tmp_path / "out")
@@ -103,3 +103,11 @@ def test_int8_backend_run_agrees_with_mxnet_and_is_quiet(dataset, mxnet_run, tmp
     for name in expected:
         assert not np.array_equal(got[name], expected[name])  # int8 arithmetic really ran
         assert (got[name].argmax(0) == expected[name].argmax(0)).mean() >= 0.95
+
+
+def test_conv_form_auto_without_precision_auto_is_one_line_error(dataset, tmp_path):
+    result = _test_py(dataset, tmp_path / "out", "inference.backend=openvino", "inference.dilated_conv_form=auto",
+                      expect_success=False)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "[inference] dilated_conv_form = auto is measured with precision = auto (precision is fp32)" in last

@@ -26,16 +26,23 @@ training) return a tuple of score maps ``(main, extra_1, ...)`` and carry ``loss
 ``(w_0, w_1, ...)``; a device's objective is then ``sum_i w_i * CE_i / max(V_i, 1)``, each
 term normalised as above against the label map nearest-resized to that output's size
 (:func:`resize_label_nearest`). The logged loss and the metrics use the main output.
+
+Class weights (opt-in, not in the released solver): with ``class_weights`` ``(L,)`` every pixel's
+cross-entropy is multiplied by the weight of its label before the sum; the normalisation stays
+``max(V, 1)`` (pixels, not summed weights), so weights with mean 1 per training pixel
+(:func:`log_frequency_class_weights`, :func:`median_frequency_class_weights`) keep the loss on
+its unweighted scale.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import mxnet as mx
+import numpy as np
 
 
-def masked_cross_entropy_sum(scores: mx.nd.NDArray, label: mx.nd.NDArray,
-                             ignore_label: int) -> Tuple[mx.nd.NDArray, mx.nd.NDArray]:
+def masked_cross_entropy_sum(scores: mx.nd.NDArray, label: mx.nd.NDArray, ignore_label: int,
+                             class_weights: Optional[mx.nd.NDArray] = None) -> Tuple[mx.nd.NDArray, mx.nd.NDArray]:
     """Sum of per-pixel cross-entropy over non-ignored pixels.
 
     Parameters
@@ -43,6 +50,7 @@ def masked_cross_entropy_sum(scores: mx.nd.NDArray, label: mx.nd.NDArray,
     scores : (N, L, h, w) float32 class scores (logits)
     label : (N, h, w) float32 class indices, ``ignore_label`` where ignored
     ignore_label : label value excluded from the loss (255)
+    class_weights : optional (L,) float32 weight of each class, multiplying its pixels' cross-entropy
 
     Returns
     -------
@@ -52,11 +60,70 @@ def masked_cross_entropy_sum(scores: mx.nd.NDArray, label: mx.nd.NDArray,
     if scores.shape[0] != label.shape[0] or scores.shape[2:] != label.shape[1:]:
         raise ValueError(f"scores {scores.shape} and label {label.shape} do not match: "
                          f"expected (N, L, h, w) and (N, h, w)")
+    if class_weights is not None and class_weights.shape != (scores.shape[1],):
+        raise ValueError(f"class weights of shape {class_weights.shape} for {scores.shape[1]} classes: "
+                         f"expected one weight per class")
     valid = label != ignore_label
     safe_label = mx.nd.where(valid, label, mx.nd.zeros_like(label))
     log_prob = mx.nd.log_softmax(scores, axis=1)
     nll = -mx.nd.pick(log_prob, safe_label, axis=1)
+    if class_weights is not None:
+        nll = nll * mx.nd.take(class_weights, safe_label)
     return mx.nd.sum(nll * valid), mx.nd.sum(valid)
+
+
+def class_frequencies(labels: np.ndarray, num_classes: int, ignore_label: int) -> np.ndarray:
+    """(L,) fraction of the non-ignored pixels of ``labels`` (integer maps of any shape) in each class.
+
+    Raises ValueError for labels outside ``[0, L)`` or no valid pixel."""
+    valid = labels[labels != ignore_label].astype(np.int64).ravel()
+    if valid.size == 0:
+        raise ValueError("no labelled pixel to count the class frequencies from")
+    if valid.min() < 0 or valid.max() >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes}) or equal {ignore_label}; "
+                         f"found {int(valid.min())} .. {int(valid.max())}")
+    return np.bincount(valid, minlength=num_classes) / valid.size
+
+
+def _mean_one_per_pixel(weights: np.ndarray, frequency: np.ndarray) -> np.ndarray:
+    return (weights / float((frequency * weights).sum())).astype(np.float32)
+
+
+def median_frequency_class_weights(labels: np.ndarray, num_classes: int, ignore_label: int) -> np.ndarray:
+    """SegNet's median frequency balancing ``median(p) / p_c`` (median over the classes present),
+    scaled to mean 1 per non-ignored pixel of ``labels``; an absent class gets the largest weight.
+
+    Returns (L,) float32 weights, ``sum_c p_c w_c = 1``; ValueError as :func:`class_frequencies`.
+    """
+    frequency = class_frequencies(labels, num_classes, ignore_label)
+    present = frequency > 0
+    weights = np.zeros(num_classes)
+    weights[present] = np.median(frequency[present]) / frequency[present]
+    weights[~present] = weights[present].max()
+    return _mean_one_per_pixel(weights, frequency)
+
+
+def log_frequency_class_weights(labels: np.ndarray, num_classes: int, ignore_label: int,
+                                offset: float = 1.02) -> np.ndarray:
+    """ENet's class weights ``1 / ln(offset + p_c)`` from the label frequencies ``p_c``, scaled
+    to mean 1 per non-ignored pixel of ``labels``.
+
+    Parameters
+    ----------
+    labels : integer label maps of any shape (e.g. (N, H, W) trainIds), ``ignore_label`` ignored
+    num_classes : L; a class absent from ``labels`` gets the largest weight, ``1 / ln(offset)``
+    offset : > 1; bounds the ratio of the largest to the smallest weight (1.02: at most about 50)
+
+    Returns
+    -------
+    (L,) float32 weights, ``sum_c p_c w_c = 1``
+
+    Raises ValueError for ``offset <= 1``, labels outside ``[0, L)`` or no valid pixel.
+    """
+    if offset <= 1.0:
+        raise ValueError(f"offset {offset}: must be > 1 (the weights are 1 / ln(offset + p))")
+    frequency = class_frequencies(labels, num_classes, ignore_label)
+    return _mean_one_per_pixel(1.0 / np.log(offset + frequency), frequency)
 
 
 def device_objective(total: mx.nd.NDArray, valid: mx.nd.NDArray) -> mx.nd.NDArray:
@@ -111,7 +178,8 @@ def resize_label_nearest(label: mx.nd.NDArray, height: int, width: int) -> mx.nd
 
 
 def weighted_device_objective(outputs: ScoreMaps, label: mx.nd.NDArray, weights: Sequence[float],
-                              ignore_label: int) -> Tuple[mx.nd.NDArray, mx.nd.NDArray, mx.nd.NDArray]:
+                              ignore_label: int, class_weights: Optional[mx.nd.NDArray] = None,
+                              ) -> Tuple[mx.nd.NDArray, mx.nd.NDArray, mx.nd.NDArray]:
     """One device's objective over every output of a (possibly multi-output) network.
 
     Parameters
@@ -119,6 +187,7 @@ def weighted_device_objective(outputs: ScoreMaps, label: mx.nd.NDArray, weights:
     outputs : (N, L, h_i, w_i) score maps (or one), the first being the main output
     label : (N, h_0, w_0) class indices at the main output's size, ``ignore_label`` ignored
     weights : one loss weight per output (:func:`loss_weights`)
+    class_weights : optional (L,) weight per class (:func:`masked_cross_entropy_sum`)
 
     Returns
     -------
@@ -131,7 +200,7 @@ def weighted_device_objective(outputs: ScoreMaps, label: mx.nd.NDArray, weights:
     objective, main = None, None
     for scores, weight in zip(maps, weights):
         resized = resize_label_nearest(label, scores.shape[2], scores.shape[3])
-        total, valid = masked_cross_entropy_sum(scores, resized, ignore_label)
+        total, valid = masked_cross_entropy_sum(scores, resized, ignore_label, class_weights)
         if main is None:
             main = (total, valid)
         term = device_objective(total, valid) * weight

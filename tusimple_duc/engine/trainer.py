@@ -98,10 +98,13 @@ class SegmentationTrainer:
     batch_size : per-worker ``[data] batch_size``; the summed gradient is multiplied by
         ``1 / batch_size`` (``Module``'s ``rescale_grad``)
     updates : updates already applied in this run (resume)
+    class_weights : optional (L,) weight of each class in the loss (``loss.masked_cross_entropy_sum``;
+        not in the released solver, which weighs every pixel alike)
     """
 
     def __init__(self, net: gluon.HybridBlock, devices: DeviceSetup, schedule: LRSchedule,
-                 model: ModelSection, ignore_label: int, batch_size: int, updates: int = 0) -> None:
+                 model: ModelSection, ignore_label: int, batch_size: int, updates: int = 0,
+                 class_weights: Optional[Sequence[float]] = None) -> None:
         self.net = net
         self.devices = devices
         self.schedule = schedule
@@ -109,6 +112,9 @@ class SegmentationTrainer:
         self.ignore_label = ignore_label
         self.batch_size = batch_size
         self.updates = updates
+        self._class_weights = (None if class_weights is None else
+                               [mx.nd.array(np.asarray(class_weights, dtype=np.float32), ctx=c)
+                                for c in devices.contexts])
         params = net.collect_params()
         apply_module_multipliers(params.values())
         local_kvstore = None if devices.distributed else devices.kvstore
@@ -154,8 +160,9 @@ class SegmentationTrainer:
         with autograd.record():
             outputs = [as_score_maps(self.net(x)) for x, _ in on_devices]
             weights = loss_weights(self.net, len(outputs[0]))
-            parts = [weighted_device_objective(maps, y, weights, self.ignore_label)
-                     for maps, (_, y) in zip(outputs, on_devices)]
+            parts = [weighted_device_objective(maps, y, weights, self.ignore_label,
+                                               None if self._class_weights is None else self._class_weights[i])
+                     for i, (maps, (_, y)) in enumerate(zip(outputs, on_devices))]
         autograd.backward([objective for objective, _, _ in parts])
         scores = [maps[0] for maps in outputs]
         local_loss = float(sum(total.asscalar() for _, total, _ in parts))

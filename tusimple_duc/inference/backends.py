@@ -28,6 +28,13 @@ path, with the same layer groups kept fp32 (``int8_fp32``, :func:`int8_fp32_weig
 OpenVINO then runs FakeQuantize'd int8 convolutions (the rest in f32), ONNX Runtime
 ``QLinearConv``.
 
+Dilated convolution form (:data:`CONV_FORMS`, ``[inference] dilated_conv_form``): ``direct`` runs
+the export as it is; ``taps`` rewrites the DUC head's dilated 3x3 convolutions (the ASPP
+branches) as sums of shifted 1x1 convolutions (:func:`tusimple_duc.io.onnx_taps.dilated_conv_taps`,
+exact), after the int8 quantization (a head convolution quantized to int8 keeps its direct form).
+Which form is faster depends on the runtime, the precision and the CPU: measure it
+(``tools/bench.py``, or ``precision = auto`` with ``dilated_conv_form = auto``).
+
 Anything not available is a one-line :class:`~tusimple_duc.errors.ConfigError` naming
 ``[inference] backend`` or ``precision`` and the reason.
 """
@@ -46,10 +53,12 @@ from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT, FastForward, int8_fp32_layers, probability_symbol
 from tusimple_duc.io.export import onnx_model
 from tusimple_duc.io.onnx_quantize import quantize_qdq
+from tusimple_duc.io.onnx_taps import dilated_conv_taps, tap_dilation
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import cells_to_pixels
 
 BACKENDS: Tuple[str, ...] = ("mxnet", "openvino", "onnxruntime")
+CONV_FORMS: Tuple[str, ...] = ("direct", "taps")
 BACKEND_PRECISIONS: Dict[str, Tuple[str, ...]] = {
     "mxnet": ("fp32", "bf16", "int8"),
     "openvino": ("fp32", "bf16", "int8"),
@@ -67,10 +76,15 @@ TRACE_SHAPE = (64, 64)
 log = logging.getLogger(__name__)
 
 
-def check_backend(backend: str, precision: str) -> None:
-    """Raise a one-line ConfigError unless ``backend`` can run ``precision`` on this install."""
+def check_backend(backend: str, precision: str, conv_form: str = "direct") -> None:
+    """Raise a one-line ConfigError unless ``backend`` can run ``precision`` in ``conv_form`` on this install."""
     if backend not in BACKENDS:
         raise ConfigError(f"[inference] backend = {backend}: unknown (known: {', '.join(BACKENDS)})")
+    if conv_form not in CONV_FORMS:
+        raise ConfigError(f"[inference] dilated_conv_form = {conv_form}: unknown (known: {', '.join(CONV_FORMS)})")
+    if conv_form != "direct" and backend not in MODULES:
+        raise ConfigError(f"[inference] dilated_conv_form = {conv_form} rewrites the ONNX export: it needs backend "
+                          f"openvino or onnxruntime, not {backend}")
     if precision not in BACKEND_PRECISIONS[backend]:
         reason = UNAVAILABLE_REASONS.get((backend, precision), "not implemented")
         raise ConfigError(f"[inference] precision = {precision} is not available with backend {backend}: {reason} "
@@ -114,20 +128,44 @@ def int8_fp32_weights(net: Any, groups: Sequence[str]) -> FrozenSet[str]:
     return frozenset(weights)
 
 
+def tap_weights(net: Any, model: onnx.ModelProto) -> List[str]:
+    """Weight names of the DUC head's dilated convolutions that ``model`` (the network's export,
+    possibly quantized) holds in the form the taps rewrite accepts (:func:`tap_dilation`).
+
+    Raises a one-line ConfigError for a network without a DUC head (the comparison systems)."""
+    if getattr(getattr(net, "head", None), "kind", None) != "duc":
+        raise ConfigError("[inference] dilated_conv_form = taps rewrites the DUC head's dilated convolutions: "
+                          "this network has no DUC head")
+    head = int8_fp32_weights(net, ("head",))
+    weights = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    return sorted(node.input[1] for node in model.graph.node
+                  if node.op_type == "Conv" and node.input[1] in head and tap_dilation(node, weights))
+
+
 def runtime_model_bytes(net: Any, backend: str, precision: str, model_bytes: Optional[bytes],
-                        calibration: Optional[np.ndarray], int8_fp32: Sequence[str]) -> bytes:
+                        calibration: Optional[np.ndarray], int8_fp32: Sequence[str],
+                        conv_form: str = "direct") -> bytes:
     """The serialized ONNX ``backend`` runs: the clean export (``model_bytes``, or exported at
     :data:`TRACE_SHAPE`), for ``int8`` its QDQ copy calibrated on ``calibration`` (K, 3, H, W)
-    with the convolutions of the groups ``int8_fp32`` kept fp32."""
+    with the convolutions of the groups ``int8_fp32`` kept fp32; for ``conv_form = taps`` with
+    the head's dilated convolutions (those still fp32) rewritten as shifted 1x1 convolutions."""
     if precision == "int8" and (calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0):
         raise ConfigError(f"[inference] precision = int8 with backend {backend} needs calibration inputs "
                           f"(the first [inference] calibration_images images of the list), a non-empty "
                           f"(N, 3, H, W) float32 array")
-    if precision != "int8":
+    if precision != "int8" and conv_form == "direct":
         return model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString()
     model = onnx.load_from_string(model_bytes) if model_bytes else onnx_model(net, TRACE_SHAPE)
-    calibration = np.asarray(calibration, dtype=np.float32)
-    return quantize_qdq(model, calibration, int8_fp32_weights(net, int8_fp32)).SerializeToString()
+    if precision == "int8":
+        calibration = np.asarray(calibration, dtype=np.float32)
+        model = quantize_qdq(model, calibration, int8_fp32_weights(net, int8_fp32))
+    if conv_form == "taps":
+        names = tap_weights(net, model)
+        if names:
+            model = dilated_conv_taps(model, names)
+        else:
+            log.info("dilated_conv_form = taps: no fp32 dilated head convolution left to rewrite (all int8)")
+    return model.SerializeToString()
 
 
 def prediction_layout(flat: np.ndarray, net: Any, input_shape: Tuple[int, int]) -> np.ndarray:
@@ -160,12 +198,14 @@ class OnnxRuntimeForward:
     in :func:`make_forward`)."""
 
     def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None,
-                 calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT) -> None:
-        check_backend("onnxruntime", precision)
+                 calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
+                 conv_form: str = "direct") -> None:
+        check_backend("onnxruntime", precision, conv_form)
         runtime = _runtime("onnxruntime")
         options = runtime.SessionOptions()
         options.graph_optimization_level = runtime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model_bytes = runtime_model_bytes(net, "onnxruntime", precision, model_bytes, calibration, int8_fp32)
+        model_bytes = runtime_model_bytes(net, "onnxruntime", precision, model_bytes, calibration, int8_fp32,
+                                          conv_form)
         self.net = net
         self.precision = precision
         self.session = runtime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
@@ -183,12 +223,13 @@ class OpenVINOForward:
     compiled for each input shape (the last one kept: keep shapes fixed, as with FastForward)."""
 
     def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None,
-                 calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT) -> None:
-        check_backend("openvino", precision)
+                 calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
+                 conv_form: str = "direct") -> None:
+        check_backend("openvino", precision, conv_form)
         runtime = _runtime("openvino")
         self.core = runtime.Core()
         self.model = self.core.read_model(runtime_model_bytes(net, "openvino", precision, model_bytes,
-                                                              calibration, int8_fp32))
+                                                              calibration, int8_fp32, conv_form))
         self.net = net
         self.precision = precision
         self.config = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision]}
@@ -213,7 +254,7 @@ class OpenVINOForward:
 
 def make_forward(net: Any, backend: str, precision: str, calibration: Optional[np.ndarray] = None,
                  int8_fp32: Sequence[str] = INT8_FP32_DEFAULT, ctx: mx.Context = mx.cpu(),
-                 model_bytes: Optional[bytes] = None) -> Any:
+                 model_bytes: Optional[bytes] = None, conv_form: str = "direct") -> Any:
     """The predictor forward of ``backend`` at ``precision`` (see the module docstring).
 
     Parameters
@@ -225,10 +266,11 @@ def make_forward(net: Any, backend: str, precision: str, calibration: Optional[n
     int8_fp32 : int8 only: the layer groups kept in fp32 (every backend: the same layers).
     ctx : mxnet only: the CPU context.
     model_bytes : the serialized clean ONNX export, to reuse it across precisions (None: export).
+    conv_form : one of :data:`CONV_FORMS` (``taps``: the ONNX backends only).
     """
-    check_backend(backend, precision)
+    check_backend(backend, precision, conv_form)
     if backend == "mxnet":
         return FastForward(net, precision=precision, calibration=calibration, int8_fp32=int8_fp32, ctx=ctx)
     if backend == "openvino":
-        return OpenVINOForward(net, precision, model_bytes, calibration, int8_fp32)
-    return OnnxRuntimeForward(net, precision, model_bytes, calibration, int8_fp32)
+        return OpenVINOForward(net, precision, model_bytes, calibration, int8_fp32, conv_form)
+    return OnnxRuntimeForward(net, precision, model_bytes, calibration, int8_fp32, conv_form)

@@ -10,8 +10,15 @@
 and keeps the fastest precision whose agreement is at least :data:`AGREEMENT_TARGET` and which is
 faster than fp32 (fp32 itself otherwise: a precision slower than fp32 on this CPU is never
 chosen). The decision is cached in ``<cache_dir>/precision.json`` (written atomically) under a key
-of CPU model + CPU flags + backend + network digest + input shape, so later runs on the same
-machine skip the measurement; it is logged in one line either way.
+of CPU model + CPU flags + backend (with the dilated convolution forms considered) + network
+digest + input shape, so later runs on the same machine skip the measurement; it is logged in one
+line either way.
+
+On the ONNX backends a candidate is a precision in a dilated convolution form
+(``[inference] dilated_conv_form``, ``inference/backends.py``): ``bf16`` runs the export as it
+is, ``bf16+taps`` with the DUC head's dilated convolutions as shifted 1x1 convolutions; with
+``dilated_conv_form = auto`` both forms of every precision are candidates. ``fp32`` in the direct
+form is always one: the reference of the agreement and of the speed.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tusimple_duc.errors import ConfigError
-from tusimple_duc.inference.backends import BACKEND_PRECISIONS, TRACE_SHAPE, check_backend, make_forward
+from tusimple_duc.inference.backends import BACKEND_PRECISIONS, CONV_FORMS, TRACE_SHAPE, check_backend, make_forward
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.atomic import atomic_write_json
 from tusimple_duc.io.export import onnx_model
@@ -84,9 +91,30 @@ def network_digest(net) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(cpu: str, backend: str, digest: str, shape: Sequence[int]) -> str:
-    """The cache entry's key: CPU identity, backend, network digest and input shape."""
-    return f"{cpu} | {backend} | {digest} | {'x'.join(str(int(v)) for v in shape)}"
+def cache_key(cpu: str, backend: str, digest: str, shape: Sequence[int], forms: Sequence[str] = ("direct",)) -> str:
+    """The cache entry's key: CPU identity, backend (and the conv forms considered beyond
+    ``direct``), network digest and input shape."""
+    where = backend + "".join(f"+{form}" for form in forms if form != "direct")
+    return f"{cpu} | {where} | {digest} | {'x'.join(str(int(v)) for v in shape)}"
+
+
+def candidate_label(precision: str, conv_form: str) -> str:
+    """``bf16`` (direct form) or ``bf16+taps``."""
+    return precision if conv_form == "direct" else f"{precision}+{conv_form}"
+
+
+def parse_candidate(label: str) -> Tuple[str, str]:
+    """:func:`candidate_label`'s inverse: ``bf16+taps`` -> ``("bf16", "taps")``."""
+    precision, _, conv_form = label.partition("+")
+    return precision, conv_form or "direct"
+
+
+def candidates(backend: str, conv_form: str) -> List[str]:
+    """The labels ``precision = auto`` measures for ``backend`` with ``[inference] dilated_conv_form``
+    ``conv_form`` (``auto``: every form): fp32 direct first, then every precision in every form."""
+    forms = CONV_FORMS if conv_form == "auto" else (conv_form,)
+    labels = ["fp32"] + [candidate_label(p, f) for f in forms for p in BACKEND_PRECISIONS[backend]]
+    return list(dict.fromkeys(labels))
 
 
 def cache_path(cache_dir: str) -> str:
@@ -170,8 +198,9 @@ def timing_batch(calibration: np.ndarray, window: Optional[Tuple[int, int]], bat
 
 def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tuple[int, int]],
                  batch_windows: int, cache_dir: str, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
-                 timer: TimerFn = wall_seconds) -> Tuple[PrecisionChoice, ForwardFn]:
-    """:func:`choose_precision` over ``backend``'s precisions for ``net`` on this machine.
+                 timer: TimerFn = wall_seconds, conv_form: str = "direct") -> Tuple[PrecisionChoice, ForwardFn]:
+    """:func:`choose_precision` over ``backend``'s precisions (in ``conv_form``, :func:`candidates`)
+    for ``net`` on this machine.
 
     Parameters
     ----------
@@ -180,15 +209,21 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     window, batch_windows : sliding mode's window (None: whole image) and windows per call.
     cache_dir : folder of ``precision.json`` (empty: :data:`DEFAULT_CACHE_DIR`).
     int8_fp32 : int8 (every backend): layer groups kept fp32.
+    conv_form : ``[inference] dilated_conv_form``: direct, taps or auto (both).
     """
-    check_backend(backend, "fp32")
+    for form in (CONV_FORMS if conv_form == "auto" else (conv_form,)):
+        check_backend(backend, "fp32", form)
+    labels = candidates(backend, conv_form)
     model_bytes = None if backend == "mxnet" else onnx_model(net, TRACE_SHAPE).SerializeToString()
     batch = timing_batch(calibration, window, batch_windows)
-    key = cache_key(cpu_identity(), backend, network_digest(net), batch.shape)
+    forms = sorted({parse_candidate(label)[1] for label in labels})
+    key = cache_key(cpu_identity(), backend, network_digest(net), batch.shape, forms)
 
-    def build(precision: str) -> ForwardFn:
-        return make_forward(net, backend, precision, calibration=calibration if precision == "int8" else None,
-                            int8_fp32=int8_fp32, model_bytes=model_bytes)
+    def build(label: str) -> ForwardFn:
+        precision, form = parse_candidate(label)
+        forward = make_forward(net, backend, precision, calibration=calibration if precision == "int8" else None,
+                               int8_fp32=int8_fp32, model_bytes=model_bytes, conv_form=form)
+        forward.precision = label
+        return forward
 
-    return choose_precision(build, BACKEND_PRECISIONS[backend], calibration, batch, key, cache_path(cache_dir),
-                            timer=timer)
+    return choose_precision(build, labels, calibration, batch, key, cache_path(cache_dir), timer=timer)

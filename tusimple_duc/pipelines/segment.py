@@ -168,15 +168,18 @@ def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.C
         return system_forward(config, net)
     if section.backend == "mxnet" and not section.cpu_fast:
         return None
+    if section.dilated_conv_form == "auto" and section.precision != "auto":
+        raise ConfigError(f"{config.source}: [inference] dilated_conv_form = auto is measured with precision = auto "
+                          f"(precision is {section.precision}): set dilated_conv_form to direct or taps")
     calibration = None
     if section.precision in ("int8", "auto"):
         calibration = calibration_batch(config, entries, own_images, net.output_stride)
     if section.precision == "auto":
         window = section.window if section.mode == "sliding" else None
         return auto_forward(net, section.backend, calibration, window, section.batch_windows,
-                            section.precision_cache_dir, int8_fp32)[1]
+                            section.precision_cache_dir, int8_fp32, conv_form=section.dilated_conv_form)[1]
     return make_forward(net, section.backend, section.precision, calibration=calibration,
-                        int8_fp32=int8_fp32, ctx=contexts[0])
+                        int8_fp32=int8_fp32, ctx=contexts[0], conv_form=section.dilated_conv_form)
 
 
 #: (backend, precision) a comparison system (``models.systems``) runs with; mxnet's fp32 is the
@@ -193,6 +196,9 @@ def system_forward(config: TestConfig, net: HybridBlock) -> Optional[ForwardFn]:
         allowed = ", ".join(f"{backend} {precision}" for backend, precision in SYSTEM_BACKEND_PRECISIONS)
         raise ConfigError(f"{config.source}: [inference] backend = {section.backend}, precision = "
                           f"{section.precision}: the comparison systems run with {allowed}")
+    if section.dilated_conv_form != "direct":
+        raise ConfigError(f"{config.source}: [inference] dilated_conv_form = {section.dilated_conv_form}: the "
+                          f"comparison systems run their convolutions direct (the taps rewrite is the DUC head's)")
     if section.backend == "mxnet":
         return None
     return make_forward(net, section.backend, section.precision)
