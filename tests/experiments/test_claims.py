@@ -15,7 +15,7 @@ from scipy import stats
 from experiments.claims import pipeline
 from experiments.claims.measures import (band_confusion, band_iou, gridding_ratio, gridding_spectrum, period_bins,
                                          thin_band, uniform_cells)
-from experiments.claims.runs import DUC_CONSTANT, DUC_HDC, Design, build_network, crop_offsets, run_path
+from experiments.claims.runs import DUC_CONSTANT, DUC_HDC, Design, build_network, class_weights, crop_offsets, run_path
 from experiments.claims.stats import paired, power
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -149,6 +149,22 @@ def test_runs_are_resumable_and_a_changed_design_retrains(tmp_path):
     assert pipeline.pending_runs(work, TINY, variants) == [(DUC_HDC, 0), (DUC_HDC, 1)]  # the old ones replaced
     more_seeds = replace(longer, seeds=(0, 1, 2))  # adding seeds keeps the finished ones
     assert pipeline.pending_runs(work, more_seeds, variants) == [(DUC_HDC, 2)]
+
+
+def test_class_weighting_of_a_design():
+    labels = np.array([[[0, 0, 0, 0, 0, 0, 5, 5, 6, 255]]], dtype=np.uint8)  # road 6, pole 2, light 1 of 9
+    assert class_weights(TINY, labels) is None
+    weights = class_weights(replace(TINY, class_weighting="median-frequency"), labels)
+    # median of (6, 2, 1) / 9 = 2 / 9: raw weights road 1/3, pole 1, light 2; absent classes 2;
+    # mean per pixel (6/9)(1/3) + (2/9)(1) + (1/9)(2) = 2/3 -> divide by 2/3
+    assert weights.shape == (19,)
+    np.testing.assert_allclose(weights[[0, 5, 6, 1]], [0.5, 1.5, 3.0, 3.0], rtol=1e-6)
+    log_weights = class_weights(replace(TINY, class_weighting="log-frequency"), labels)
+    raw = 1 / np.log(1.02 + np.array([6, 2, 1]) / 9)
+    np.testing.assert_allclose(log_weights[[0, 5, 6]], raw / (np.array([6, 2, 1]) / 9 * raw).sum(), rtol=1e-6)
+    assert replace(TINY, class_weighting="median-frequency").fingerprint() != TINY.fingerprint()
+    with pytest.raises(ValueError, match="class_weighting 'inverse': expected one of none, log-frequency"):
+        class_weights(replace(TINY, class_weighting="inverse"), labels)
 
 
 def test_report_from_saved_runs(tmp_path):
