@@ -249,7 +249,7 @@ class InferenceSection:
     #: CPU arithmetic: fp32, bf16 (AVX512-BF16 / AMX) or int8 (calibrated on list images);
     #: ``auto``: the fastest of them on this machine that keeps >= 99 % of fp32's argmax on the
     #: calibration images, measured once and cached (``inference/precision_auto.py``).
-    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8", "int8-bf16", "auto"] = "fp32"
     #: openvino / onnxruntime: the DUC head's dilated 3x3 convolutions run ``direct`` or as
     #: ``taps`` (nine shifted 1x1 convolutions, exact; faster for some runtimes, precisions and
     #: CPUs, slower for others); ``auto`` (with ``precision = auto``): measured, both forms.

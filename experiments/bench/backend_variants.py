@@ -12,9 +12,10 @@ weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
                        (:func:`tusimple_duc.io.onnx_quantize.quantize_qdq`, calibrated on the
                        suite's calibration inputs, the MXNet int8 default's layer groups fp32),
                        quantized when the worker is built (not timed)
+``openvino-int8-bf16`` the same int8 copy with the hint bf16 (the layers not quantized in bf16)
 ``onnxruntime-fp32``   bare ONNX Runtime: CPU provider, all graph optimizations, default threads
 ``onnxruntime-int8``   the same on the QDQ int8 copy (``QLinearConv``)
-``openvino-taps-*``    ``openvino-fp32`` / ``-bf16`` / ``-int8`` with the DUC head's dilated
+``openvino-taps-*``    ``openvino-fp32`` / ``-bf16`` / ``-int8`` / ``-int8-bf16`` with the DUC head's dilated
                        convolutions rewritten as shifted 1x1 convolutions
                        (``[inference] dilated_conv_form = taps``,
                        :func:`tusimple_duc.io.onnx_taps.dilated_conv_taps`), rewritten when
@@ -41,25 +42,26 @@ import numpy as np
 from experiments.bench.scoring import read_rgb
 from tusimple_duc.config import RELEASED_RGB_MEAN
 from tusimple_duc.errors import ConfigError
-from tusimple_duc.inference.backends import (OPENVINO_PRECISION_HINTS, check_backend, prediction_layout,
+from tusimple_duc.inference.backends import (OPENVINO_PRECISION_HINTS, check_backend, is_int8, prediction_layout,
                                             runtime_model_bytes)
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import sides_are_multiples
 
 BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "onnxruntime-fp32", "onnxruntime-int8",
-                 "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8")
+                 "openvino-int8-bf16", "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
+                 "openvino-taps-int8-bf16")
 IMAGE_VARIANTS = ("predict-openvino", "bare-openvino")
 TAPS = "-taps"
 
 
 def backend_precision(variant: str) -> Tuple[str, str]:
-    """``openvino-bf16`` -> (``openvino``, ``bf16``), ``openvino-taps-bf16`` likewise; the image
-    variants run OpenVINO fp32."""
+    """``openvino-int8-bf16`` -> (``openvino``, ``int8-bf16``), ``openvino-taps-bf16`` -> (``openvino``,
+    ``bf16``); the image variants run OpenVINO fp32."""
     if variant in IMAGE_VARIANTS:
         return "openvino", "fp32"
-    backend, precision = variant.rsplit("-", 1)
-    return backend.replace(TAPS, ""), precision
+    backend, precision = variant.replace(TAPS, "").split("-", 1)
+    return backend, precision
 
 
 def conv_form(variant: str) -> str:
@@ -95,7 +97,7 @@ def bare_forward(variant: str, onnx_path: str, input_shape: Tuple[int, ...], pre
     naming the layers kept fp32; taps: with the head's dilated convolutions rewritten)."""
     backend, precision = backend_precision(variant)
     model: Union[str, bytes] = onnx_path
-    if precision == "int8" or conv_form(variant) != "direct":
+    if is_int8(precision) or conv_form(variant) != "direct":
         with open(onnx_path, "rb") as f:
             inputs = np.load(calibration) if calibration else None
             model = runtime_model_bytes(geometry_net(preset), backend, precision, f.read(), inputs,

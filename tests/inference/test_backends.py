@@ -71,6 +71,8 @@ def test_openvino_recompiles_for_a_new_shape(tiny):
 
 @pytest.mark.parametrize("backend, precision, reason", [
     ("onnxruntime", "bf16", "no bf16"),
+    ("onnxruntime", "int8-bf16", "no bf16"),
+    ("mxnet", "int8-bf16", "FastForward's int8 keeps its other layers fp32"),
 ])
 def test_unavailable_precision_is_one_config_error(backend, precision, reason):
     with pytest.raises(ConfigError, match=f"^\\[inference\\] precision = {precision} is not available with "

@@ -130,3 +130,24 @@ def test_precision_auto_considers_int8(tiny, calibration, tmp_path):
     assert choice.precision == ("int8" if choice.agreement["int8"] >= 0.99 else "fp32")
     assert forward.precision == choice.precision
 
+
+
+def test_openvino_int8_bf16_runs_the_layers_not_quantized_in_bf16(tiny, calibration, batch):
+    import openvino
+
+    forward = make_forward(tiny, "openvino", "int8-bf16", calibration=calibration)
+    model = forward.core.read_model(runtime_model_bytes(tiny, "openvino", "int8-bf16", None, calibration,
+                                                        INT8_FP32_DEFAULT))
+    model.reshape({"data": list(batch[:1].shape)})
+    runtime = openvino.Core().compile_model(model, "CPU", forward.config).get_runtime_model()
+    precisions = collections.Counter(op.get_rt_info()["runtimePrecision"].astype(str) for op in runtime.get_ops()
+                                     if op.get_rt_info()["layerType"].astype(str) == "Convolution")
+    # OpenVINO runs a bf16 hint in f32 on a CPU without bf16 instructions
+    with open("/proc/cpuinfo") as f:
+        kept = "bf16" if {"avx512_bf16", "amx_bf16"} & set(f.read().split()) else "f32"
+    assert precisions["u8"] + precisions["i8"] > 0 and precisions[kept] > 0
+    assert sum(precisions.values()) == precisions["u8"] + precisions["i8"] + precisions[kept]
+    out = forward(batch)
+    int8 = make_forward(tiny, "openvino", "int8", calibration=calibration)(batch)
+    assert out.shape == int8.shape and (kept == "f32") == np.array_equal(out, int8)  # kept layers in bf16
+    assert np.mean(out.argmax(axis=1) == int8.argmax(axis=1)) >= 0.9

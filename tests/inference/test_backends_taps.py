@@ -87,9 +87,10 @@ def test_taps_where_they_do_not_apply_are_one_line_errors(tiny):
 
 
 def test_auto_candidates_per_form():
-    assert candidates("openvino", "direct") == ["fp32", "bf16", "int8"]
+    assert candidates("openvino", "direct") == ["fp32", "bf16", "int8", "int8-bf16"]
     assert candidates("onnxruntime", "taps") == ["fp32", "fp32+taps", "int8+taps"]
-    assert candidates("openvino", "auto") == ["fp32", "bf16", "int8", "fp32+taps", "bf16+taps", "int8+taps"]
+    assert candidates("openvino", "auto") == ["fp32", "bf16", "int8", "int8-bf16", "fp32+taps", "bf16+taps",
+                                              "int8+taps", "int8-bf16+taps"]
     assert parse_candidate("bf16+taps") == ("bf16", "taps") and parse_candidate("int8") == ("int8", "direct")
 
 

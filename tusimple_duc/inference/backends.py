@@ -16,8 +16,9 @@ prediction map. ``mxnet`` is :class:`~tusimple_duc.inference.fast.FastForward` (
 Precisions (:data:`BACKEND_PRECISIONS`):
 
 * ``openvino``: ``fp32`` and ``bf16`` through ``INFERENCE_PRECISION_HINT`` (f32 is set
-  explicitly: OpenVINO's CPU plugin otherwise runs bf16 on CPUs with AVX512-BF16 or AMX), and
-  ``int8``.
+  explicitly: OpenVINO's CPU plugin otherwise runs bf16 on CPUs with AVX512-BF16 or AMX),
+  ``int8`` (the layers not quantized in f32) and ``int8-bf16`` (the same int8 convolutions, the
+  layers not quantized in bf16).
 * ``onnxruntime``: ``fp32`` and ``int8``.
 
 ``int8`` on both runtimes runs the QDQ copy of the export written by this project's own
@@ -61,19 +62,26 @@ BACKENDS: Tuple[str, ...] = ("mxnet", "openvino", "onnxruntime")
 CONV_FORMS: Tuple[str, ...] = ("direct", "taps")
 BACKEND_PRECISIONS: Dict[str, Tuple[str, ...]] = {
     "mxnet": ("fp32", "bf16", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
+    "openvino": ("fp32", "bf16", "int8", "int8-bf16"),
     "onnxruntime": ("fp32", "int8"),
 }
 UNAVAILABLE_REASONS: Dict[Tuple[str, str], str] = {
     ("onnxruntime", "bf16"): "ONNX Runtime's CPU provider has no bf16 convolutions",
+    ("onnxruntime", "int8-bf16"): "ONNX Runtime's CPU provider has no bf16 convolutions",
+    ("mxnet", "int8-bf16"): "FastForward's int8 keeps its other layers fp32 (int8-bf16 is OpenVINO's)",
 }
 #: int8: the quantized convolutions run int8 whatever the hint, the rest f32
-OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-bf16": "bf16"}
 MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 #: (H, W) the ONNX graph is traced at: any multiple of the output stride works (dynamic shapes)
 TRACE_SHAPE = (64, 64)
 
 log = logging.getLogger(__name__)
+
+
+def is_int8(precision: str) -> bool:
+    """Whether ``precision`` runs int8 convolutions (``int8``, ``int8-bf16``): it needs calibration."""
+    return precision.startswith("int8")
 
 
 def check_backend(backend: str, precision: str, conv_form: str = "direct") -> None:
@@ -149,14 +157,14 @@ def runtime_model_bytes(net: Any, backend: str, precision: str, model_bytes: Opt
     :data:`TRACE_SHAPE`), for ``int8`` its QDQ copy calibrated on ``calibration`` (K, 3, H, W)
     with the convolutions of the groups ``int8_fp32`` kept fp32; for ``conv_form = taps`` with
     the head's dilated convolutions (those still fp32) rewritten as shifted 1x1 convolutions."""
-    if precision == "int8" and (calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0):
-        raise ConfigError(f"[inference] precision = int8 with backend {backend} needs calibration inputs "
+    if is_int8(precision) and (calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0):
+        raise ConfigError(f"[inference] precision = {precision} with backend {backend} needs calibration inputs "
                           f"(the first [inference] calibration_images images of the list), a non-empty "
                           f"(N, 3, H, W) float32 array")
-    if precision != "int8" and conv_form == "direct":
+    if not is_int8(precision) and conv_form == "direct":
         return model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString()
     model = onnx.load_from_string(model_bytes) if model_bytes else onnx_model(net, TRACE_SHAPE)
-    if precision == "int8":
+    if is_int8(precision):
         calibration = np.asarray(calibration, dtype=np.float32)
         model = quantize_qdq(model, calibration, int8_fp32_weights(net, int8_fp32))
     if conv_form == "taps":

@@ -33,7 +33,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tusimple_duc.errors import ConfigError
-from tusimple_duc.inference.backends import BACKEND_PRECISIONS, CONV_FORMS, TRACE_SHAPE, check_backend, make_forward
+from tusimple_duc.inference.backends import (BACKEND_PRECISIONS, CONV_FORMS, TRACE_SHAPE, check_backend, is_int8,
+                                            make_forward)
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.atomic import atomic_write_json
 from tusimple_duc.io.export import onnx_model
@@ -221,7 +222,7 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
 
     def build(label: str) -> ForwardFn:
         precision, form = parse_candidate(label)
-        forward = make_forward(net, backend, precision, calibration=calibration if precision == "int8" else None,
+        forward = make_forward(net, backend, precision, calibration=calibration if is_int8(precision) else None,
                                int8_fp32=int8_fp32, model_bytes=model_bytes, conv_form=form)
         forward.precision = label
         return forward

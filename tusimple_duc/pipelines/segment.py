@@ -42,7 +42,7 @@ from tusimple_duc.data.readers import read_rgb_image
 from tusimple_duc.errors import CheckpointError, ConfigError, DataError
 from tusimple_duc.evaluation.files import size_text
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
-from tusimple_duc.inference.backends import make_forward
+from tusimple_duc.inference.backends import is_int8, make_forward
 from tusimple_duc.inference.fast import int8_fp32_groups
 from tusimple_duc.inference.precision_auto import auto_forward
 from tusimple_duc.inference.predictor import ForwardFn, InferenceSpec, Prediction, Predictor, spec_from_config
@@ -172,7 +172,7 @@ def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.C
         raise ConfigError(f"{config.source}: [inference] dilated_conv_form = auto is measured with precision = auto "
                           f"(precision is {section.precision}): set dilated_conv_form to direct or taps")
     calibration = None
-    if section.precision in ("int8", "auto"):
+    if is_int8(section.precision) or section.precision == "auto":
         calibration = calibration_batch(config, entries, own_images, net.output_stride)
     if section.precision == "auto":
         window = section.window if section.mode == "sliding" else None
