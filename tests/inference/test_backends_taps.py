@@ -84,6 +84,9 @@ def test_taps_where_they_do_not_apply_are_one_line_errors(tiny):
         make_forward(_net("tiny_baseline"), "onnxruntime", "fp32", conv_form="taps")
     with pytest.raises(ConfigError, match="dilated_conv_form = sideways: unknown"):
         make_forward(tiny, "onnxruntime", "fp32", conv_form="sideways")
+    with pytest.raises(ConfigError, match="^\\[inference\\] dilated_conv_form = auto compares forms of the ONNX "
+                                          "export: it needs backend openvino or onnxruntime, not mxnet$"):
+        auto_forward(tiny, "mxnet", np.zeros((1, 3, 32, 32), np.float32), None, 1, "", conv_form="auto")
 
 
 def test_auto_candidates_per_form():

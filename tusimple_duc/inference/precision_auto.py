@@ -212,6 +212,9 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     int8_fp32 : int8 (every backend): layer groups kept fp32.
     conv_form : ``[inference] dilated_conv_form``: direct, taps or auto (both).
     """
+    if conv_form == "auto" and backend == "mxnet":
+        raise ConfigError("[inference] dilated_conv_form = auto compares forms of the ONNX export: it needs backend "
+                          "openvino or onnxruntime, not mxnet")
     for form in (CONV_FORMS if conv_form == "auto" else (conv_form,)):
         check_backend(backend, "fp32", form)
     labels = candidates(backend, conv_form)
