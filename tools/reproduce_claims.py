@@ -6,7 +6,7 @@
 
 gridding: exact coverage counts (seconds). duc, hdc: train tiny variants on synthetic street scenes,
 several seeds each, and test the paired differences. ``full``: the design of the report (about 80
-minutes with 2 jobs on 2 quiet CPU cores); ``quick``: a few minutes (smoke test). Each finished run
+minutes with 2 jobs on 2 CPU cores); ``quick``: a few minutes (smoke test). Each finished run
 is saved under ``<work>/runs``: a killed call resumes where it stopped, a changed design retrains.
 ``--report-only`` rewrites ``<out>/REPORT.md`` and its figures from the saved runs.
 """

@@ -231,7 +231,7 @@ class Suite(PrecisionSection):
             name, name, image if reference_of(name) == IMAGE_REFERENCE else x,
             prefix=self.module_prefix() if name == "module" else None,
             onnx=self.onnx_file() if name in BACKEND_VARIANTS else None,
-            calibration=self.calibration_inputs(shape) if name.endswith("-int8") else None)
+            calibration=self.calibration_inputs(shape) if "-int8" in name else None)
         outputs, variants, skipped = {}, {}, {}
         if together:
             workers = {name: spawn(name) for name in names}

@@ -81,7 +81,16 @@ def _number(value: float, scale: float) -> str:
 
 
 def _p(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{value:.3f}"
+    """A p-value with three decimals, ``< 0.001`` below that."""
+    if not math.isfinite(value):
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _p_phrase(value: float) -> str:
+    """``p = 0.030`` or ``p < 0.001``."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def verdict(comparison: Paired, expected: str) -> str:
@@ -93,9 +102,9 @@ def verdict(comparison: Paired, expected: str) -> str:
         return f"undecided: no test possible (paper: {expected})"
     if p < ALPHA:
         word = "as the paper" if comparison.mean > 0 else "contradicts the paper"
-        return f"{word} ({expected}): significant, t-test p = {p:.3f}, Wilcoxon p = {_p(comparison.wilcoxon_p)}"
-    return (f"undecided ({expected} not shown): not significant, t-test p = {p:.2f}, Wilcoxon p = "
-            f"{_p(comparison.wilcoxon_p)}; mean {'in' if comparison.mean > 0 else 'against'} the paper's direction")
+        return f"{word} ({expected}): significant, t-test {_p_phrase(p)}, Wilcoxon {_p_phrase(comparison.wilcoxon_p)}"
+    return (f"undecided ({expected} not shown): not significant, t-test p = {p:.2f}, Wilcoxon "
+            f"{_p_phrase(comparison.wilcoxon_p)}; mean {'in' if comparison.mean > 0 else 'against'} the paper's direction")
 
 
 def seed_rows(groups: Sequence[Tuple[str, Sequence[Dict]]], quantities) -> List[str]:
@@ -258,6 +267,11 @@ def write_report(inputs: ReportInputs, out_dir: str) -> str:
                  "carry over, not absolute numbers.",
                  f"- Pilot-based power: see the design; \"undecided\" means the test did not reach p < {ALPHA}, not "
                  "that there is no effect.", ""]
+        if inputs.design.class_weighting != "none":
+            body.insert(len(body) - 1,
+                        f"- Both heads were trained with {inputs.design.class_weighting} class weights (not the paper's "
+                        "unweighted loss) so that thin classes are learned at all in this budget; the comparison is "
+                        "between heads under the same weights, and the absolute thin-class IoUs stay small.")
     return "\n".join(lines + summary + [""] + body) + "\n"
 
 

@@ -42,8 +42,10 @@ train_list = unused.lst
 """
 #: every main variant but torch (the [bench] extra, not installed by [test])
 MAIN_VARIANTS = ("gluon,module,openvino-fp32,openvino-bf16,openvino-int8,onnxruntime-fp32,onnxruntime-int8,"
+                 "openvino-taps-int8-bf16,"
                  "predict-whole,predict-openvino,bare-openvino")
-OPENVINO_VARIANTS = {"openvino-fp32", "openvino-bf16", "openvino-int8", "predict-openvino", "bare-openvino"}
+OPENVINO_VARIANTS = {"openvino-fp32", "openvino-bf16", "openvino-int8", "openvino-taps-int8-bf16", "predict-openvino",
+                     "bare-openvino"}
 #: the direct-form backends (the taps forms: test_bench_precision_backends.py), to keep this test's time
 PRECISION_BACKENDS = "openvino-fp32,openvino-bf16,openvino-int8,onnxruntime-fp32,onnxruntime-int8"
 RUNS = 2
