@@ -80,8 +80,8 @@ PILOT_NOTES: Sequence[str] = (
     "median frequency was chosen because only with it the DUC network labels every thin class.",
     "SDs with one pilot seed: the band IoU and mIoU SDs are the seed-to-seed SDs of the previous 6-seed run "
     "(2.9 and 2.4 IoU points); the thin-class SD is assumed 1.2 IoU points, 4x its epoch-to-epoch SD in the "
-    "pilot (0.29), the ratio of seed-to-seed to epoch-to-epoch SD the band IoU showed (2.9 vs 0.71). With "
-    "7 seeds the t-test has 98% power for the thin-class effect expected (5 seeds would give 80%).",
+    "pilot (0.29), the ratio of seed-to-seed to epoch-to-epoch SD the band IoU showed (2.9 vs 0.71). 5 "
+    "seeds give the thin-class t-test 80% power for the effect expected.",
     "Claim 3 (expected effects from the previous full run, 6 seeds): HDC - constant +2.2 mIoU (SD 2.4, d_z 0.9) "
     "and +0.023 gridding ratio (SD 0.10, d_z 0.23). With 7 seeds the mIoU test would have about 50% power and "
     "the gridding test almost none (8%); 80% power needs 12 and more than 100 seeds. **The design therefore "
