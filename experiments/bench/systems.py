@@ -17,7 +17,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from experiments.bench.backend_variants import BARE_VARIANTS, backend_precision
+from experiments.bench.backend_variants import BARE_VARIANTS, backend_precision, conv_form
 from tusimple_duc.engine.network import XAVIER, initialise
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
@@ -28,7 +28,8 @@ from tusimple_duc.models.systems import SYSTEM_PRESETS
 from tusimple_duc.pipelines.segment import SYSTEM_BACKEND_PRECISIONS
 
 SYSTEM_MAIN_VARIANTS: Tuple[str, ...] = ("gluon", "module") + tuple(
-    name for name in BARE_VARIANTS if backend_precision(name) in SYSTEM_BACKEND_PRECISIONS)
+    name for name in BARE_VARIANTS
+    if backend_precision(name) in SYSTEM_BACKEND_PRECISIONS and conv_form(name) == "direct")  # taps: DUC heads only
 SYSTEM_SECTIONS: Tuple[str, ...] = ("main",)
 
 
