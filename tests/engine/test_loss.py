@@ -32,6 +32,21 @@ def brute_force(scores, label, class_weights=None):
     return total, valid
 
 
+def expected_gradient(scores, label, class_weights=None):
+    """d/d scores of the summed (weighted) cross-entropy, pixel by pixel: (softmax - onehot) times the
+    label's weight, 0 on ignored pixels."""
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected = exp / exp.sum(axis=1, keepdims=True)
+    for i, y, x in np.ndindex(*label.shape):
+        target = int(label[i, y, x])
+        if target == IGNORE:
+            expected[i, :, y, x] = 0
+            continue
+        expected[i, target, y, x] -= 1
+        expected[i, :, y, x] *= 1.0 if class_weights is None else class_weights[target]
+    return expected
+
+
 def random_case(seed, shape=(3, 5, 4, 6)):
     rng = np.random.default_rng(seed)
     scores = rng.normal(0, 3, size=shape).astype(np.float32)
@@ -55,15 +70,7 @@ def test_gradient_is_softmax_minus_onehot_on_valid_pixels():
     with autograd.record():
         total, _ = masked_cross_entropy_sum(x, mx.nd.array(label), IGNORE)
     total.backward()
-    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
-    expected = exp / exp.sum(axis=1, keepdims=True)
-    for i, y, xx in np.ndindex(*label.shape):
-        target = int(label[i, y, xx])
-        if target == IGNORE:
-            expected[i, :, y, xx] = 0
-        else:
-            expected[i, target, y, xx] -= 1
-    np.testing.assert_allclose(x.grad.asnumpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(x.grad.asnumpy(), expected_gradient(scores, label), atol=1e-6)
 
 
 def test_all_ignored_gives_zero():
@@ -126,16 +133,7 @@ def test_class_weights_scale_each_pixel_by_its_label_weight():
     expected_total, expected_valid = brute_force(scores, label, weights)
     assert valid.asscalar() == expected_valid  # still the pixel count, not the summed weights
     assert total.asscalar() == pytest.approx(expected_total, rel=1e-5)
-    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
-    expected = exp / exp.sum(axis=1, keepdims=True)
-    for i, y, xx in np.ndindex(*label.shape):
-        target = int(label[i, y, xx])
-        if target == IGNORE:
-            expected[i, :, y, xx] = 0
-        else:
-            expected[i, target, y, xx] -= 1
-            expected[i, :, y, xx] *= weights[target]
-    np.testing.assert_allclose(x.grad.asnumpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(x.grad.asnumpy(), expected_gradient(scores, label, weights), atol=1e-6)
 
 
 def test_class_weights_of_the_wrong_length_are_rejected():

@@ -131,6 +131,17 @@ class ProbeNet(nn.HybridBlock):
         return self.inner(x)
 
 
+def initialised_preset(preset: str = "tiny_duc_hdc", seed: int = 11):
+    """A preset's network (``get_model``) with seeded Xavier weights, shapes inferred at 32x32."""
+    from tusimple_duc.models.presets import get_model
+
+    mx.random.seed(seed)
+    net = get_model(preset)
+    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    return net
+
+
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A reproducible random (height, width, 3) uint8 RGB image."""
     return np.random.RandomState(seed).randint(0, 256, size=(height, width, 3)).astype(np.uint8)

@@ -8,7 +8,7 @@ import mxnet as mx
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.backends import OnnxRuntimeForward, OpenVINOForward, check_backend, make_forward
 from tusimple_duc.inference.predictor import InferenceSpec, Predictor
-from tusimple_duc.models.presets import get_model
+from inference_toys import initialised_preset
 
 SPECS = {
     "whole+flip": InferenceSpec(flip=True),
@@ -16,17 +16,9 @@ SPECS = {
 }
 
 
-def _tiny(preset="tiny_duc_hdc", seed=11):
-    mx.random.seed(seed)
-    net = get_model(preset)
-    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    return net
-
-
 @pytest.fixture(scope="module")
 def tiny():
-    return _tiny()
+    return initialised_preset()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def test_fp32_backend_equals_mxnet_through_the_predictor(tiny, image, backend, m
 
 @pytest.mark.parametrize("preset", ["tiny_baseline"])
 def test_non_duc_head_layout(preset, image):
-    net = _tiny(preset)
+    net = initialised_preset(preset)
     reference = Predictor(net).probabilities(image)
     out = Predictor(net, forward=OnnxRuntimeForward(net)).probabilities(image)
     np.testing.assert_allclose(out, reference, rtol=0, atol=1e-4)

@@ -8,28 +8,19 @@ import onnx
 import pytest
 
 import tusimple_duc  # noqa: F401  (before mxnet)
-import mxnet as mx
 
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.backends import make_forward, runtime_model_bytes, tap_weights
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.inference.precision_auto import auto_forward, candidates, parse_candidate
-from tusimple_duc.models.presets import get_model
+from inference_toys import initialised_preset
 
 SHAPE = (64, 96)
 
 
-def _net(preset, seed=11):
-    mx.random.seed(seed)
-    net = get_model(preset)
-    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    return net
-
-
 @pytest.fixture(scope="module")
 def tiny():
-    return _net("tiny_duc_hdc")
+    return initialised_preset("tiny_duc_hdc")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +72,7 @@ def test_taps_where_they_do_not_apply_are_one_line_errors(tiny):
                                           "it needs backend openvino or onnxruntime, not mxnet$"):
         make_forward(tiny, "mxnet", "fp32", conv_form="taps")
     with pytest.raises(ConfigError, match="this network has no DUC head"):
-        make_forward(_net("tiny_baseline"), "onnxruntime", "fp32", conv_form="taps")
+        make_forward(initialised_preset("tiny_baseline"), "onnxruntime", "fp32", conv_form="taps")
     with pytest.raises(ConfigError, match="dilated_conv_form = sideways: unknown"):
         make_forward(tiny, "onnxruntime", "fp32", conv_form="sideways")
     with pytest.raises(ConfigError, match="^\\[inference\\] dilated_conv_form = auto compares forms of the ONNX "
