@@ -271,8 +271,10 @@ def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> Inference
 
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
-             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None) -> SegmentationRun:
-    """Segment ``images`` (paths or folders) or the config's ``image_list``; see the module doc.
+             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None,
+             entries: Optional[Sequence[ListEntry]] = None) -> SegmentationRun:
+    """Segment ``images`` (paths or folders), or ``entries`` (list lines), or the config's ``image_list``;
+    see the module doc.
 
     ``net`` (already loaded) skips building and loading the checkpoint. ``images_result_shape``:
     with ``images``, the (rows, cols) every output is resized to (None: each image's own size).
@@ -280,7 +282,10 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     """
     ensure_writable_dir(config.model.result_dir, "[model] result_dir")
     contexts = select_contexts(config.model.gpu)
-    entries = image_entries(images) if images else read_list(config.data.image_list)
+    if images:
+        entries = image_entries(images)
+    elif entries is None:
+        entries = read_list(config.data.image_list)
     spec = images_spec(spec_from_config(config), images_result_shape) if images else spec_from_config(config)
     names = unique_names([output_name(e.image, e.label) for e in entries])
     net = net if net is not None else load_network(config, contexts)
