@@ -189,9 +189,7 @@ class SegmentationIter(mx.io.DataIter):
                            self.part_index)
 
     def set_epoch(self, epoch: int) -> None:
-        """Restart iteration at the beginning of ``epoch`` (first reporting label values that
-        ``convert_label`` ignored, once per run: :class:`OutsideTableTally`)."""
-        self.dataset.outside_table.report()
+        """Restart iteration at the beginning of ``epoch``."""
         self._close_stream()
         self._epoch = epoch
         self._batches_taken = 0
@@ -209,6 +207,9 @@ class SegmentationIter(mx.io.DataIter):
             self._stream = self._batches(self._epoch)
         try:
             batch = next(self._stream)
+        except StopIteration:  # the epoch's end: label values convert_label ignored, once per run
+            self.dataset.outside_table.report()
+            raise
         except KeyboardInterrupt:
             self.close()
             raise

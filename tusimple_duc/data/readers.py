@@ -26,7 +26,6 @@ warning, so a JPEG must end with its end-of-image marker before it is decoded.
 """
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Tuple
@@ -48,8 +47,7 @@ JPEG_END_SEARCH = 4096
 
 def is_pnm(head: bytes) -> bool:
     """True for the leading bytes of a PBM / PGM / PPM file (``P1`` .. ``P6`` then white space)."""
-    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6") \
-        and head[2:3].isspace()
+    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace()
 
 
 def check_complete(data: np.ndarray, path: str, what: str, where: str = "") -> None:
@@ -126,16 +124,14 @@ def read_image_header(path: str, where: str = "") -> ImageHeader:
         raise DataError(f"{path}: is a folder, not an image file{where_suffix(where)}")
     try:
         with open(path, "rb") as handle:
-            head = handle.read(64 * 1024)
+            head = handle.read(26)  # a PNG's signature and IHDR up to its colour type
+            handle.seek(0)
+            with Image.open(handle) as image:  # reads only as far as the header
+                width, height = image.size
+                mode = image.mode
     except FileNotFoundError:
         raise DataError(f"{path}: file not found{where_suffix(where)}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image header ({exc.strerror or exc}){where_suffix(where)}") from None
-    try:
-        with Image.open(io.BytesIO(head)) as image:
-            width, height = image.size
-            mode = image.mode
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError ...
+    except Exception as exc:  # OSError, and PIL's OSError, SyntaxError, ValueError ...
         raise DataError(f"{path}: cannot read image header ({exc}){where_suffix(where)}") from None
     if head.startswith(PNG_SIGNATURE) and len(head) >= 26:  # IHDR: bit depth (byte 24), colour type (25)
         depth, colour_type = head[24], head[25]
@@ -165,14 +161,14 @@ def _valid_mask(values) -> np.ndarray:
 
 
 def values_outside(label: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """bool (H, W): the pixels of ``label`` (any unsigned or non-negative integers) not marked in ``valid`` (bool[256])."""
+    """bool (H, W): the pixels of ``label`` (uint8 or uint16) not marked in ``valid`` (bool[256])."""
     table = np.zeros(max(int(label.max()) + 1, valid.size), dtype=bool)
     table[:valid.size] = valid
     return ~table[label]
 
 
 def check_label_values(label: np.ndarray, valid: np.ndarray, path: str, table: str, where: str = "") -> None:
-    """Every value of ``label`` (integers >= 0) must be marked in ``valid`` (bool[256])."""
+    """Every value of ``label`` (uint8 or uint16) must be marked in ``valid`` (bool[256])."""
     top = int(label.max())
     if top < valid.size and valid[: top + 1].all():
         return
@@ -181,13 +177,13 @@ def check_label_values(label: np.ndarray, valid: np.ndarray, path: str, table: s
     raise DataError(f"{path}: label values {shown} are not in the {table}{where_suffix(where)}")
 
 
-#: PIL modes of a label map: 8-bit grey, palette (read as its indices), 1-bit, 16-bit and 32-bit grey.
-LABEL_PIL_MODES = ("L", "P", "1", "I;16", "I")
+#: PIL modes of a label map: 8-bit grey, palette (read as its indices), 1-bit, 16-bit grey.
+LABEL_PIL_MODES = ("L", "P", "1", "I;16")
 
 
 def read_label_map(path: str, where: str = "") -> np.ndarray:
     """A label PNG as ``np.array(Image.open(path))`` reads it, (H, W): uint8 for 8-bit grey and palette
-    (the INDEX, not the colour) and 1-bit (0 / 1), uint16 / int32 for 16- / 32-bit grey."""
+    (the INDEX, not the colour) and 1-bit (0 / 1), uint16 for 16-bit grey."""
     label = read_png(path, LABEL_PIL_MODES, "label", where)
     return label.astype(np.uint8) if label.dtype == bool else label
 
@@ -259,9 +255,10 @@ class LabelCodec:
     mode : a key of :data:`LABEL_FORMATS` (``'cityscapes'``: ``*_labelIds.png``, ids 0..33 ->
         trainIds; ``'kitti'``: ``gt_image_2`` colours -> 1 road, 0 not road, 255 don't care;
         ``'voc'``: palette or grayscale PNG of indices 0..20, 255 boundary) or ``'none'``
-        (8-bit single-channel training ids ``0..num_classes-1`` and ``ignore_label``).
+        (training ids ``0..num_classes-1`` and ``ignore_label``, in a grey or palette PNG).
+        Label PNGs are read as PIL reads them (:func:`read_label_map`).
     num_classes : number of training classes (checked in mode ``'none'``).
-    ignore_label : the ignored training id written for void pixels and padding.
+    ignore_label : the ignored training id written for void pixels, ids outside the table and padding.
     """
 
     mode: str
