@@ -107,7 +107,7 @@ def test_not_an_image(pair, tmp_path):
     text = str(tmp_path / "notes.png")
     with open(text, "w") as handle:
         handle.write("not a picture")
-    expect_error(entry_of(text, label), "cityscapes", text, "not a PNG or JPEG")
+    expect_error(entry_of(text, label), "cityscapes", text, "not a PNG, JPEG, BMP or PPM file")
 
 
 def test_corrupt_png(pair):
@@ -145,37 +145,18 @@ def test_image_and_label_of_different_sizes(pair, tmp_path):
     expect_error(entry_of(image, label), "cityscapes", label, image, "8x24", "16x24")
 
 
-# ------------------------------------------------------------------ image kinds
+# ------------------------------------------------------------------ label kinds
 @pytest.mark.parametrize("array, described", [
-    (np.zeros(SHAPE, np.uint8), "8-bit with 1 channel"),
-    (np.zeros(SHAPE + (3,), np.uint16), "16-bit with 3 channels"),
-    (np.zeros(SHAPE + (4,), np.uint8), "8-bit with 4 channels"),
+    (np.zeros(SHAPE + (3,), np.uint8), "3-channel colour image (mode RGB)"),
+    (np.zeros(SHAPE + (4,), np.uint8), "4-channel colour image (mode RGBA)"),
 ])
-def test_image_that_is_not_8bit_rgb(pair, tmp_path, array, described):
-    _, label = pair()
-    image = write(str(tmp_path / "odd.png"), array)
-    expect_error(entry_of(image, label), "cityscapes", image, described, "expected 8-bit RGB")
-
-
-@pytest.mark.parametrize("array, described", [
-    (np.zeros(SHAPE, np.uint16), "16-bit with 1 channel"),
-    (np.zeros(SHAPE + (3,), np.uint8), "8-bit with 3 channels"),
-])
-def test_cityscapes_label_that_is_not_8bit_single_channel(pair, tmp_path, array, described):
+def test_cityscapes_label_in_colour_is_refused(pair, tmp_path, array, described):
     image, _ = pair()
     label = write(str(tmp_path / "odd_label.png"), array)
     expect_error(entry_of(image, label), "cityscapes", label, described, "expected 8-bit single-channel")
 
 
 # ------------------------------------------------------------------ label values
-def test_cityscapes_id_outside_the_table(pair, tmp_path):
-    image, _ = pair()
-    ids = np.full(SHAPE, 7, np.uint8)
-    ids[0, 0], ids[1, 1] = 34, 200
-    label = write(str(tmp_path / "ids.png"), ids)
-    expect_error(entry_of(image, label), "cityscapes", label, "label values 34, 200", "Cityscapes labelId table")
-
-
 def test_kitti_colour_outside_the_three(pair, tmp_path):
     image, _ = pair("kitti")
     gt = good_label("kitti")
@@ -188,15 +169,6 @@ def test_kitti_gt_that_is_grayscale(pair, tmp_path):
     image, _ = pair("kitti")
     label = write(str(tmp_path / "gt.png"), np.zeros(SHAPE, np.uint8))
     expect_error(entry_of(image, label), "kitti", label, "expected 8-bit RGB")
-
-
-def test_voc_index_outside_the_table(pair, tmp_path):
-    image, _ = pair("voc")
-    index = np.zeros(SHAPE, np.uint8)
-    index[2, 2] = 21
-    label = str(tmp_path / "voc.png")
-    Image.fromarray(index, mode="L").save(label)
-    expect_error(entry_of(image, label), "voc", label, "label values 21", "VOC index table")
 
 
 def test_voc_label_saved_as_rgb_colours(pair, tmp_path):
@@ -215,8 +187,9 @@ def test_train_id_label_above_the_classes(pair, tmp_path):
 
 # ------------------------------------------------------------------ lists
 @pytest.mark.parametrize("line, fragment", [
-    ("1\ta.png\tb.png\t5", "expected 3 or 5 TAB-separated fields, got 4"),
-    ("1 a.png b.png 5 6", "expected 3 or 5 TAB-separated fields, got 1 (the line has spaces but no TAB)"),
+    ("1\ta.png\tb.png\t5", "expected 2, 3 or 5 TAB-separated fields, got 4"),
+    ("1 a.png b.png 5 6", "expected 2, 3 or 5 TAB-separated fields, got 1 (the line has spaces but no TAB)"),
+    ("1\ta.png\t", "empty label path"),
     ("one\ta.png\tb.png", "index 'one' is not an integer"),
     ("1\ta.png\tb.png\t5\tx", "crop centre column 'x' is not a number"),
     ("1\ta.png\tb.png\tnan\t5", "crop centre row 'nan' is not a finite number"),

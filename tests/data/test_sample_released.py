@@ -271,3 +271,35 @@ def test_drawn_window_matches_make_sample_into(odd_pairs):
     data, flat = np.empty(spec.image_shape, np.float32), np.empty(spec.label_shape, np.float32)
     window = make_sample_into(entry, np.random.default_rng(3), spec, data, flat)
     assert window == crop_window((77, 131), (76, 130), spec, draw_augmentation(spec, np.random.default_rng(3)))
+
+
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory):
+    """A 16-bit grey, an RGBA and a grey image, and a palette label holding ids outside the table."""
+    folder = tmp_path_factory.mktemp("odd_files")
+    rng = np.random.default_rng(7)
+    shape = (61, 45)
+    images = {"grey16.png": rng.integers(0, 65536, shape, dtype=np.uint16),
+              "rgba.png": rng.integers(0, 256, shape + (4,), dtype=np.uint8),
+              "grey.png": rng.integers(0, 256, shape, dtype=np.uint8)}
+    for name, array in images.items():
+        assert cv2.imwrite(str(folder / name), array)
+    ids = rng.integers(0, 40, shape).astype(np.uint8)  # 34..39 are outside the labelId table
+    ids[0, :4] = 200
+    label = Image.fromarray(ids, mode="P")
+    label.putpalette(rng.integers(0, 256, 768).tolist())
+    label.save(str(folder / "palette_ids.png"))
+    return [(str(folder / name), str(folder / "palette_ids.png")) for name in images]
+
+
+@pytest.mark.parametrize("scale, jitter, mirror", [(1.0, (0, 0), False), (0.75, (3, -4), True), (1.25, (-9, 5), False)])
+def test_converted_images_and_palette_labels_give_the_released_sample(odd_files, scale, jitter, mirror):
+    """Images decoded as the original's cv.imread, labels as its PIL (palette indices, ids outside
+    the table -> 255 with convert_label), for 16-bit, RGBA and grey images."""
+    spec = spec_of((40, 56), 2)
+    for image_path, label_path in odd_files:
+        for centre in ((30, 22), (0, 44)):
+            data, flat = ours(image_path, label_path, centre, spec, Draws(scale, jitter[0], jitter[1], mirror))
+            want_data, want_flat = released_sample(image_path, label_path, centre, (40, 56), scale, jitter, mirror, 2)
+            np.testing.assert_array_equal(flat, want_flat, err_msg=f"{image_path} label {centre}")
+            np.testing.assert_array_equal(data, want_data, err_msg=f"{image_path} image {centre}")

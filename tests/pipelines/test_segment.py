@@ -174,3 +174,39 @@ def test_int8_fp32_groups_are_parsed_validated_and_reach_the_forward(dataset, tm
                              own_images=False)
     assert forward.precision == "int8" and forward.int8_fp32 == ()
 
+
+
+def test_two_field_list_segments_without_ground_truth(dataset, tmp_path):
+    """``index<TAB>image`` lines, as the original's predict_full_image.py read them (field 1 only)."""
+    root, summary, _ = dataset
+    lines = (root / "val.lst").read_text().splitlines()
+    (tmp_path / "test.lst").write_text("".join("\t".join(line.split("\t")[:2]) + "\n" for line in lines))
+    with_labels = run_test(load_test_config(None, _config(root, tmp_path / "three")), show_progress=False)
+    without = run_test(load_test_config(None, _config(root, tmp_path / "two",
+                                                       f"data.image_list={tmp_path / 'test.lst'}")),
+                       show_progress=False)
+    assert with_labels.metrics is not None and without.metrics is None
+    # Named by the line's last path component: the image, as the original's item.split('/')[-1].
+    assert without.images == [os.path.basename(f.image) for f in summary.frames["val"]]
+    for named_by_label, named_by_image in zip(with_labels.images, without.images):
+        three = cv2.imread(str(tmp_path / "three" / "score" / named_by_label), cv2.IMREAD_UNCHANGED)
+        two = cv2.imread(str(tmp_path / "two" / "score" / named_by_image), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(three, two)
+
+
+def test_images_mode_reads_bmp_ppm_and_grey_as_cv2_imread(dataset, tmp_path, caplog):
+    root, summary, _ = dataset
+    image = cv2.imread(summary.frames["val"][0].image)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("a.png", "b.bmp", "c.ppm"):
+        assert cv2.imwrite(str(folder / name), image)
+    assert cv2.imwrite(str(folder / "d.png"), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    config = load_test_config(None, _config(root, tmp_path / "own", "data.result_shape=None"))
+    with caplog.at_level("WARNING", logger="tusimple_duc.data.geometry_checks"):
+        run = run_test(config, images=[str(folder)], show_progress=False)
+    assert run.images == ["a.png", "b.png", "c.png", "d.png"]
+    scores = [cv2.imread(str(tmp_path / "own" / "score" / name), cv2.IMREAD_UNCHANGED) for name in run.images]
+    assert np.array_equal(scores[0], scores[1]) and np.array_equal(scores[0], scores[2])
+    warnings = [r.getMessage() for r in caplog.records if "cv2.imread" in r.getMessage()]
+    assert len(warnings) == 1 and "1 image(s) are not 8-bit colour" in warnings[0] and "d.png" in warnings[0]

@@ -31,6 +31,7 @@ from mxnet.gluon.data import Dataset
 from tusimple_duc.data.lists import ListEntry, read_list
 from tusimple_duc.data.prefetch import InProcessFetcher, ProcessFetcher
 from tusimple_duc.data.geometry_checks import check_list_geometry
+from tusimple_duc.data.label_tally import OutsideTableTally
 from tusimple_duc.data.sample import SamplingSpec, make_sample_into, sample_rng
 from tusimple_duc.errors import DataError
 from tusimple_duc.io.symbol import LABEL_NAME
@@ -64,8 +65,9 @@ class SegmentationDataset(Dataset):
         self.entries: List[ListEntry] = read_list(entries) if isinstance(entries, str) else list(entries)
         if not self.entries:
             raise DataError(f"{self.source}: list is empty")
-        check_list_geometry(self.entries, spec.crop_shape, data_dir)
+        check_list_geometry(self.entries, spec.crop_shape, data_dir, label_dir, self.source)
         self.spec = spec
+        self.outside_table = OutsideTableTally(self.source, spec.codec.table_name, spec.ignore_label)
         self.data_dir = data_dir
         self.label_dir = label_dir
         self.seed = seed
@@ -91,7 +93,7 @@ class SegmentationDataset(Dataset):
     def fill(self, index: int, epoch: int, image_out: np.ndarray, label_out: np.ndarray) -> None:
         """Compute sample ``index`` of ``epoch`` into preallocated arrays (raises DataError)."""
         make_sample_into(self.entries[index], sample_rng(self.seed, epoch, index), self.spec,
-                         image_out, label_out, self.data_dir, self.label_dir)
+                         image_out, label_out, self.data_dir, self.label_dir, self.outside_table)
 
     def __getitem__(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         image = np.empty(self.image_shape, dtype=np.float32)
@@ -205,6 +207,9 @@ class SegmentationIter(mx.io.DataIter):
             self._stream = self._batches(self._epoch)
         try:
             batch = next(self._stream)
+        except StopIteration:  # the epoch's end: label values convert_label ignored, once per run
+            self.dataset.outside_table.report()
+            raise
         except KeyboardInterrupt:
             self.close()
             raise

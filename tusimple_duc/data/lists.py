@@ -3,7 +3,8 @@
 A list is a text file with one TAB-separated line per sample (``data_lists/README.md``):
 
 * training line: ``index  image_path  label_path  crop_center_row  crop_center_col``
-* test line:     ``index  image_path  label_path``
+* test line:     ``index  image_path  label_path``, or ``index  image_path`` (no ground truth,
+  e.g. a test-server submission; the original's ``predict_full_image.py`` read field 1 only)
 
 Paths are relative to the configured roots (``data_dir`` for images, ``label_dir``
 for labels) or absolute; :func:`resolve` joins them with :func:`os.path.join`, which
@@ -44,7 +45,8 @@ class ListEntry:
     ----------
     index : the line's index column.
     image : image path as written in the list (relative to ``data_dir`` or absolute).
-    label : label path as written in the list (relative to ``label_dir`` or absolute).
+    label : label path as written in the list (relative to ``label_dir`` or absolute); ``""`` for a
+        test line of two fields.
     centre : ``(row, col)`` crop centre in original image pixels, ``None`` for a test line.
     where : ``"<list file> line <n>"`` for error messages, empty when not read from a file.
     """
@@ -72,17 +74,17 @@ def _parse_number(text: str, what: str, where: str) -> float:
 
 
 def parse_list_line(line: str, where: str) -> ListEntry:
-    """Parse one non-empty list line (no trailing newline); ``where`` names it in errors."""
+    """Parse one non-empty list line (no trailing newline) of 2, 3 or 5 fields; ``where`` names it in errors."""
     fields = line.split("\t")
-    if len(fields) not in (3, 5):
+    if len(fields) not in (2, 3, 5):
         hint = " (the line has spaces but no TAB)" if len(fields) == 1 and " " in line.strip() else ""
-        raise DataError(f"{where}: expected 3 or 5 TAB-separated fields, got {len(fields)}{hint}")
+        raise DataError(f"{where}: expected 2, 3 or 5 TAB-separated fields, got {len(fields)}{hint}")
     try:
         index = int(fields[0])
     except ValueError:
         raise DataError(f"{where}: index {fields[0]!r} is not an integer") from None
-    image, label = fields[1].strip(), fields[2].strip()
-    if not image or not label:
+    image, label = fields[1].strip(), fields[2].strip() if len(fields) > 2 else ""
+    if not image or (len(fields) > 2 and not label):
         raise DataError(f"{where}: empty {'image' if not image else 'label'} path")
     centre = None
     if len(fields) == 5:
@@ -98,7 +100,7 @@ def read_list(path: str) -> List[ListEntry]:
     ------
     DataError
         The file is missing or unreadable, a line is malformed (naming the line), the
-        lines mix the 3- and 5-field formats, or the list has no entry.
+        lines mix the test (2 or 3 fields) and training (5 fields) formats, or the list has no entry.
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -113,12 +115,17 @@ def read_list(path: str) -> List[ListEntry]:
             continue
         entry = parse_list_line(line.rstrip("\r"), f"{path} line {number}")
         if entries and (entry.centre is None) != (entries[0].centre is None):
-            raise DataError(f"{entry.where}: has {3 if entry.centre is None else 5} fields but "
-                            f"{entries[0].where} has {3 if entries[0].centre is None else 5}")
+            raise DataError(f"{entry.where}: has {field_count(entry)} fields but "
+                            f"{entries[0].where} has {field_count(entries[0])}")
         entries.append(entry)
     if not entries:
         raise DataError(f"{path}: list is empty")
     return entries
+
+
+def field_count(entry: ListEntry) -> int:
+    """How many fields the list line of ``entry`` has: 2 (no label), 3 or 5 (a crop centre)."""
+    return 5 if entry.centre is not None else 3 if entry.label else 2
 
 
 def _format_number(value: float) -> str:
@@ -127,7 +134,7 @@ def _format_number(value: float) -> str:
 
 def format_list_line(entry: ListEntry) -> str:
     """The list line of ``entry`` (no newline)."""
-    fields = [str(entry.index), entry.image, entry.label]
+    fields = [str(entry.index), entry.image] + ([entry.label] if entry.label or entry.centre else [])
     if entry.centre is not None:
         fields += [_format_number(entry.centre[0]), _format_number(entry.centre[1])]
     return "\t".join(fields)

@@ -8,7 +8,9 @@ with a restatement of that function); docs/TRAINING.md "Augmentation" lists the 
 1. draw, in this order: the scale ``s`` (uniform over ``scale_factors``); if
    ``use_random_crop``, the row then the column jitter, uniform integers in
    ``[-b, b]`` with ``b = int(random_bound * s)`` per axis; if ``use_mirror``, the flip (p 0.5);
-2. read the image (BGR, used as RGB) and the label; resize the whole image to
+2. read the image as ``cv2.imread`` reads it (BGR; grey, alpha, 16-bit and palette files
+   converted as OpenCV's ``IMREAD_COLOR`` converts them) and the label as PIL reads it (a palette
+   PNG gives its indices); resize the whole image to
    ``(int(H*s), int(W*s))`` (bilinear, uint8) and the label to the same size (nearest);
 3. the crop's top-left corner is ``int(int(centre) * s) + jitter - crop // 2`` per axis
    (``int`` truncates, as the original); the part outside the scaled image is the mean
@@ -43,6 +45,7 @@ import numpy as np
 from tusimple_duc.config import RELEASED_RGB_MEAN, RELEASED_SCALE_FACTORS
 from tusimple_duc.data.lists import ListEntry, resolve
 from tusimple_duc.data.geometry_checks import check_centre
+from tusimple_duc.data.label_tally import OutsideTableTally
 from tusimple_duc.data.readers import LABEL_MODES, LabelCodec, read_bgr_image
 from tusimple_duc.errors import ConfigError, DataError
 from tusimple_duc.layout import duc_ratio, label_to_duc_layout, sides_are_multiples
@@ -307,16 +310,19 @@ def render_sample(image_bgr: np.ndarray, label: np.ndarray, window: CropWindow, 
     label_out[...] = label_map
 
 
-def read_pair(entry: ListEntry, spec: SamplingSpec, data_dir: str = "",
-              label_dir: str = "") -> Tuple[np.ndarray, np.ndarray]:
+def read_pair(entry: ListEntry, spec: SamplingSpec, data_dir: str = "", label_dir: str = "",
+              tally: Optional[OutsideTableTally] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The entry's image (H, W, 3) uint8 BGR and validated raw label (H, W) uint8, same size.
 
-    The entry's crop centre must lie in the image (:func:`check_centre`).
+    The entry's crop centre must lie in the image (:func:`check_centre`). Label pixels outside
+    the table (``convert_label``; they become ``ignore_label``) are counted in ``tally``.
     """
     image_path, label_path = resolve(data_dir, entry.image), resolve(label_dir, entry.label)
     image = read_bgr_image(image_path, entry.where)
     check_centre(entry, image.shape[:2], image_path)
-    label = spec.codec.read(label_path, entry.where)
+    label, outside = spec.codec.read_counted(label_path, entry.where)
+    if tally is not None:
+        tally.add(outside)
     if image.shape[:2] != label.shape:
         where = f" ({entry.where})" if entry.where else ""
         raise DataError(f"{label_path}: label is {label.shape[0]}x{label.shape[1]} but image {image_path} is "
@@ -325,9 +331,10 @@ def read_pair(entry: ListEntry, spec: SamplingSpec, data_dir: str = "",
 
 
 def make_sample_into(entry: ListEntry, rng: np.random.Generator, spec: SamplingSpec, image_out: np.ndarray,
-                     label_out: np.ndarray, data_dir: str = "", label_dir: str = "") -> CropWindow:
+                     label_out: np.ndarray, data_dir: str = "", label_dir: str = "",
+                     tally: Optional[OutsideTableTally] = None) -> CropWindow:
     """:func:`make_sample` writing into preallocated arrays; returns the crop window used."""
-    image, label = read_pair(entry, spec, data_dir, label_dir)
+    image, label = read_pair(entry, spec, data_dir, label_dir, tally)
     window = plan_crop(image.shape[:2], entry.centre, spec, rng)
     render_sample(image, label, window, spec, image_out, label_out)
     return window

@@ -29,7 +29,7 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from tusimple_duc.config import ArchitectureSection, TestConfig
 from tusimple_duc.data.lists import ListEntry, read_list, resolve
-from tusimple_duc.data.readers import read_rgb_image
+from tusimple_duc.data.geometry_checks import log_converted_images
+from tusimple_duc.data.readers import read_image_header, read_rgb_image
 from tusimple_duc.errors import CheckpointError, ConfigError, DataError
 from tusimple_duc.evaluation.files import size_text
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
@@ -78,6 +79,8 @@ class SegmentationRun:
     metrics : the evaluation (None when no ground truth was found or evaluation is off).
     cropped : list mode: images larger than ``test_shape`` whose top-left part only was segmented.
     resized : images whose outputs were resized to ``result_shape`` from another size.
+    converted : image path -> pixel format of the images that are not 8-bit colour (read as
+        ``cv2.imread`` converts them).
     """
 
     result_dir: str
@@ -87,6 +90,7 @@ class SegmentationRun:
     metrics: Optional[EvaluationResult] = None
     cropped: List[str] = field(default_factory=list)
     resized: List[str] = field(default_factory=list)
+    converted: Dict[str, str] = field(default_factory=dict)
 
 
 def select_contexts(gpu: Optional[int]) -> List[mx.Context]:
@@ -267,8 +271,10 @@ def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> Inference
 
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
-             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None) -> SegmentationRun:
-    """Segment ``images`` (paths or folders) or the config's ``image_list``; see the module doc.
+             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None,
+             entries: Optional[Sequence[ListEntry]] = None) -> SegmentationRun:
+    """Segment ``images`` (paths or folders), or ``entries`` (list lines), or the config's ``image_list``;
+    see the module doc.
 
     ``net`` (already loaded) skips building and loading the checkpoint. ``images_result_shape``:
     with ``images``, the (rows, cols) every output is resized to (None: each image's own size).
@@ -276,7 +282,10 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     """
     ensure_writable_dir(config.model.result_dir, "[model] result_dir")
     contexts = select_contexts(config.model.gpu)
-    entries = image_entries(images) if images else read_list(config.data.image_list)
+    if images:
+        entries = image_entries(images)
+    elif entries is None:
+        entries = read_list(config.data.image_list)
     spec = images_spec(spec_from_config(config), images_result_shape) if images else spec_from_config(config)
     names = unique_names([output_name(e.image, e.label) for e in entries])
     net = net if net is not None else load_network(config, contexts)
@@ -290,6 +299,7 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
         image_path = entry.image if images else resolve(config.data.test_img_dir, entry.image)
         image = read_rgb_image(image_path, entry.where)
         _note_size(run, spec, image_path, image.shape[:2])
+        _note_converted(run, image_path)
         prediction = predictor.predict(image)
         _write_outputs(config, outputs, run.result_dir, name, image, prediction)
         run.images.append(name)
@@ -304,6 +314,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
                 log.warning("%s: no ground truth %s; image not evaluated", entry.where, gt_path)
     _write_confidences(config, run)
     _log_sizes(run, spec, config.data.test_shape)
+    if run.converted:
+        log_converted_images(config.data.image_list if not images else "--images", run.converted)
     if evaluated:
         run.metrics = outputs.evaluator.result()
         write_metrics_json(os.path.join(run.result_dir, "metrics.json"), run.metrics)
@@ -317,6 +329,16 @@ def _note_size(run: SegmentationRun, spec: InferenceSpec, image_path: str, shape
     segmented = shape if spec.crop is None else (min(shape[0], spec.crop[0]), min(shape[1], spec.crop[1]))
     if spec.result_shape is not None and tuple(segmented) != spec.result_shape:
         run.resized.append(f"{image_path} ({size_text(shape)})")
+
+
+def _note_converted(run: SegmentationRun, image_path: str) -> None:
+    """Record an image that is not 8-bit colour (its header; one that PIL cannot read is not counted)."""
+    try:
+        header = read_image_header(image_path)
+    except DataError:
+        return
+    if header.converted:
+        run.converted[image_path] = header.pixel_format
 
 
 def _log_sizes(run: SegmentationRun, spec: InferenceSpec, test_shape: Shape) -> None:

@@ -10,34 +10,27 @@ is off), so its probabilities are test.py's.
 """
 from __future__ import annotations
 
-import configparser
 import math
-from typing import Dict, List, Union
+from typing import Dict, List
 
 import cv2
 import numpy as np
 
 from tusimple_duc.config import TestConfig, load_test_config
+from tusimple_duc.core.config_parser import ConfigSource, config_from_parser
 from tusimple_duc.core.utils import get_palette
 from tusimple_duc.data.labels import cityscapes_train_ids_to_ids
 from tusimple_duc.inference.predictor import Predictor, spec_from_config
-from tusimple_duc.inference.scales import scale_image
+from tusimple_duc.inference.scales import scale_image, scaled_shape
 from tusimple_duc.inference.windows import network_input, padded_shape
 from tusimple_duc.data.lists import read_list
 from tusimple_duc.pipelines.segment import load_network, select_contexts, select_forward
 from tusimple_duc.viz.colorize import colorize as colorize_labels
 
-ConfigSource = Union[configparser.RawConfigParser, TestConfig, str]
-
 
 def test_config_from_parser(config: ConfigSource) -> TestConfig:
     """The package's :class:`TestConfig` of a ``ConfigParser`` (every key as a ``--set`` override) or path."""
-    if isinstance(config, TestConfig):
-        return config
-    if isinstance(config, str):
-        return load_test_config(config)
-    overrides = [f"{section}.{key}={value}" for section in config.sections() for key, value in config.items(section)]
-    return load_test_config(None, overrides)
+    return config_from_parser(config, TestConfig, load_test_config)
 
 
 test_config_from_parser.__test__ = False  # not a pytest test
@@ -69,11 +62,17 @@ class Tester:
         self.predictor = Predictor(self.net, spec_from_config(self.config), contexts=self.contexts, forward=forward)
 
     def preprocess(self, im: np.ndarray) -> List[np.ndarray]:
-        """One (1, 3, h, w) float32 network input per test scale: resized, mean-subtracted, padded
-        bottom/right with the mean colour to a multiple of ``ds_rate`` (RGB uint8 (H, W, 3) in)."""
+        """One (1, 3, h, w) float32 network input per test scale: resized, cut to its top-left
+        ``int(test_shape * scale)`` pixels (as the original; not when ``result_shape`` is None, like
+        test.py), mean-subtracted, padded bottom/right with the mean colour to a multiple of
+        ``ds_rate`` (RGB uint8 (H, W, 3) in)."""
         inputs = []
+        crop = self.predictor.spec.crop
         for scale in self.test_scales:
             scaled = scale_image(im, scale)
+            if crop is not None:
+                rows, cols = scaled_shape(crop, scale)
+                scaled = scaled[:rows, :cols]
             shape = padded_shape(scaled.shape[:2], self.ds_rate)
             inputs.append(network_input(scaled, tuple(self.rgb_mean), shape)[None])
         return inputs
