@@ -127,13 +127,29 @@ class PretrainedReport:
 def load_pretrained(net: Any, source_or_path: str, root: Optional[str] = None) -> PretrainedReport:
     """``[model] pretrained`` of a training config: a source name of :data:`SOURCES` (its file
     is looked up in ``root``) or a params file (the source is read from its content).
-    Networks with a VGG-16 encoder take ``vgg16`` / ``vgg16_bn`` (:func:`load_vgg16_pretrained`)."""
+    Networks with a VGG-16 encoder take ``vgg16`` / ``vgg16_bn`` (:func:`load_vgg16_pretrained`);
+    GluonCV's trained PSPNet files (a name of ``GLUONCV_PSPNET`` or a file with its keys) go to
+    :func:`tusimple_duc.io.pretrained_pspnet.load_gluoncv_pspnet` (imported here: it builds on
+    this module)."""
+    from tusimple_duc.io.pretrained_pspnet import GLUONCV_PSPNET, is_gluoncv_pspnet, load_gluoncv_pspnet
+
     if source_or_path in VGG_SOURCES or vgg_encoder(net) is not None:
         source = source_or_path if source_or_path in VGG_SOURCES else None
         return load_vgg16_pretrained(net, source, None if source else source_or_path, root)
+    if source_or_path in GLUONCV_PSPNET:
+        return load_gluoncv_pspnet(net, source_or_path, root=root)
     if source_or_path in SOURCES:
         return load_imagenet_pretrained(net, source_or_path, root=root)
+    if is_gluoncv_pspnet(read_params(source_or_path)):
+        return load_gluoncv_pspnet(net, path=source_or_path)
     return load_imagenet_pretrained(net, None, path=source_or_path)
+
+
+def resnet_backbone(net: Any) -> Any:
+    """The ResNet of a ``SegmentationNet`` (``net.backbone``) or of a ResNet comparison system
+    (``net.encoder.backbone``); None when the net has none."""
+    backbone = getattr(net, "backbone", None)
+    return backbone if backbone is not None else getattr(getattr(net, "encoder", None), "backbone", None)
 
 
 def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str] = None,
@@ -142,7 +158,8 @@ def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str
 
     Parameters
     ----------
-    net : a ``SegmentationNet`` whose backbone has the source's depth and stem.
+    net : a ``SegmentationNet`` or ResNet comparison system whose backbone has the source's
+        depth and stem.
     source : one of :data:`SOURCES`; None: detected from the file (``path`` required).
     path : the params file; default: the one file ``<root>/<source>-*.params``.
     root : folder of downloaded models; default ``$MXNET_HOME/models`` (``~/.mxnet/models``).
@@ -175,12 +192,12 @@ def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str
     src = _build_source(source)
     keyed = _structural_arrays(src, arrays, path, source)
     if source in GLUONCV_V1S:
-        rename, first_conv = _map_v1s, _STEM_V1S["conv1.0"] + "_weight"
+        rename, first_conv = map_v1s_layer, _STEM_V1S["conv1.0"] + "_weight"
     else:
         rename, first_conv = _map_v1, _STEM_V1["features.0"] + "_weight"
     values, mapping, dropped = _translate(src, keyed, rename, net)
-    _rescale_input_channels(values, first_conv)
-    backbone = {name: tuple(p.shape) for name, p in net.backbone.collect_params().items()}
+    rescale_input_channels(values, first_conv)
+    backbone = {name: tuple(p.shape) for name, p in resnet_backbone(net).collect_params().items()}
     comparison = compare_shapes(backbone, {name: v.shape for name, v in values.items()})
     raise_if_mismatch(comparison, path, f"{source} weights do not fit the network's backbone")
     params = net.collect_params()
@@ -256,7 +273,9 @@ def _structural_arrays(src: nn.HybridBlock, arrays: Dict[str, mx.nd.NDArray], pa
     return arrays
 
 
-def _map_v1s(layer: str) -> Optional[str]:
+def map_v1s_layer(layer: str) -> Optional[str]:
+    """Our layer name of a GluonCV ResNetV1s structural layer key (``layer3.0.conv2`` ->
+    ``conv4_1_3x3``), None when it has none (see the module docstring's table)."""
     if layer in _STEM_V1S:
         return _STEM_V1S[layer]
     match = re.fullmatch(r"layer(\d+)\.(\d+)\.(.+)", layer)
@@ -298,7 +317,7 @@ def _translate(src: nn.HybridBlock, keyed: Dict[str, mx.nd.NDArray],
     for key, mean_name in biases.items():
         values[mean_name] = values[mean_name] - keyed[key].asnumpy()
     structural = src._collect_params_with_prefix()
-    src_eps, net_eps = _batchnorm_eps(src), _batchnorm_eps(net)
+    src_eps, net_eps = batchnorm_eps(src), batchnorm_eps(net)
     for key, ours in mapping.items():
         if ours.endswith("_running_var") and ours in net_eps:
             delta = src_eps[structural[key].name] - net_eps[ours]
@@ -306,7 +325,7 @@ def _translate(src: nn.HybridBlock, keyed: Dict[str, mx.nd.NDArray],
     return values, mapping, tuple(dropped)
 
 
-def _rescale_input_channels(values: Dict[str, np.ndarray], first_conv: str) -> None:
+def rescale_input_channels(values: Dict[str, np.ndarray], first_conv: str) -> None:
     """Divide the first conv's input channel c by ``255 * std_c`` (ImageNet input -> ours)."""
     if first_conv not in values:
         return  # reported as missing by the caller's comparison
@@ -315,7 +334,7 @@ def _rescale_input_channels(values: Dict[str, np.ndarray], first_conv: str) -> N
     values[first_conv] = (weight / scale[None, :, None, None]).astype(weight.dtype)
 
 
-def _batchnorm_eps(block: nn.HybridBlock) -> Dict[str, float]:
+def batchnorm_eps(block: nn.HybridBlock) -> Dict[str, float]:
     """``{running_var parameter name: eps}`` of every BatchNorm inside ``block``."""
     found: Dict[str, float] = {}
 
@@ -329,7 +348,7 @@ def _batchnorm_eps(block: nn.HybridBlock) -> Dict[str, float]:
 
 def _check_stem(net: Any, source: str, path: str) -> None:
     """One clear error when the source's stem is not the network's."""
-    config = getattr(net.backbone, "config", None)
+    config = getattr(resnet_backbone(net), "config", None)
     stem = "deep" if source in GLUONCV_V1S else "classic"
     if config is not None and config.stem != stem:
         depth = (GLUONCV_V1S if stem == "deep" else GLUON_V1)[source]
@@ -339,7 +358,7 @@ def _check_stem(net: Any, source: str, path: str) -> None:
 
 
 def _warn_differences(net: Any, source: str) -> None:
-    config = getattr(net.backbone, "config", None)
+    config = getattr(resnet_backbone(net), "config", None)
     stride_in_1x1 = source in GLUON_V1
     if config is not None and config.stride_in_1x1 != stride_in_1x1:
         log.warning("%s strides its first block on the %s conv, this network on the %s conv "
@@ -393,7 +412,7 @@ def load_vgg16_pretrained(net: Any, source: Optional[str], path: Optional[str] =
         values = vgg16_model_zoo_arrays(read_params(path), encoder)
     except ValueError as err:
         raise CheckpointError(f"{path}: not a {source} file: {err}") from None
-    _rescale_input_channels(values, "conv1_1_weight")
+    rescale_input_channels(values, "conv1_1_weight")
     params = encoder.collect_params()
     comparison = compare_shapes({name: tuple(p.shape) for name, p in params.items()},
                                 {name: v.shape for name, v in values.items()})

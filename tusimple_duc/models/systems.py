@@ -14,12 +14,17 @@ system              encoder                                       decoder
 ``deeplab_v1``      VGG-16 ``largefov`` (fc6 3x3 rate 12)         ``fc8``
 ``deeplab_v3``      ResNet, ``deeplab`` rates, output stride 16/8 ASPP + image pooling
 ``refinenet``       ResNet stages 2-5, strides 4-32 (no dilation) RefineNet blocks, stride 4
-``pspnet``          ResNet stages 4-5, ``deeplab`` rates, stride 8 pyramid pooling (+ auxiliary)
+``pspnet``          deep-stem ResNet stages 4-5, stride 8         pyramid pooling (+ auxiliary)
 ``unet``            U-Net contracting path                        expanding path, crops
 ==================  ============================================  =============================
 
-The ResNet systems use the classic 7x7 stem with the stride on the 1x1 convs (Gluon's
-``resnet101_v1`` ImageNet file; RefineNet's stride-32 stage 5 is exact only with it).
+DeepLab v3 and RefineNet use the classic 7x7 stem with the stride on the 1x1 convs (Gluon's
+``resnet101_v1`` ImageNet file; RefineNet's stride-32 stage 5 is exact only with it). PSPNet is
+its authors' ``pspnet101_cityscapes_713.prototxt``: the deep stem (3x3/s2 64, 3x3 64, 3x3 128,
+max-pool 3x3/s2 pad 1), the stride on the 3x3 conv of the bottleneck, BatchNorm eps 1e-5, every
+block of stage 4 at rate 2 and of stage 5 at rate 4 (``dilation_schedule = deeplab``); with
+``dilation_schedule = gluoncv`` it is GluonCV's ``PSPNet`` (whose first block of stages 4 and 5
+runs at rate 1 and 2) and loads its model-zoo files (:mod:`tusimple_duc.io.pretrained_pspnet`).
 ``auxiliary`` builds PSPNet's training network (forward ``(scores, auxiliary_scores)``, loss
 weights ``(1, aux_loss_weight)``); both networks have the same parameters.
 """
@@ -49,6 +54,10 @@ VGG_VARIANT: Dict[str, str] = {"fcn": "fcn", "segnet": "segnet", "dilation": "di
 CONTEXTS: Tuple[str, ...] = ("none", "basic", "large")
 #: Output stride of the ResNet encoder per system (deeplab_v3: ``output_stride`` 16 or 8).
 RESNET_STRIDE: Dict[str, int] = {"refinenet": 16, "pspnet": 8}
+#: Dilation schedules (``models.hdc``) of the dilated ResNet systems (pspnet, deeplab_v3).
+RESNET_SCHEDULES: Tuple[str, ...] = ("deeplab", "gluoncv")
+#: BatchNorm eps of PSPNet's encoder (the authors' Caffe BN layer and GluonCV: 1e-5).
+PSPNET_BN_EPS = 1e-5
 
 
 class SystemSpecError(ConfigError, ValueError):
@@ -70,6 +79,8 @@ class SystemSpec:
     auxiliary, aux_loss_weight: PSPNet's auxiliary output in the forward, and its loss weight.
     bn_use_global_stats, bn_momentum: the ResNet encoder's BatchNorm (frozen statistics, as
         ``ModelSpec``; from-scratch training lets them learn).
+    dilation_schedule: rates of the dilated ResNet (pspnet, deeplab_v3), one of
+        :data:`RESNET_SCHEDULES`: ``deeplab`` (the authors') or ``gluoncv`` (GluonCV's layout).
     """
 
     system: str
@@ -90,6 +101,7 @@ class SystemSpec:
     aux_loss_weight: float = AUXILIARY_WEIGHT
     bn_use_global_stats: bool = True
     bn_momentum: float = 0.9995
+    dilation_schedule: str = "deeplab"
 
     def __post_init__(self) -> None:
         checks = [("system", self.system in SYSTEMS, f"one of {', '.join(SYSTEMS)}"),
@@ -99,7 +111,10 @@ class SystemSpec:
                   ("output_stride", self.output_stride in (8, 16), "8 or 16"),
                   ("aux_loss_weight", self.aux_loss_weight >= 0, "a number >= 0"),
                   ("bn_use_global_stats", isinstance(self.bn_use_global_stats, bool), "True or False"),
-                  ("bn_momentum", 0 <= self.bn_momentum <= 1, "a number in [0, 1]")]
+                  ("bn_momentum", 0 <= self.bn_momentum <= 1, "a number in [0, 1]"),
+                  ("dilation_schedule", self.dilation_schedule in RESNET_SCHEDULES
+                   and (self.system in ("pspnet", "deeplab_v3") or self.dilation_schedule == "deeplab"),
+                   f"one of {', '.join(RESNET_SCHEDULES)} (pspnet, deeplab_v3; the others: deeplab)")]
         checks += [(name, isinstance(getattr(self, name), int) and getattr(self, name) >= low, f"an integer >= {low}")
                    for name, low in (("num_classes", 1), ("vgg_width", 1), ("fc_channels", 0), ("width", 1),
                                      ("decoder_channels", 0), ("unet_width", 1), ("unet_depth", 1))]
@@ -119,12 +134,17 @@ class SystemSpec:
         return strides[self.system]
 
     def backbone_config(self) -> BackboneConfig:
-        """The ResNet encoder of ``deeplab_v3``, ``refinenet`` and ``pspnet``."""
+        """The ResNet encoder of ``deeplab_v3``, ``refinenet`` and ``pspnet`` (see the module docstring)."""
         stride = RESNET_STRIDE.get(self.system, self.output_stride)
-        return BackboneConfig(blocks_per_stage=self.blocks_per_stage or DEPTH_BLOCKS[self.depth],
-                              width=self.width, stem="classic", stride_in_1x1=True, output_stride=stride,
-                              dilation_schedule="none" if self.system == "refinenet" else "deeplab",
-                              bn_use_global_stats=self.bn_use_global_stats, bn_momentum=self.bn_momentum)
+        common = dict(blocks_per_stage=self.blocks_per_stage or DEPTH_BLOCKS[self.depth], width=self.width,
+                      output_stride=stride, bn_use_global_stats=self.bn_use_global_stats,
+                      bn_momentum=self.bn_momentum)
+        if self.system == "pspnet":
+            return BackboneConfig(stem="deep", stem_pool_padded=True, stride_in_1x1=False, bn_eps=PSPNET_BN_EPS,
+                                  dilation_schedule=self.dilation_schedule, **common)
+        return BackboneConfig(stem="classic", stride_in_1x1=True,
+                              dilation_schedule="none" if self.system == "refinenet" else self.dilation_schedule,
+                              **common)
 
 
 def build_system(spec: SystemSpec) -> EncoderDecoderNet:
