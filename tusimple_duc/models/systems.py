@@ -51,7 +51,7 @@ SYSTEMS: Tuple[str, ...] = ("fcn", "segnet", "dilation", "deeplab_v1", "deeplab_
                             "pspnet", "unet")
 VGG_VARIANT: Dict[str, str] = {"fcn": "fcn", "segnet": "segnet", "dilation": "dilated",
                                "deeplab_v1": "largefov"}
-CONTEXTS: Tuple[str, ...] = ("none", "basic", "large")
+CONTEXTS: Tuple[str, ...] = ("none", "basic", "large", "basic10")
 #: Output stride of the ResNet encoder per system (deeplab_v3: ``output_stride`` 16 or 8).
 RESNET_STRIDE: Dict[str, int] = {"refinenet": 16, "pspnet": 8}
 #: Dilation schedules (``models.hdc``) of the dilated ResNet systems (pspnet, deeplab_v3).
@@ -70,7 +70,8 @@ class SystemSpec:
 
     system: one of :data:`SYSTEMS`. num_classes: L.
     vgg_width, fc_channels: VGG-16 conv width (64) and fc6/fc7 channels (0: the variant's).
-    fcn_variant: ``32s``, ``16s``, ``8s``. context: Dilation's module ``none``/``basic``/``large``.
+    fcn_variant: ``32s``, ``16s``, ``8s``. context: Dilation's module ``none``/``basic``/``large``
+        (Dilation8's) or ``basic10`` (Dilation10's, extended for Cityscapes).
     depth, blocks_per_stage, width: ResNet size (``blocks_per_stage`` overrides ``depth``).
     output_stride: DeepLab v3's (16 or 8); the other systems have a fixed one.
     decoder_channels: 0 = the system's width (v3 256, PSPNet 512, RefineNet 256/256/256/512);
@@ -188,6 +189,7 @@ SYSTEM_PRESETS: Dict[str, SystemSpec] = {
     "dilation8_vgg16_frontend": SystemSpec("dilation", context="none"),
     "dilation8_vgg16_context": SystemSpec("dilation", context="basic"),
     "dilation8_vgg16_context_large": SystemSpec("dilation", context="large"),
+    "dilation10_vgg16": SystemSpec("dilation", context="basic10"),
     "deeplabv1_largefov_vgg16": SystemSpec("deeplab_v1"),
     "deeplabv3_resnet101": SystemSpec("deeplab_v3", output_stride=16),
     "deeplabv3_resnet101_os8": SystemSpec("deeplab_v3", output_stride=8),
@@ -228,8 +230,7 @@ PUBLISHED: Tuple[Published, ...] = (
     Published("Dilation front-end", "dilation8_vgg16_frontend", "VOC 2012 test", 71.3, "", "Dilation paper"),
     Published("Dilation + context", "dilation8_vgg16_context", "VOC 2012 test", 73.5,
               "74.7 + CRF, 75.3 + CRF-RNN", "Dilation paper"),
-    Published("Dilation10", "dilation8_vgg16_context_large", "Cityscapes test", 67.1,
-              "Dilation10: a larger front-end than this stride-8 net", "DUC paper Table 4"),
+    Published("Dilation10", "dilation10_vgg16", "Cityscapes test", 67.1, "", "DUC paper Table 4"),
     Published("DeepLab v2", "resnet101_baseline_ds8", "VOC 2012 test", 79.7, "ResNet-101, ASPP, CRF",
               "DUC paper"),
     Published("DeepLab v2", "resnet101_baseline_ds8", "Cityscapes test", 70.4, "CRF", "DUC paper Table 4"),
