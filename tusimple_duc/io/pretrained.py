@@ -62,12 +62,10 @@ stages 4-5.
 """
 from __future__ import annotations
 
-import glob
 import importlib.util
 import logging
 import os
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import mxnet as mx
@@ -78,12 +76,13 @@ from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.checkpoint import assign_parameter
 from tusimple_duc.io.matching import compare_shapes, raise_if_mismatch
 from tusimple_duc.io.paramfile import read_params
+from tusimple_duc.io.pretrained_common import (PretrainedReport, batchnorm_eps, locate_model_file, map_v1s_layer,
+                                               rescale_input_channels, resnet_backbone)
+from tusimple_duc.io.pretrained_pspnet import GLUONCV_PSPNET, is_gluoncv_pspnet, load_gluoncv_pspnet
 from tusimple_duc.models.vgg import VGG16Backbone, vgg16_model_zoo_arrays
 
 log = logging.getLogger(__name__)
 
-IMAGENET_STD = (0.229, 0.224, 0.225)   # RGB, of x / 255
-PIXEL_RANGE = 255.0
 DEPTHS = (50, 101, 152)
 GLUONCV_V1S = {f"resnet{d}_v1s": d for d in DEPTHS}
 GLUON_V1 = {f"resnet{d}_v1": d for d in DEPTHS}
@@ -91,12 +90,6 @@ MXNET_V2_SYMBOL = {f"resnet-{d}": d for d in DEPTHS}
 SOURCES: Tuple[str, ...] = (*GLUONCV_V1S, *GLUON_V1, *MXNET_V2_SYMBOL)
 
 _V2_KEY = re.compile(r"^(arg|aux):(bn_data_|stage\d+_unit\d+_(bn\d|conv\d|sc)_)")
-_STEM_V1S = {"conv1.0": "conv1_1_3x3_s2", "conv1.1": "conv1_1_3x3_s2/bn",
-             "conv1.3": "conv1_2_3x3", "conv1.4": "conv1_2_3x3/bn",
-             "conv1.6": "conv1_3_3x3", "bn1": "conv1_3_3x3/bn"}
-_BLOCK_V1S = {"conv1": "1x1_reduce", "bn1": "1x1_reduce/bn", "conv2": "3x3", "bn2": "3x3/bn",
-              "conv3": "1x1_increase", "bn3": "1x1_increase/bn",
-              "downsample.0": "1x1_proj", "downsample.1": "1x1_proj/bn"}
 _STEM_V1 = {"features.0": "conv1_7x7_s2", "features.1": "conv1_7x7_s2/bn"}
 _BLOCK_V1 = {"body.0": "1x1_reduce", "body.1": "1x1_reduce/bn", "body.3": "3x3",
              "body.4": "3x3/bn", "body.6": "1x1_increase", "body.7": "1x1_increase/bn",
@@ -109,30 +102,12 @@ _V2_REFUSAL = ("pre-activation ResNet v2 (bn_data on the input, BN-ReLU before e
                "tensor-for-tensor mapping computes the same function;")
 
 
-@dataclass(frozen=True)
-class PretrainedReport:
-    """What :func:`load_imagenet_pretrained` did.
-
-    source, path: the source name and file. mapping: ``{source key: our parameter name}``.
-    dropped: source keys not used (the classifier). untouched: our parameters not set (the head).
-    """
-
-    source: str
-    path: str
-    mapping: Dict[str, str]
-    dropped: Tuple[str, ...]
-    untouched: Tuple[str, ...]
-
-
 def load_pretrained(net: Any, source_or_path: str, root: Optional[str] = None) -> PretrainedReport:
     """``[model] pretrained`` of a training config: a source name of :data:`SOURCES` (its file
     is looked up in ``root``) or a params file (the source is read from its content).
     Networks with a VGG-16 encoder take ``vgg16`` / ``vgg16_bn`` (:func:`load_vgg16_pretrained`);
     GluonCV's trained PSPNet files (a name of ``GLUONCV_PSPNET`` or a file with its keys) go to
-    :func:`tusimple_duc.io.pretrained_pspnet.load_gluoncv_pspnet` (imported here: it builds on
-    this module)."""
-    from tusimple_duc.io.pretrained_pspnet import GLUONCV_PSPNET, is_gluoncv_pspnet, load_gluoncv_pspnet
-
+    :func:`tusimple_duc.io.pretrained_pspnet.load_gluoncv_pspnet`."""
     if source_or_path in VGG_SOURCES or vgg_encoder(net) is not None:
         source = source_or_path if source_or_path in VGG_SOURCES else None
         return load_vgg16_pretrained(net, source, None if source else source_or_path, root)
@@ -143,13 +118,6 @@ def load_pretrained(net: Any, source_or_path: str, root: Optional[str] = None) -
     if is_gluoncv_pspnet(read_params(source_or_path)):
         return load_gluoncv_pspnet(net, path=source_or_path)
     return load_imagenet_pretrained(net, None, path=source_or_path)
-
-
-def resnet_backbone(net: Any) -> Any:
-    """The ResNet of a ``SegmentationNet`` (``net.backbone``) or of a ResNet comparison system
-    (``net.encoder.backbone``); None when the net has none."""
-    backbone = getattr(net, "backbone", None)
-    return backbone if backbone is not None else getattr(getattr(net, "encoder", None), "backbone", None)
 
 
 def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str] = None,
@@ -192,7 +160,7 @@ def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str
     src = _build_source(source)
     keyed = _structural_arrays(src, arrays, path, source)
     if source in GLUONCV_V1S:
-        rename, first_conv = map_v1s_layer, _STEM_V1S["conv1.0"] + "_weight"
+        rename, first_conv = map_v1s_layer, map_v1s_layer("conv1.0") + "_weight"
     else:
         rename, first_conv = _map_v1, _STEM_V1["features.0"] + "_weight"
     values, mapping, dropped = _translate(src, keyed, rename, net)
@@ -220,20 +188,6 @@ def detect_source(arrays: Dict[str, Any], path: str = "") -> Optional[str]:
             return name.format(depth) if depth else None
     match = re.match(r"(resnet\d+_v1s?)(-[0-9a-f]+)?\.params$", os.path.basename(path))
     return match[1] if match and match[1] in SOURCES else None
-
-
-def locate_model_file(source: str, root: Optional[str] = None) -> str:
-    """The one ``<root>/<source>-<hash>.params`` (or ``<source>.params``) file."""
-    root = os.path.expanduser(root or os.path.join(os.environ.get("MXNET_HOME", "~/.mxnet"), "models"))
-    found = sorted(glob.glob(os.path.join(glob.escape(root), f"{source}-*.params"))
-                   + glob.glob(os.path.join(glob.escape(root), f"{source}.params")))
-    if not found:
-        raise CheckpointError(f"{root}: no {source}-<hash>.params (download it with GluonCV, "
-                              f"or pass the file's path)")
-    if len(found) > 1:
-        raise CheckpointError(f"{root}: several {source} files ({', '.join(map(os.path.basename, found))}); "
-                              f"pass the file's path")
-    return found[0]
 
 
 def _build_source(source: str) -> nn.HybridBlock:
@@ -271,17 +225,6 @@ def _structural_arrays(src: nn.HybridBlock, arrays: Dict[str, mx.nd.NDArray], pa
     comparison = compare_shapes(expected, {k: v.shape for k, v in arrays.items()})
     raise_if_mismatch(comparison, path, f"is not a {source} parameter file")
     return arrays
-
-
-def map_v1s_layer(layer: str) -> Optional[str]:
-    """Our layer name of a GluonCV ResNetV1s structural layer key (``layer3.0.conv2`` ->
-    ``conv4_1_3x3``), None when it has none (see the module docstring's table)."""
-    if layer in _STEM_V1S:
-        return _STEM_V1S[layer]
-    match = re.fullmatch(r"layer(\d+)\.(\d+)\.(.+)", layer)
-    if match and match[3] in _BLOCK_V1S:
-        return f"conv{int(match[1]) + 1}_{int(match[2]) + 1}_{_BLOCK_V1S[match[3]]}"
-    return None
 
 
 def _map_v1(layer: str) -> Optional[str]:
@@ -323,27 +266,6 @@ def _translate(src: nn.HybridBlock, keyed: Dict[str, mx.nd.NDArray],
             delta = src_eps[structural[key].name] - net_eps[ours]
             values[ours] = np.maximum(values[ours] + delta, 0).astype(values[ours].dtype)
     return values, mapping, tuple(dropped)
-
-
-def rescale_input_channels(values: Dict[str, np.ndarray], first_conv: str) -> None:
-    """Divide the first conv's input channel c by ``255 * std_c`` (ImageNet input -> ours)."""
-    if first_conv not in values:
-        return  # reported as missing by the caller's comparison
-    scale = np.array([PIXEL_RANGE * s for s in IMAGENET_STD], dtype=np.float64)
-    weight = values[first_conv]
-    values[first_conv] = (weight / scale[None, :, None, None]).astype(weight.dtype)
-
-
-def batchnorm_eps(block: nn.HybridBlock) -> Dict[str, float]:
-    """``{running_var parameter name: eps}`` of every BatchNorm inside ``block``."""
-    found: Dict[str, float] = {}
-
-    def visit(child: nn.HybridBlock) -> None:
-        if isinstance(child, nn.BatchNorm):
-            found[child.running_var.name] = float(child._kwargs["eps"])
-
-    block.apply(visit)
-    return found
 
 
 def _check_stem(net: Any, source: str, path: str) -> None:

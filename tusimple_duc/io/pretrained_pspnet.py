@@ -39,8 +39,8 @@ from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.checkpoint import assign_parameter
 from tusimple_duc.io.matching import compare_shapes, raise_if_mismatch
 from tusimple_duc.io.paramfile import read_params
-from tusimple_duc.io.pretrained import (PretrainedReport, batchnorm_eps, locate_model_file, map_v1s_layer,
-                                        rescale_input_channels, resnet_backbone)
+from tusimple_duc.io.pretrained_common import (PretrainedReport, batchnorm_eps, locate_model_file, map_v1s_layer,
+                                               rescale_input_channels, resnet_backbone)
 from tusimple_duc.models.decoders.pspnet import PSP_BINS, PSPDecoder
 from tusimple_duc.models.hdc import resolve_schedule
 
@@ -89,7 +89,7 @@ def load_gluoncv_pspnet(net: Any, source: Optional[str] = None, path: Optional[s
     if not is_gluoncv_pspnet(arrays):
         raise CheckpointError(f"{path}: not a GluonCV PSPNet parameter file (no {_HEAD_KEY}* keys)")
     values, mapping = _translate(arrays, net)
-    rescale_input_channels(values, "conv1_1_3x3_s2_weight")
+    rescale_input_channels(values, map_v1s_layer("conv1.0") + "_weight")
     params = net.collect_params()
     has_aux = any(key.startswith("auxlayer.") for key in arrays)
     expected = {name: tuple(p.shape) for name, p in params.items() if has_aux or not _AUX_PARAMS.match(name)}
