@@ -1,16 +1,22 @@
 """GluonCV's trained PSPNet files load into ``pspnet_resnet101`` and compute GluonCV's network."""
 import logging
+import os
 
 import tusimple_duc  # noqa: F401  (before mxnet)
 import mxnet as mx
 import numpy as np
 import pytest
 
-from io_helpers import import_gluoncv, random_value
-from tusimple_duc.errors import CheckpointError
+from io_helpers import import_gluoncv, load_tool, random_value
+from tusimple_duc.config import load_test_config
+from tusimple_duc.errors import CheckpointError, ConfigError
+from tusimple_duc.io.checkpoint import load_checkpoint
 from tusimple_duc.io.pretrained import load_pretrained
 from tusimple_duc.io.pretrained_pspnet import load_gluoncv_pspnet
+from tusimple_duc.models.from_config import spec_from_test_config
 from tusimple_duc.models.systems import build_system, get_system_spec
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CLASSES = 5
 SIZE = 64  # GluonCV's head resizes its pyramid to crop_size / 8: the input must be crop_size
@@ -97,3 +103,27 @@ def test_mismatches_are_one_line_errors_naming_the_file(gluoncv_psp, tmp_path):
         load_gluoncv_pspnet(dilation, path=path)
     with pytest.raises(CheckpointError, match="unknown GluonCV PSPNet 'psp_resnet7'"):
         load_gluoncv_pspnet(tiny, "psp_resnet7")
+
+
+def test_import_tool_writes_a_checkpoint_test_py_loads_strictly(gluoncv_psp, tmp_path, capsys):
+    theirs, root, x = gluoncv_psp
+    prefix = str(tmp_path / "psp" / "pspnet_resnet101")
+    assert load_tool("import_gluoncv_pspnet").main([str(next(root.iterdir())), "--out", prefix]) == 0
+    assert "depth 101, 5 classes, dilation_schedule gluoncv" in capsys.readouterr().out
+    # the network test.py builds from its config (pipelines.segment: strict load_checkpoint)
+    config = load_test_config(os.path.join(REPO, "configs", "test", "pspnet_resnet101.cfg"),
+                              ["network.dilation_schedule=gluoncv", "model.label_num=5"])
+    net = build_system(spec_from_test_config(config))
+    load_checkpoint(net, prefix, 0)
+    expected = _gluoncv_scores(theirs, x)[0]
+    np.testing.assert_allclose(net(mx.nd.array(x)).asnumpy(), expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+
+
+def test_dilation_schedule_key_applies_to_dilated_resnet_systems_only():
+    path = os.path.join(REPO, "configs", "test", "dilation10_vgg16.cfg")
+    with pytest.raises(ConfigError, match=r"\[network\] dilation_schedule: does not apply to the dilation system"):
+        spec_from_test_config(load_test_config(path, ["network.dilation_schedule=gluoncv"]))
+    path = os.path.join(REPO, "configs", "test", "pspnet_resnet101.cfg")
+    with pytest.raises(ConfigError, match="dilation_schedule: must be one of deeplab, gluoncv"):
+        spec_from_test_config(load_test_config(path, ["network.dilation_schedule=released"]))

@@ -25,6 +25,8 @@ The result computes GluonCV's network exactly when the net is built with
 ``dilation_schedule = gluoncv`` (GluonCV's first blocks of stages 4 and 5 run at rates 1 and 2;
 the PSPNet authors' prototxt, the preset's ``deeplab``, at 2 and 4): otherwise the weights load
 and one warning line names the difference. GluonCV itself is not imported.
+:func:`gluoncv_pspnet_network` builds that exact network from a file alone (depth and class count
+read from it); ``tools/import_gluoncv_pspnet.py`` saves it as a checkpoint test.py and export read.
 """
 from __future__ import annotations
 
@@ -42,7 +44,10 @@ from tusimple_duc.io.paramfile import read_params
 from tusimple_duc.io.pretrained_common import (PretrainedReport, batchnorm_eps, locate_model_file, map_v1s_layer,
                                                rescale_input_channels, resnet_backbone)
 from tusimple_duc.models.decoders.pspnet import PSP_BINS, PSPDecoder
+from tusimple_duc.models.decoders.base import EncoderDecoderNet
 from tusimple_duc.models.hdc import resolve_schedule
+from tusimple_duc.models.resnet import DEPTH_BLOCKS
+from tusimple_duc.models.systems import build_system, get_system_spec
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +106,24 @@ def load_gluoncv_pspnet(net: Any, source: Optional[str] = None, path: Optional[s
     untouched = tuple(name for name in params if name not in values)
     log.info("%s: initialised %d arrays from a GluonCV PSPNet; %d untouched", path, len(values), len(untouched))
     return PretrainedReport(source or "gluoncv_pspnet", path, mapping, (), untouched)
+
+
+def gluoncv_pspnet_network(path: str) -> EncoderDecoderNet:
+    """GluonCV's PSPNet of the file ``path`` as a ``pspnet_resnet101``-family network with
+    ``dilation_schedule = gluoncv``, its depth (stage-4 block count) and class count (``conv6``)
+    read from the file, every parameter loaded (raises as :func:`load_gluoncv_pspnet`)."""
+    arrays = read_params(path)
+    if not is_gluoncv_pspnet(arrays) or "head.block.4.weight" not in arrays:
+        raise CheckpointError(f"{path}: not a GluonCV PSPNet parameter file (no {_HEAD_KEY}* keys or classifier)")
+    blocks = len({key.split(".")[1] for key in arrays if key.startswith("layer3.")})
+    depths = [depth for depth, counts in DEPTH_BLOCKS.items() if counts[2] == blocks]
+    if not depths:
+        raise CheckpointError(f"{path}: {blocks} blocks in stage 4 is no ResNet depth of {sorted(DEPTH_BLOCKS)}")
+    spec = get_system_spec("pspnet_resnet101", depth=depths[0], num_classes=arrays["head.block.4.weight"].shape[0],
+                           dilation_schedule="gluoncv")
+    net = build_system(spec)
+    load_gluoncv_pspnet(net, path=path)
+    return net
 
 
 def _our_layer(layer: str) -> Optional[str]:
