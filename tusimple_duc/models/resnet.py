@@ -168,7 +168,7 @@ class Bottleneck(HybridBlock):
 
 class Stem(HybridBlock):
     """Deep (three 3x3) or classic (7x7) stem + 3x3/s2 max-pool: ``(N, 3, H, W) -> (N, C, H/4,
-    W/4)`` (deep stem at output stride >= 8: ``H/4 - 1``, see the module docstring)."""
+    W/4)`` (unpadded deep stem at output stride >= 8: ``H/4 - 1``, see the module docstring)."""
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__(prefix="")

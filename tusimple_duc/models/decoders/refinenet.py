@@ -26,7 +26,8 @@ Differences from the authors' MatConvNet code (``guosheng/refinenet``, ``main/``
 docs/systems/SYSTEMS.md: their chained pooling runs the conv before the pool
 (``do_gen_block_convbeforepool``, "improved version"; the paper and the ports pool first);
 their 3x3 convs have no bias except the first of each RCU (here every conv has one: +256 or
-+512 per conv, under 0.01 % of the parameters).
++512 per conv, under 0.01 % of the parameters); their classifier is a 3x3 conv
+(``gen_network_loss_group.m``), here 1x1.
 """
 from __future__ import annotations
 
