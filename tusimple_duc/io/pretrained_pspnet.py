@@ -43,8 +43,8 @@ from tusimple_duc.io.matching import compare_shapes, raise_if_mismatch
 from tusimple_duc.io.paramfile import read_params
 from tusimple_duc.io.pretrained_common import (PretrainedReport, batchnorm_eps, locate_model_file, map_v1s_layer,
                                                rescale_input_channels, resnet_backbone)
-from tusimple_duc.models.decoders.pspnet import PSP_BINS, PSPDecoder
 from tusimple_duc.models.decoders.base import EncoderDecoderNet
+from tusimple_duc.models.decoders.pspnet import PSP_BINS, PSPDecoder
 from tusimple_duc.models.hdc import resolve_schedule
 from tusimple_duc.models.resnet import DEPTH_BLOCKS
 from tusimple_duc.models.systems import build_system, get_system_spec
