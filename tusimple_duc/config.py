@@ -70,6 +70,8 @@ class ArchitectureSection:
     depth: Optional[int] = key(None, AT_LEAST_ONE)
     stem: Optional[Literal["deep", "classic"]] = None
     head: Optional[HeadKind] = None
+    #: A name of ``models.hdc.NAMED_SCHEDULES`` or explicit rates; for the comparison systems
+    #: pspnet and deeplab_v3: ``deeplab`` (default, the authors') or ``gluoncv`` (GluonCV's layout).
     dilation_schedule: Optional[str] = None
     width: Optional[int] = key(None, AT_LEAST_ONE)
     blocks_per_stage: Optional[Tuple[int, ...]] = key(None, AT_LEAST_ONE)

@@ -20,7 +20,7 @@ STATED = {
     "dilation8_vgg16_frontend": dict(lr=1e-3, momentum=0.9, batch_size=14, pretrained="vgg16"),
     "deeplabv1_largefov_vgg16": dict(lr=1e-3, momentum=0.9, batch_size=20, pretrained="vgg16"),
     "deeplabv3_resnet101": dict(lr=0.007, momentum=0.9, batch_size=16, pretrained="resnet101_v1"),
-    "pspnet_resnet101": dict(lr=0.01, momentum=0.9, batch_size=16, pretrained="resnet101_v1"),
+    "pspnet_resnet101": dict(lr=0.01, momentum=0.9, batch_size=16, pretrained="resnet101_v1s"),
     "unet": dict(momentum=0.99, batch_size=1, pretrained=None),
 }
 

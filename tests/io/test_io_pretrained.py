@@ -11,6 +11,7 @@ from io_helpers import import_gluoncv, random_value
 from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.pretrained import load_imagenet_pretrained, load_pretrained
 from tusimple_duc.models.presets import get_model
+from tusimple_duc.models.systems import build_system, get_system_spec
 
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 EPS_SHIFT = 1e-5 - 1e-6  # source BatchNorm eps minus ours
@@ -196,3 +197,16 @@ def test_locating_downloaded_files(v1s, tmp_path, monkeypatch):
         load_pretrained(net, "resnet50_v1s")
     with pytest.raises(CheckpointError, match="unknown ImageNet source 'resnet50_v1d'"):
         load_imagenet_pretrained(net, "resnet50_v1d")
+
+
+def test_resnet_comparison_system_takes_imagenet_weights_into_its_encoder(v1s):
+    """PSPNet's deep-stem encoder (``net.encoder.backbone``) takes the v1s file; the heads stay."""
+    source, root = v1s
+    net = build_system(get_system_spec("pspnet_resnet101", depth=50, num_classes=3))
+    report = load_pretrained(net, "resnet50_v1s", root=str(root))
+    assert sorted(report.mapping.values()) == sorted(net.encoder.collect_params().keys())
+    assert set(report.untouched) == set(net.decoder.collect_params().keys())
+    src = source_values(source)
+    np.testing.assert_array_equal(ours(net, "conv4_6_3x3_weight"), src["layer3.5.conv2.weight"])
+    # PSPNet's BatchNorm eps is GluonCV's 1e-5: no shift of the variance
+    np.testing.assert_array_equal(ours(net, "conv5_3_1x1_reduce/bn_running_var"), src["layer4.2.bn1.running_var"])

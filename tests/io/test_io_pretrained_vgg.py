@@ -8,7 +8,8 @@ import pytest
 from mxnet.gluon.model_zoo.vision.vgg import VGG
 
 from tusimple_duc.errors import CheckpointError
-from tusimple_duc.io.pretrained import IMAGENET_STD, load_pretrained
+from tusimple_duc.io.pretrained import load_pretrained
+from tusimple_duc.io.pretrained_common import IMAGENET_STD
 from tusimple_duc.models.systems import build_system, get_system_spec
 
 

@@ -62,12 +62,10 @@ stages 4-5.
 """
 from __future__ import annotations
 
-import glob
 import importlib.util
 import logging
 import os
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import mxnet as mx
@@ -78,12 +76,13 @@ from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.checkpoint import assign_parameter
 from tusimple_duc.io.matching import compare_shapes, raise_if_mismatch
 from tusimple_duc.io.paramfile import read_params
+from tusimple_duc.io.pretrained_common import (PretrainedReport, batchnorm_eps, locate_model_file, map_v1s_layer,
+                                               rescale_input_channels, resnet_backbone)
+from tusimple_duc.io.pretrained_pspnet import GLUONCV_PSPNET, is_gluoncv_pspnet, load_gluoncv_pspnet
 from tusimple_duc.models.vgg import VGG16Backbone, vgg16_model_zoo_arrays
 
 log = logging.getLogger(__name__)
 
-IMAGENET_STD = (0.229, 0.224, 0.225)   # RGB, of x / 255
-PIXEL_RANGE = 255.0
 DEPTHS = (50, 101, 152)
 GLUONCV_V1S = {f"resnet{d}_v1s": d for d in DEPTHS}
 GLUON_V1 = {f"resnet{d}_v1": d for d in DEPTHS}
@@ -91,12 +90,6 @@ MXNET_V2_SYMBOL = {f"resnet-{d}": d for d in DEPTHS}
 SOURCES: Tuple[str, ...] = (*GLUONCV_V1S, *GLUON_V1, *MXNET_V2_SYMBOL)
 
 _V2_KEY = re.compile(r"^(arg|aux):(bn_data_|stage\d+_unit\d+_(bn\d|conv\d|sc)_)")
-_STEM_V1S = {"conv1.0": "conv1_1_3x3_s2", "conv1.1": "conv1_1_3x3_s2/bn",
-             "conv1.3": "conv1_2_3x3", "conv1.4": "conv1_2_3x3/bn",
-             "conv1.6": "conv1_3_3x3", "bn1": "conv1_3_3x3/bn"}
-_BLOCK_V1S = {"conv1": "1x1_reduce", "bn1": "1x1_reduce/bn", "conv2": "3x3", "bn2": "3x3/bn",
-              "conv3": "1x1_increase", "bn3": "1x1_increase/bn",
-              "downsample.0": "1x1_proj", "downsample.1": "1x1_proj/bn"}
 _STEM_V1 = {"features.0": "conv1_7x7_s2", "features.1": "conv1_7x7_s2/bn"}
 _BLOCK_V1 = {"body.0": "1x1_reduce", "body.1": "1x1_reduce/bn", "body.3": "3x3",
              "body.4": "3x3/bn", "body.6": "1x1_increase", "body.7": "1x1_increase/bn",
@@ -109,30 +102,21 @@ _V2_REFUSAL = ("pre-activation ResNet v2 (bn_data on the input, BN-ReLU before e
                "tensor-for-tensor mapping computes the same function;")
 
 
-@dataclass(frozen=True)
-class PretrainedReport:
-    """What :func:`load_imagenet_pretrained` did.
-
-    source, path: the source name and file. mapping: ``{source key: our parameter name}``.
-    dropped: source keys not used (the classifier). untouched: our parameters not set (the head).
-    """
-
-    source: str
-    path: str
-    mapping: Dict[str, str]
-    dropped: Tuple[str, ...]
-    untouched: Tuple[str, ...]
-
-
 def load_pretrained(net: Any, source_or_path: str, root: Optional[str] = None) -> PretrainedReport:
     """``[model] pretrained`` of a training config: a source name of :data:`SOURCES` (its file
     is looked up in ``root``) or a params file (the source is read from its content).
-    Networks with a VGG-16 encoder take ``vgg16`` / ``vgg16_bn`` (:func:`load_vgg16_pretrained`)."""
+    Networks with a VGG-16 encoder take ``vgg16`` / ``vgg16_bn`` (:func:`load_vgg16_pretrained`);
+    GluonCV's trained PSPNet files (a name of ``GLUONCV_PSPNET`` or a file with its keys) go to
+    :func:`tusimple_duc.io.pretrained_pspnet.load_gluoncv_pspnet`."""
     if source_or_path in VGG_SOURCES or vgg_encoder(net) is not None:
         source = source_or_path if source_or_path in VGG_SOURCES else None
         return load_vgg16_pretrained(net, source, None if source else source_or_path, root)
+    if source_or_path in GLUONCV_PSPNET:
+        return load_gluoncv_pspnet(net, source_or_path, root=root)
     if source_or_path in SOURCES:
         return load_imagenet_pretrained(net, source_or_path, root=root)
+    if is_gluoncv_pspnet(read_params(source_or_path)):
+        return load_gluoncv_pspnet(net, path=source_or_path)
     return load_imagenet_pretrained(net, None, path=source_or_path)
 
 
@@ -142,7 +126,8 @@ def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str
 
     Parameters
     ----------
-    net : a ``SegmentationNet`` whose backbone has the source's depth and stem.
+    net : a ``SegmentationNet`` or ResNet comparison system whose backbone has the source's
+        depth and stem.
     source : one of :data:`SOURCES`; None: detected from the file (``path`` required).
     path : the params file; default: the one file ``<root>/<source>-*.params``.
     root : folder of downloaded models; default ``$MXNET_HOME/models`` (``~/.mxnet/models``).
@@ -175,12 +160,12 @@ def load_imagenet_pretrained(net: Any, source: Optional[str], path: Optional[str
     src = _build_source(source)
     keyed = _structural_arrays(src, arrays, path, source)
     if source in GLUONCV_V1S:
-        rename, first_conv = _map_v1s, _STEM_V1S["conv1.0"] + "_weight"
+        rename, first_conv = map_v1s_layer, map_v1s_layer("conv1.0") + "_weight"
     else:
         rename, first_conv = _map_v1, _STEM_V1["features.0"] + "_weight"
     values, mapping, dropped = _translate(src, keyed, rename, net)
-    _rescale_input_channels(values, first_conv)
-    backbone = {name: tuple(p.shape) for name, p in net.backbone.collect_params().items()}
+    rescale_input_channels(values, first_conv)
+    backbone = {name: tuple(p.shape) for name, p in resnet_backbone(net).collect_params().items()}
     comparison = compare_shapes(backbone, {name: v.shape for name, v in values.items()})
     raise_if_mismatch(comparison, path, f"{source} weights do not fit the network's backbone")
     params = net.collect_params()
@@ -203,20 +188,6 @@ def detect_source(arrays: Dict[str, Any], path: str = "") -> Optional[str]:
             return name.format(depth) if depth else None
     match = re.match(r"(resnet\d+_v1s?)(-[0-9a-f]+)?\.params$", os.path.basename(path))
     return match[1] if match and match[1] in SOURCES else None
-
-
-def locate_model_file(source: str, root: Optional[str] = None) -> str:
-    """The one ``<root>/<source>-<hash>.params`` (or ``<source>.params``) file."""
-    root = os.path.expanduser(root or os.path.join(os.environ.get("MXNET_HOME", "~/.mxnet"), "models"))
-    found = sorted(glob.glob(os.path.join(glob.escape(root), f"{source}-*.params"))
-                   + glob.glob(os.path.join(glob.escape(root), f"{source}.params")))
-    if not found:
-        raise CheckpointError(f"{root}: no {source}-<hash>.params (download it with GluonCV, "
-                              f"or pass the file's path)")
-    if len(found) > 1:
-        raise CheckpointError(f"{root}: several {source} files ({', '.join(map(os.path.basename, found))}); "
-                              f"pass the file's path")
-    return found[0]
 
 
 def _build_source(source: str) -> nn.HybridBlock:
@@ -256,15 +227,6 @@ def _structural_arrays(src: nn.HybridBlock, arrays: Dict[str, mx.nd.NDArray], pa
     return arrays
 
 
-def _map_v1s(layer: str) -> Optional[str]:
-    if layer in _STEM_V1S:
-        return _STEM_V1S[layer]
-    match = re.fullmatch(r"layer(\d+)\.(\d+)\.(.+)", layer)
-    if match and match[3] in _BLOCK_V1S:
-        return f"conv{int(match[1]) + 1}_{int(match[2]) + 1}_{_BLOCK_V1S[match[3]]}"
-    return None
-
-
 def _map_v1(layer: str) -> Optional[str]:
     if layer in _STEM_V1:
         return _STEM_V1[layer]
@@ -298,7 +260,7 @@ def _translate(src: nn.HybridBlock, keyed: Dict[str, mx.nd.NDArray],
     for key, mean_name in biases.items():
         values[mean_name] = values[mean_name] - keyed[key].asnumpy()
     structural = src._collect_params_with_prefix()
-    src_eps, net_eps = _batchnorm_eps(src), _batchnorm_eps(net)
+    src_eps, net_eps = batchnorm_eps(src), batchnorm_eps(net)
     for key, ours in mapping.items():
         if ours.endswith("_running_var") and ours in net_eps:
             delta = src_eps[structural[key].name] - net_eps[ours]
@@ -306,30 +268,9 @@ def _translate(src: nn.HybridBlock, keyed: Dict[str, mx.nd.NDArray],
     return values, mapping, tuple(dropped)
 
 
-def _rescale_input_channels(values: Dict[str, np.ndarray], first_conv: str) -> None:
-    """Divide the first conv's input channel c by ``255 * std_c`` (ImageNet input -> ours)."""
-    if first_conv not in values:
-        return  # reported as missing by the caller's comparison
-    scale = np.array([PIXEL_RANGE * s for s in IMAGENET_STD], dtype=np.float64)
-    weight = values[first_conv]
-    values[first_conv] = (weight / scale[None, :, None, None]).astype(weight.dtype)
-
-
-def _batchnorm_eps(block: nn.HybridBlock) -> Dict[str, float]:
-    """``{running_var parameter name: eps}`` of every BatchNorm inside ``block``."""
-    found: Dict[str, float] = {}
-
-    def visit(child: nn.HybridBlock) -> None:
-        if isinstance(child, nn.BatchNorm):
-            found[child.running_var.name] = float(child._kwargs["eps"])
-
-    block.apply(visit)
-    return found
-
-
 def _check_stem(net: Any, source: str, path: str) -> None:
     """One clear error when the source's stem is not the network's."""
-    config = getattr(net.backbone, "config", None)
+    config = getattr(resnet_backbone(net), "config", None)
     stem = "deep" if source in GLUONCV_V1S else "classic"
     if config is not None and config.stem != stem:
         depth = (GLUONCV_V1S if stem == "deep" else GLUON_V1)[source]
@@ -339,7 +280,7 @@ def _check_stem(net: Any, source: str, path: str) -> None:
 
 
 def _warn_differences(net: Any, source: str) -> None:
-    config = getattr(net.backbone, "config", None)
+    config = getattr(resnet_backbone(net), "config", None)
     stride_in_1x1 = source in GLUON_V1
     if config is not None and config.stride_in_1x1 != stride_in_1x1:
         log.warning("%s strides its first block on the %s conv, this network on the %s conv "
@@ -393,7 +334,7 @@ def load_vgg16_pretrained(net: Any, source: Optional[str], path: Optional[str] =
         values = vgg16_model_zoo_arrays(read_params(path), encoder)
     except ValueError as err:
         raise CheckpointError(f"{path}: not a {source} file: {err}") from None
-    _rescale_input_channels(values, "conv1_1_weight")
+    rescale_input_channels(values, "conv1_1_weight")
     params = encoder.collect_params()
     comparison = compare_shapes({name: tuple(p.shape) for name, p in params.items()},
                                 {name: v.shape for name, v in values.items()})

@@ -165,11 +165,9 @@ def _stem(counter: _Counter, config: BackboneConfig, x: Shape) -> Shape:
         x = counter.conv("conv1_1_3x3_s2", x, c[0], 3, stride=2, padding=1)
         x = counter.conv("conv1_2_3x3", x, c[1], 3, padding=1)
         x = counter.conv("conv1_3_3x3", x, c[2], 3, padding=1)
-        padding = 0
     else:
         x = counter.conv("conv1_7x7_s2", x, c[0], 7, stride=2, padding=3)
-        padding = 1
-    ceil = config.stem_pool_ceil()
+    padding, ceil = config.stem_pool_padding(), config.stem_pool_ceil()
     return (x[0], pool_output_size(x[1], 3, 2, padding, ceil),
             pool_output_size(x[2], 3, 2, padding, ceil))
 

@@ -10,7 +10,8 @@ from tusimple_duc.models.systems import (RESNET_STRIDE, SYSTEM_PRESETS, SystemSp
                                          get_system_spec)
 
 #: The ``[network]`` / ``[data]`` keys a comparison system takes (ResNet systems only: the encoder's).
-_RESNET_SYSTEM_KEYS = ("depth", "width", "blocks_per_stage", "bn_use_global_stats", "bn_momentum")
+_RESNET_SYSTEM_KEYS = ("depth", "width", "blocks_per_stage", "bn_use_global_stats", "bn_momentum",
+                       "dilation_schedule")
 
 
 def spec_from_sections(architecture: ArchitectureSection, num_classes: int, output_stride: Optional[int],

@@ -30,6 +30,9 @@ by a per-schedule rule. Definitions (paper section 4.1.3, Table 2):
                     ``b = 2``: (1, 2, 5, 9); ``b = 4``: (5, 9, 17); ``b = 8``: (9, 17, 33)
                     (``b = 8`` only occurs at output stride 4 and is our extrapolation);
                     remainder = a prefix of the group (stage 4 of ResNet-101 ends 1, 2, 5).
+``gluoncv``         GluonCV's dilated ResNetV1b (``_make_layer``): the first block of a dilated
+                    stage keeps the previous stage's rate ``b / 2``, the others ``b`` (stage 4 =
+                    1, 2, ..., 2; stage 5 = 2, 4, 4). The PSPNet authors' prototxt is ``deeplab``.
 ``released``        the released checkpoint: ``dilation-bigger`` except that the first
                     block of a ``b = 2`` stage keeps ``b`` = 2 (stage 4 = 2, 2, 5, 9, 1, 2, 5, 9,
                     ..., 1, 2, 5; stage 5 = 5, 9, 17).
@@ -60,7 +63,7 @@ Rates = Tuple[int, ...]
 Schedule = Union[str, Sequence[Sequence[int]]]
 
 NAMED_SCHEDULES: Tuple[str, ...] = (
-    "none", "deeplab", "dilation-conv", "dilation-rf", "dilation-bigger", "released")
+    "none", "deeplab", "dilation-conv", "dilation-rf", "dilation-bigger", "released", "gluoncv")
 
 #: One convolution of a chain, ``(kernel, dilation, stride)``.
 Layer = Tuple[int, int, int]
@@ -112,6 +115,8 @@ def named_stage_groups(name: str, num_blocks: int, base: int) -> List[Rates]:
         return [(1,)] * num_blocks
     if name == "deeplab":
         return [(base,) * num_blocks]
+    if name == "gluoncv":
+        return [(base // 2,) + (base,) * (num_blocks - 1)]
     if name == "dilation-conv":
         return _sawtooth((base, 1), num_blocks, remainder=base)
     if name == "dilation-rf":

@@ -7,12 +7,14 @@ Architecture
 
 * stem ``deep`` (released model, the paper's "better network" of Table 4): 3x3/s2 conv
   ``width`` -> BN -> ReLU -> 3x3 conv ``width`` -> BN -> ReLU -> 3x3 conv ``2*width`` -> BN ->
-  ReLU -> max-pool 3x3/s2 without padding, floor rounding. For ``H = 8k`` this gives
+  ReLU -> max-pool 3x3/s2 without padding (``stem_pool_padded``: padding 1), floor rounding. For ``H = 8k`` this gives
   ``4k -> 2k - 1`` (the pool drops the last row) and the stride-2 first block of stage 3 gives
   exactly ``k = H/8`` (800 -> 400 -> 199 -> 100; 880 -> 110; 1024 -> 128), with the stride on
   the 1x1 (no padding) or on the 3x3 (padding 1) alike. Every H that is a multiple of the
   output stride works for output strides 8 and 16. At output stride 4 nothing follows the
   pool to absorb the lost row, so there the pool rounds up ("full" convention, ``2k``).
+  With ``stem_pool_padded`` the pool pads 1 (PSPNet's prototxt, GluonCV's ResNetV1s):
+  ``4k -> 2k`` at every output stride.
 * stem ``classic`` (original ResNet, used for the paper's Tables 1-3): 7x7/s2 pad 3 conv
   ``width`` -> BN -> ReLU -> max-pool 3x3/s2 pad 1; any H that is a multiple of 4 gives H/4.
 * stages 2-5: ``blocks_per_stage`` bottleneck v1 blocks of widths ``width * (1, 2, 4, 8)``
@@ -64,6 +66,7 @@ class BackboneConfig:
     bn_use_global_stats: bool = True
     bn_fix_gamma: bool = False
     bn_momentum: float = 0.9995
+    stem_pool_padded: bool = False
 
     def rates(self) -> Dict[int, Rates]:
         """Per-block dilation of the 3x3 convs, ``{stage: rates}`` for stages 2..5."""
@@ -94,8 +97,12 @@ class BackboneConfig:
         return 4 * self.stage_mid_channels(5)
 
     def stem_pool_ceil(self) -> bool:
-        """Whether the stem max-pool rounds up (deep stem at output stride 4 only)."""
-        return self.stem == "deep" and self.output_stride == 4
+        """Whether the stem max-pool rounds up (unpadded deep stem at output stride 4 only)."""
+        return self.stem == "deep" and not self.stem_pool_padded and self.output_stride == 4
+
+    def stem_pool_padding(self) -> int:
+        """Padding of the stem max-pool: 1 (classic stem, or ``stem_pool_padded``), else 0."""
+        return 1 if self.stem == "classic" or self.stem_pool_padded else 0
 
     def main_path_layers(self, start_stage: int = 4) -> List[Layer]:
         """``(kernel, dilation, stride)`` of the main-path convs of stages ``start_stage``..5."""
@@ -161,7 +168,7 @@ class Bottleneck(HybridBlock):
 
 class Stem(HybridBlock):
     """Deep (three 3x3) or classic (7x7) stem + 3x3/s2 max-pool: ``(N, 3, H, W) -> (N, C, H/4,
-    W/4)`` (deep stem at output stride >= 8: ``H/4 - 1``, see the module docstring)."""
+    W/4)`` (unpadded deep stem at output stride >= 8: ``H/4 - 1``, see the module docstring)."""
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__(prefix="")
@@ -175,8 +182,7 @@ class Stem(HybridBlock):
                                    ConvBN("conv1_3_3x3", c[1], c[2], 3, config, padding=1))
                 else:
                     self.convs.add(ConvBN("conv1_7x7_s2", 3, c[0], 7, config, stride=2, padding=3))
-            padding = 0 if config.stem == "deep" else 1
-            self.pool = nn.MaxPool2D(pool_size=3, strides=2, padding=padding,
+            self.pool = nn.MaxPool2D(pool_size=3, strides=2, padding=config.stem_pool_padding(),
                                      ceil_mode=config.stem_pool_ceil(), prefix="pool1_3x3_s2_")
 
     def hybrid_forward(self, F, x):

@@ -14,12 +14,17 @@ system              encoder                                       decoder
 ``deeplab_v1``      VGG-16 ``largefov`` (fc6 3x3 rate 12)         ``fc8``
 ``deeplab_v3``      ResNet, ``deeplab`` rates, output stride 16/8 ASPP + image pooling
 ``refinenet``       ResNet stages 2-5, strides 4-32 (no dilation) RefineNet blocks, stride 4
-``pspnet``          ResNet stages 4-5, ``deeplab`` rates, stride 8 pyramid pooling (+ auxiliary)
+``pspnet``          deep-stem ResNet stages 4-5, stride 8         pyramid pooling (+ auxiliary)
 ``unet``            U-Net contracting path                        expanding path, crops
 ==================  ============================================  =============================
 
-The ResNet systems use the classic 7x7 stem with the stride on the 1x1 convs (Gluon's
-``resnet101_v1`` ImageNet file; RefineNet's stride-32 stage 5 is exact only with it).
+DeepLab v3 and RefineNet use the classic 7x7 stem with the stride on the 1x1 convs (Gluon's
+``resnet101_v1`` ImageNet file; RefineNet's stride-32 stage 5 is exact only with it). PSPNet is
+its authors' ``pspnet101_cityscapes_713.prototxt``: the deep stem (3x3/s2 64, 3x3 64, 3x3 128,
+max-pool 3x3/s2 pad 1), the stride on the 3x3 conv of the bottleneck, BatchNorm eps 1e-5, every
+block of stage 4 at rate 2 and of stage 5 at rate 4 (``dilation_schedule = deeplab``); with
+``dilation_schedule = gluoncv`` it is GluonCV's ``PSPNet`` (whose first block of stages 4 and 5
+runs at rate 1 and 2) and loads its model-zoo files (:mod:`tusimple_duc.io.pretrained_pspnet`).
 ``auxiliary`` builds PSPNet's training network (forward ``(scores, auxiliary_scores)``, loss
 weights ``(1, aux_loss_weight)``); both networks have the same parameters.
 """
@@ -46,9 +51,13 @@ SYSTEMS: Tuple[str, ...] = ("fcn", "segnet", "dilation", "deeplab_v1", "deeplab_
                             "pspnet", "unet")
 VGG_VARIANT: Dict[str, str] = {"fcn": "fcn", "segnet": "segnet", "dilation": "dilated",
                                "deeplab_v1": "largefov"}
-CONTEXTS: Tuple[str, ...] = ("none", "basic", "large")
+CONTEXTS: Tuple[str, ...] = ("none", "basic", "large", "basic10")
 #: Output stride of the ResNet encoder per system (deeplab_v3: ``output_stride`` 16 or 8).
 RESNET_STRIDE: Dict[str, int] = {"refinenet": 16, "pspnet": 8}
+#: Dilation schedules (``models.hdc``) of the dilated ResNet systems (pspnet, deeplab_v3).
+RESNET_SCHEDULES: Tuple[str, ...] = ("deeplab", "gluoncv")
+#: BatchNorm eps of PSPNet's encoder (the authors' Caffe BN layer and GluonCV: 1e-5).
+PSPNET_BN_EPS = 1e-5
 
 
 class SystemSpecError(ConfigError, ValueError):
@@ -61,7 +70,8 @@ class SystemSpec:
 
     system: one of :data:`SYSTEMS`. num_classes: L.
     vgg_width, fc_channels: VGG-16 conv width (64) and fc6/fc7 channels (0: the variant's).
-    fcn_variant: ``32s``, ``16s``, ``8s``. context: Dilation's module ``none``/``basic``/``large``.
+    fcn_variant: ``32s``, ``16s``, ``8s``. context: Dilation's module ``none``/``basic``/``large``
+        (Dilation8's) or ``basic10`` (Dilation10's, extended for Cityscapes).
     depth, blocks_per_stage, width: ResNet size (``blocks_per_stage`` overrides ``depth``).
     output_stride: DeepLab v3's (16 or 8); the other systems have a fixed one.
     decoder_channels: 0 = the system's width (v3 256, PSPNet 512, RefineNet 256/256/256/512);
@@ -70,6 +80,8 @@ class SystemSpec:
     auxiliary, aux_loss_weight: PSPNet's auxiliary output in the forward, and its loss weight.
     bn_use_global_stats, bn_momentum: the ResNet encoder's BatchNorm (frozen statistics, as
         ``ModelSpec``; from-scratch training lets them learn).
+    dilation_schedule: rates of the dilated ResNet (pspnet, deeplab_v3), one of
+        :data:`RESNET_SCHEDULES`: ``deeplab`` (the authors') or ``gluoncv`` (GluonCV's layout).
     """
 
     system: str
@@ -90,6 +102,7 @@ class SystemSpec:
     aux_loss_weight: float = AUXILIARY_WEIGHT
     bn_use_global_stats: bool = True
     bn_momentum: float = 0.9995
+    dilation_schedule: str = "deeplab"
 
     def __post_init__(self) -> None:
         checks = [("system", self.system in SYSTEMS, f"one of {', '.join(SYSTEMS)}"),
@@ -99,7 +112,10 @@ class SystemSpec:
                   ("output_stride", self.output_stride in (8, 16), "8 or 16"),
                   ("aux_loss_weight", self.aux_loss_weight >= 0, "a number >= 0"),
                   ("bn_use_global_stats", isinstance(self.bn_use_global_stats, bool), "True or False"),
-                  ("bn_momentum", 0 <= self.bn_momentum <= 1, "a number in [0, 1]")]
+                  ("bn_momentum", 0 <= self.bn_momentum <= 1, "a number in [0, 1]"),
+                  ("dilation_schedule", self.dilation_schedule in RESNET_SCHEDULES
+                   and (self.system in ("pspnet", "deeplab_v3") or self.dilation_schedule == "deeplab"),
+                   f"one of {', '.join(RESNET_SCHEDULES)} (pspnet, deeplab_v3; the others: deeplab)")]
         checks += [(name, isinstance(getattr(self, name), int) and getattr(self, name) >= low, f"an integer >= {low}")
                    for name, low in (("num_classes", 1), ("vgg_width", 1), ("fc_channels", 0), ("width", 1),
                                      ("decoder_channels", 0), ("unet_width", 1), ("unet_depth", 1))]
@@ -119,12 +135,17 @@ class SystemSpec:
         return strides[self.system]
 
     def backbone_config(self) -> BackboneConfig:
-        """The ResNet encoder of ``deeplab_v3``, ``refinenet`` and ``pspnet``."""
+        """The ResNet encoder of ``deeplab_v3``, ``refinenet`` and ``pspnet`` (see the module docstring)."""
         stride = RESNET_STRIDE.get(self.system, self.output_stride)
-        return BackboneConfig(blocks_per_stage=self.blocks_per_stage or DEPTH_BLOCKS[self.depth],
-                              width=self.width, stem="classic", stride_in_1x1=True, output_stride=stride,
-                              dilation_schedule="none" if self.system == "refinenet" else "deeplab",
-                              bn_use_global_stats=self.bn_use_global_stats, bn_momentum=self.bn_momentum)
+        common = dict(blocks_per_stage=self.blocks_per_stage or DEPTH_BLOCKS[self.depth], width=self.width,
+                      output_stride=stride, bn_use_global_stats=self.bn_use_global_stats,
+                      bn_momentum=self.bn_momentum)
+        if self.system == "pspnet":
+            return BackboneConfig(stem="deep", stem_pool_padded=True, stride_in_1x1=False, bn_eps=PSPNET_BN_EPS,
+                                  dilation_schedule=self.dilation_schedule, **common)
+        return BackboneConfig(stem="classic", stride_in_1x1=True,
+                              dilation_schedule="none" if self.system == "refinenet" else self.dilation_schedule,
+                              **common)
 
 
 def build_system(spec: SystemSpec) -> EncoderDecoderNet:
@@ -168,6 +189,7 @@ SYSTEM_PRESETS: Dict[str, SystemSpec] = {
     "dilation8_vgg16_frontend": SystemSpec("dilation", context="none"),
     "dilation8_vgg16_context": SystemSpec("dilation", context="basic"),
     "dilation8_vgg16_context_large": SystemSpec("dilation", context="large"),
+    "dilation10_vgg16": SystemSpec("dilation", context="basic10"),
     "deeplabv1_largefov_vgg16": SystemSpec("deeplab_v1"),
     "deeplabv3_resnet101": SystemSpec("deeplab_v3", output_stride=16),
     "deeplabv3_resnet101_os8": SystemSpec("deeplab_v3", output_stride=8),
@@ -208,8 +230,7 @@ PUBLISHED: Tuple[Published, ...] = (
     Published("Dilation front-end", "dilation8_vgg16_frontend", "VOC 2012 test", 71.3, "", "Dilation paper"),
     Published("Dilation + context", "dilation8_vgg16_context", "VOC 2012 test", 73.5,
               "74.7 + CRF, 75.3 + CRF-RNN", "Dilation paper"),
-    Published("Dilation10", "dilation8_vgg16_context_large", "Cityscapes test", 67.1,
-              "Dilation10: a larger front-end than this stride-8 net", "DUC paper Table 4"),
+    Published("Dilation10", "dilation10_vgg16", "Cityscapes test", 67.1, "", "DUC paper Table 4"),
     Published("DeepLab v2", "resnet101_baseline_ds8", "VOC 2012 test", 79.7, "ResNet-101, ASPP, CRF",
               "DUC paper"),
     Published("DeepLab v2", "resnet101_baseline_ds8", "Cityscapes test", 70.4, "CRF", "DUC paper Table 4"),

@@ -4,7 +4,11 @@
 dilation), each followed by ReLU, then a 1x1 conv; ``basic``: C channels throughout;
 ``large``: 2C, 2C, 4C, 8C, 16C, 32C, 32C, then C (the paper's Table 1). Names as the authors'
 code: ``ctx_conv1_1``, ``ctx_conv1_2``, ``ctx_conv2_1``, ``ctx_conv3_1``, ``ctx_conv4_1``,
-``ctx_conv5_1``, ``ctx_fc1``, ``ctx_final``. Identity initialisation
+``ctx_conv5_1``, ``ctx_fc1``, ``ctx_final``. ``basic10``: the basic module extended for
+Cityscapes, as the authors' Dilation10 (``models/dilation10_cityscapes_deploy.prototxt``,
+``network.py`` ``build_context(layers=10)``): two more 3x3 convs ``ctx_conv6_1`` and
+``ctx_conv7_1`` at dilations 32 and 64 before ``ctx_fc1``, C channels throughout (dilations
+1, 1, 2, 4, 8, 16, 32, 64, 1, then the 1x1). Identity initialisation
 (:class:`ContextIdentity`): the centre tap of the filter from input channel a to output
 channel b is ``C / c_out`` when ``floor(a C / c_in) == floor(b C / c_out)`` (basic: a == b,
 weight 1), every other tap ``N(0, sigma)`` noise with ``sigma = noise_ratio * C / c_out``
@@ -22,7 +26,7 @@ inference resizes the probabilities bilinearly).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -30,12 +34,21 @@ from mxnet.gluon import HybridBlock, nn
 
 from tusimple_duc.models.decoders.base import SystemDecoder
 
-CONTEXT_DILATIONS: Tuple[int, ...] = (1, 1, 2, 4, 8, 16, 1)
-CONTEXT_NAMES: Tuple[str, ...] = ("ctx_conv1_1", "ctx_conv1_2", "ctx_conv2_1", "ctx_conv3_1",
-                                  "ctx_conv4_1", "ctx_conv5_1", "ctx_fc1", "ctx_final")
-#: Output channels of each layer as multiples of C.
-CONTEXT_WIDTHS = {"basic": (1, 1, 1, 1, 1, 1, 1, 1), "large": (2, 2, 4, 8, 16, 32, 32, 1)}
-DEFAULT_NOISE = {"basic": 0.0, "large": 1e-3}
+#: Dilation of each 3x3 conv per variant (the 1x1 ``ctx_final`` follows).
+CONTEXT_DILATIONS: Dict[str, Tuple[int, ...]] = {"basic": (1, 1, 2, 4, 8, 16, 1), "large": (1, 1, 2, 4, 8, 16, 1),
+                                                 "basic10": (1, 1, 2, 4, 8, 16, 32, 64, 1)}
+#: Output channels of each layer (the 3x3 convs, then ``ctx_final``) as multiples of C.
+CONTEXT_WIDTHS: Dict[str, Tuple[int, ...]] = {"basic": (1,) * 8, "large": (2, 2, 4, 8, 16, 32, 32, 1),
+                                              "basic10": (1,) * 10}
+DEFAULT_NOISE = {"basic": 0.0, "large": 1e-3, "basic10": 0.0}
+
+
+def context_layer_names(variant: str) -> Tuple[str, ...]:
+    """The authors' layer names: ``ctx_conv1_1``, ``ctx_conv1_2``, ``ctx_conv{i}_1`` for each
+    dilated conv, ``ctx_fc1``, ``ctx_final``."""
+    dilated = len(CONTEXT_DILATIONS[variant]) - 3
+    return ("ctx_conv1_1", "ctx_conv1_2", *(f"ctx_conv{i}_1" for i in range(2, 2 + dilated)),
+            "ctx_fc1", "ctx_final")
 
 
 @mx.init.register
@@ -64,8 +77,8 @@ class ContextIdentity(mx.init.Initializer):
 
 
 class ContextModule(HybridBlock):
-    """``(N, C, h, w) -> (N, C, h, w)``; ``variant`` basic or large; ``noise_ratio`` None =
-    the variant's default."""
+    """``(N, C, h, w) -> (N, C, h, w)``; ``variant`` basic, large or basic10; ``noise_ratio``
+    None = the variant's default."""
 
     def __init__(self, channels: int, variant: str = "basic",
                  noise_ratio: Optional[float] = None) -> None:
@@ -74,13 +87,14 @@ class ContextModule(HybridBlock):
             raise ValueError(f"context variant must be one of {tuple(CONTEXT_WIDTHS)}, got {variant!r}")
         noise = DEFAULT_NOISE[variant] if noise_ratio is None else noise_ratio
         widths = [channels * m for m in CONTEXT_WIDTHS[variant]]
+        names, dilations = context_layer_names(variant), CONTEXT_DILATIONS[variant]
         with self.name_scope():
             self.layers = nn.HybridSequential(prefix="")
             with self.layers.name_scope():
                 in_channels = channels
-                for i, (name, out) in enumerate(zip(CONTEXT_NAMES, widths)):
-                    last = i == len(CONTEXT_NAMES) - 1
-                    rate = 1 if last else CONTEXT_DILATIONS[i]
+                for i, (name, out) in enumerate(zip(names, widths)):
+                    last = i == len(names) - 1
+                    rate = 1 if last else dilations[i]
                     self.layers.add(nn.Conv2D(
                         out, 1 if last else 3, padding=0 if last else rate, dilation=rate,
                         in_channels=in_channels, prefix=f"{name}_",
@@ -96,7 +110,7 @@ class ContextModule(HybridBlock):
 
 class DilationDecoder(SystemDecoder):
     """``(fc7) -> (N, L, h, w)``: ``fc_final`` + context module (``context`` None: front-end
-    only, the "Front end" row; ``basic`` / ``large``: "+ Context")."""
+    only, the "Front end" row; ``basic`` / ``large``: "+ Context"; ``basic10``: Dilation10)."""
 
     kind = "dilation"
 

@@ -11,13 +11,23 @@ on (``refine3``, stage 3), ``refine1`` on (``refine2``, stage 2). A block:
    convs with bias) on every input path;
 2. multi-resolution fusion (more than one path): a 3x3 conv per path to the block's width,
    bilinear upsampling (half-pixel centres) of the coarser path to the finest size, sum;
-3. chained residual pooling: ``x = relu(x)``, then ``pool_blocks`` (2, as the paper's
-   figure) times ``p = conv3x3(maxpool5x5/1(p))``, ``x = x + p`` (chained from ``p = x``);
+3. chained residual pooling: ``x = relu(x)``, then ``pool_blocks`` (4: the authors' code,
+   ``refine_config.chained_pool_num = 4`` in ``gen_net_opts_model_type1.m``, and its public
+   ports; the paper's figure draws 2) times ``p = conv3x3(maxpool5x5/1(p))``, ``x = x + p``
+   (chained from ``p = x``);
 4. output conv: one RCU.
 
 Then two more RCUs (``final_rcu1``, ``final_rcu2``), dropout 0.5 and the 1x1 classifier
 ``score``: ``(N, L, ceil(H/4), ceil(W/4))`` for the classic stem, prediction stride 4.
-Block widths: ``refine4`` 512, the others 256 (``block_channels``).
+Block widths: ``refine4`` 512, the others 256 (``block_channels``). ResNet-101, 21 classes:
+118.0 M parameters.
+
+Differences from the authors' MatConvNet code (``guosheng/refinenet``, ``main/``), listed in
+docs/systems/SYSTEMS.md: their chained pooling runs the conv before the pool
+(``do_gen_block_convbeforepool``, "improved version"; the paper and the ports pool first);
+their 3x3 convs have no bias except the first of each RCU (here every conv has one: +256 or
++512 per conv, under 0.01 % of the parameters); their classifier is a 3x3 conv
+(``gen_network_loss_group.m``), here 1x1.
 """
 from __future__ import annotations
 
@@ -53,7 +63,7 @@ class ResidualConvUnit(HybridBlock):
 class ChainedResidualPooling(HybridBlock):
     """``relu(x)`` plus a chain of (5x5/1 max-pool, 3x3 conv) blocks, each added."""
 
-    def __init__(self, name: str, channels: int, pool_blocks: int = 2) -> None:
+    def __init__(self, name: str, channels: int, pool_blocks: int = 4) -> None:
         super().__init__(prefix="")
         with self.name_scope():
             self.convs = nn.HybridSequential(prefix="")
@@ -74,7 +84,7 @@ class RefineNetBlock(HybridBlock):
     """``(coarser, finer...) -> (N, channels, h_finest, w_finest)``; inputs coarse to fine."""
 
     def __init__(self, name: str, in_channels: Sequence[int], channels: int,
-                 pool_blocks: int = 2) -> None:
+                 pool_blocks: int = 4) -> None:
         super().__init__(prefix="")
         self.paths = len(in_channels)
         with self.name_scope():
@@ -112,7 +122,7 @@ class RefineNetDecoder(SystemDecoder):
     kind = "refinenet"
 
     def __init__(self, num_classes: int, in_channels: Sequence[int],
-                 block_channels: Sequence[int] = (256, 256, 256, 512), pool_blocks: int = 2) -> None:
+                 block_channels: Sequence[int] = (256, 256, 256, 512), pool_blocks: int = 4) -> None:
         super().__init__(num_classes, 4)
         w1, w2, w3, w4 = block_channels
         with self.name_scope():
