@@ -43,3 +43,10 @@ def set_args(overrides: List[str]) -> List[str]:
     for item in overrides:
         out += ["--set", item]
     return out
+
+
+def newest_prefix(model_dir: str, name: str = "tiny_duc_hdc") -> str:
+    """``<newest run folder of model_dir/name>/name``: the checkpoint prefix of the latest run."""
+    from tusimple_duc.engine.run_dirs import newest_run_dir, run_prefix
+
+    return run_prefix(newest_run_dir(model_dir, name), name)
