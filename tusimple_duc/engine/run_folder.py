@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from tusimple_duc.config import TrainConfig, format_value
 from tusimple_duc.engine.optimizer_state import check_optimizer_file
-from tusimple_duc.engine.run_dirs import create_run_dir, newest_run_dir, run_dirs, run_prefix
+from tusimple_duc.engine.run_dirs import config_copy_path, create_run_dir, newest_run_dir, run_dirs, run_prefix
 from tusimple_duc.engine.run_lock import RunLock, acquire_run_lock
 from tusimple_duc.engine.state import (TrainingState, complete_checkpoints, incomplete_checkpoints,
                                        latest_checkpoint, optimizer_path)
@@ -148,10 +148,11 @@ def _differences(saved: Dict[str, Dict[str, str]], current: Dict[str, Dict[str, 
 
 def _saved_config(prefix: str, epoch: int, state: TrainingState) -> Dict[str, Dict[str, str]]:
     """The config a checkpoint was written with: its state (format 2) or, for format 1 (earlier
-    versions, which wrote a flat ``model_dir``), ``<prefix>-train.cfg``."""
+    versions, which wrote a flat ``model_dir``), ``<prefix>-train.cfg`` or the run folder's copy."""
     if state.config is not None:
         return state.config
-    path = prefix + "-train.cfg"
+    copies = [prefix + "-train.cfg", config_copy_path(os.path.dirname(prefix) or ".")]
+    path = next((copy for copy in copies if os.path.isfile(copy)), copies[0])
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as handle:
