@@ -226,3 +226,34 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(synthetic_root, tm
     # The .params written before the .states failed is removed with the temporary file.
     names = os.listdir(os.path.dirname(prefix))
     assert not [name for name in names if name.startswith(".") or "0002" in name]
+
+
+def test_saved_config_records_the_network_the_checkpoint_defined(synthetic_root, tmp_path):
+    # The loaded checkpoint's -symbol.json overrides [network] label_num (5 -> 19), as the
+    # released solver replaced its symbol; export --config <run's config copy> then rebuilds it.
+    import mxnet as mx
+
+    from tusimple_duc.config import load_train_config
+    from tusimple_duc.io.checkpoint import save_checkpoint
+    from tusimple_duc.io.export import export_model
+    from tusimple_duc.models.presets import build_model, get_spec
+
+    source = build_model(get_spec("tiny_duc_hdc", num_classes=19))
+    source.initialize(mx.init.Xavier())
+    source(mx.nd.zeros((1, 3, 64, 64)))
+    save_checkpoint(source, str(tmp_path / "source"), 1)
+    config = quick(synthetic_root, str(tmp_path / "model"), f"model.load_model_dir={tmp_path}",
+                   "model.load_model_prefix=source", "model.load_epoch=1", "model.num_epochs=2",
+                   "network.label_num=5")
+    result = train(config)
+    copy = os.path.join(result.run_dir, f"train_{os.path.basename(result.run_dir)}.cfg")
+    saved = load_train_config(copy)
+    assert (saved.network.label_num, saved.data.ds_rate, saved.network.cell_width) == (19, 8, 2)
+    assert saved.model == config.model and saved.data.crop_shape == config.data.crop_shape
+    prefix = os.path.join(result.run_dir, PREFIX)
+    exported = export_model(prefix, 2, str(tmp_path / "export" / "run"), config=copy)
+    assert os.path.isfile(exported.params)
+    # The run resumes with the user's config, and with the copy (both describe the same run).
+    for again in (config, load_train_config(copy)):
+        epoch, _, _ = check_resume(run_module.network.trained_config(again), prefix, trust_pickled_states=False)
+        assert epoch == 2
