@@ -87,11 +87,6 @@ class TrainingState:
     format: int = STATE_FORMAT
 
 
-def checkpoint_prefix(model_dir: str, save_model_prefix: str) -> str:
-    """``<model_dir>/<save_model_prefix>``: the prefix of every checkpoint file."""
-    return os.path.join(model_dir, save_model_prefix)
-
-
 def optimizer_path(prefix: str, epoch: int) -> str:
     """The optimizer ``.states`` of checkpoint ``epoch``."""
     return f"{prefix}-{epoch:04d}.states"

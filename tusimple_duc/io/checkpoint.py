@@ -15,6 +15,8 @@ binds the pair as the original scripts did.
 
 Loading
 -------
+A checkpoint a training run wrote records the SHA-1 of its ``.params`` bytes in its
+``.state.json``; :func:`load_checkpoint` checks it first (:mod:`tusimple_duc.io.checksum`).
 :func:`load_checkpoint` reads the optional symbol JSON only to cross-check the architecture
 (:mod:`tusimple_duc.io.symbol_check`: another network -> error; a JSON MXNet cannot parse,
 such as the released one written by an MXNet 0.11 fork -> warning, then go on) and loads the
