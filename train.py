@@ -35,8 +35,8 @@ def main(argv=None) -> int:
 
     result = train(config, resume=args.resume, trust_pickled_states=args.trust_pickled_states)
     written = result.checkpoint or "none written by this worker"
-    print(f"done: epoch {result.epoch}, {result.updates} updates, run folder {result.run_dir}, "
-          f"last checkpoint {written}, "
+    folder = result.run_dir or "the chief worker's"
+    print(f"done: epoch {result.epoch}, {result.updates} updates, run folder {folder}, last checkpoint {written}, "
           f"parameters sha1 {result.params_sha1}")
     return 0
 

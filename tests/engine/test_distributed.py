@@ -1,6 +1,5 @@
 """kvstore dist_sync on loopback (scheduler + server + 2 workers) and the local launcher."""
 import io
-import os
 import re
 import sys
 import time

@@ -1,5 +1,4 @@
 """--resume after kill -9 ends with the parameters of an uninterrupted run."""
-import os
 import signal
 import subprocess
 import sys
