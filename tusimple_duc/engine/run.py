@@ -74,7 +74,6 @@ class _Run:
         self.config = config
         self.recorded = recorded  # the config saved with the run: the network trained (network.trained_config)
         self.devices = devices
-        self.folder = folder
         self.prefix = folder.prefix or ""
         chief = devices.is_chief and folder.run_dir is not None
         self.log = setup_logging(log_path(folder.run_dir, config.model.save_model_prefix) if chief else None,
