@@ -203,8 +203,8 @@ def test_resume_without_checkpoint_is_a_clear_error(synthetic_root, tmp_path):
     config = tiny_config(synthetic_root, str(tmp_path), "data.use_val=False")
     with pytest.raises(CheckpointError) as err:
         train(config, resume=True)
-    assert str(err.value) == (f"{tmp_path}/{PREFIX}: no run folder (Y_m_d_H:M:S) to resume (run without --resume "
-                              f"first, or give the folder: --resume PATH)")
+    assert str(err.value) == (f"{tmp_path}/{PREFIX}: no run folder <YYYY_MM_DD_HH:MM:SS> to resume (run without "
+                              f"--resume first, or give the folder: --resume PATH)")
     empty_run = tmp_path / "elsewhere"
     empty_run.mkdir()
     with pytest.raises(CheckpointError, match=rf"^{empty_run}/{PREFIX}-\*\.state\.json: no complete checkpoint to "

@@ -98,6 +98,6 @@ def newest_run_dir(model_dir: str, save_model_prefix: str) -> str:
     found = run_dirs(model_dir, save_model_prefix)
     if not found:
         parent = prefix_folder(model_dir, save_model_prefix)
-        raise CheckpointError(f"{parent}: no run folder ({RUN_STAMP_FORMAT.replace('%', '')}) to resume "
+        raise CheckpointError(f"{parent}: no run folder <YYYY_MM_DD_HH:MM:SS> to resume "
                               f"(run without --resume first, or give the folder: --resume PATH)")
     return found[-1]
