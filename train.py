@@ -2,10 +2,11 @@
 """Train a DUC/HDC segmentation network from an INI config (original TuSimple-DUC keys or new ones).
 
     python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...]
-                    [--resume [--trust-pickled-states] | --overwrite]
+                    [--resume [RUN_DIR] [--trust-pickled-states]]
 
-Checkpoints, logs and the resolved config go to ``<model_dir>/<save_model_prefix>-*``;
-``--resume`` continues from the newest complete checkpoint there. docs/TRAINING.md has the
+Each run writes into its own folder, as the original solver: checkpoints, log and config copy
+go to ``<model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/``; ``--resume`` continues the
+newest complete checkpoint of the newest such folder (or of RUN_DIR). docs/TRAINING.md has the
 details (devices, several machines, the paper's experiments, resume rules).
 """
 import argparse
@@ -20,12 +21,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="training config (INI)")
     add_set_argument(parser)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest complete checkpoint of <model_dir>/<save_model_prefix> "
-                             "(written with the same config, except num_epochs and other output-only keys)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start a fresh run even if the prefix holds an earlier run's checkpoints: "
-                             "they are moved into <model_dir>/replaced-<time>/ (nothing is deleted)")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                        help="continue from the newest complete checkpoint of the newest run folder "
+                             "<model_dir>/<save_model_prefix>/<time>/, or of RUN_DIR (written with the same "
+                             "config, except num_epochs and other output-only keys)")
     parser.add_argument("--trust-pickled-states", action="store_true",
                         help="with --resume: read an optimizer state in the old pickled format (earlier versions "
                              "of this project, Gluon's Trainer.save_states); unpickling runs code, so only for "
@@ -34,10 +33,10 @@ def main(argv=None) -> int:
     config = load_train_config(args.config, args.overrides)
     from tusimple_duc.engine.run import train
 
-    result = train(config, resume=args.resume, overwrite=args.overwrite,
-                   trust_pickled_states=args.trust_pickled_states)
+    result = train(config, resume=args.resume, trust_pickled_states=args.trust_pickled_states)
     written = result.checkpoint or "none written by this worker"
-    print(f"done: epoch {result.epoch}, {result.updates} updates, last checkpoint {written}, "
+    folder = result.run_dir or "the chief worker's"
+    print(f"done: epoch {result.epoch}, {result.updates} updates, run folder {folder}, last checkpoint {written}, "
           f"parameters sha1 {result.params_sha1}")
     return 0
 

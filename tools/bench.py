@@ -45,15 +45,23 @@ def parse_shape(text: str) -> Tuple[int, int]:
 
 
 def parse_trained(text: Optional[str]) -> Optional[Tuple[str, str, int]]:
-    """``PRESET:PREFIX:EPOCH`` -> (preset, prefix, epoch); PRESET may be a training config file."""
+    """``PRESET:PREFIX:EPOCH`` -> (preset, prefix, epoch); PRESET may be a training config file.
+
+    Run folders are named by time (``.../2026_12_06_01:02:03/``), so the config and the prefix
+    may hold colons: the epoch is after the last colon, a config ends at ``.cfg:``.
+    """
     if text is None:
         return None
-    parts = text.split(":")
-    if len(parts) != 3 or not parts[2].isdigit():
+    head, _, epoch = text.rpartition(":")
+    preset, cfg, prefix = head.partition(".cfg:")
+    preset = preset + ".cfg" if cfg else preset
+    if not cfg:
+        preset, _, prefix = head.partition(":")
+    if not preset or not prefix or not epoch.isdigit():
         raise ConfigError(f"--trained: {text!r} is not PRESET:PREFIX:EPOCH")
-    if parts[0].endswith(".cfg") and not os.path.isfile(parts[0]):
-        raise ConfigError(f"--trained: {parts[0]}: training config not found")
-    return parts[0], parts[1], int(parts[2])
+    if preset.endswith(".cfg") and not os.path.isfile(preset):
+        raise ConfigError(f"--trained: {preset}: training config not found")
+    return preset, prefix, int(epoch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-mode", choices=("naive", "entropy"), default="naive")
     p.add_argument("--train-crop", default="544x544", help="HxW of the training-step batch")
     p.add_argument("--trained", help="PRESET:PREFIX:EPOCH of a trained checkpoint for the precision section "
-                   "(PRESET: a preset name or the checkpoint's -train.cfg)")
+                   "(PRESET: a preset name or the run's train_<time>.cfg)")
     p.add_argument("--trained-shape", help="HxW of the trained checkpoint's precision run (default: --precision-shape)")
     p.add_argument("--precision-backends", default="all",
                    help="deployment backends scored next to MXNet's precisions in the precision section: "

@@ -6,7 +6,8 @@
 Reads ``PREFIX-%04d.params`` (and cross-checks ``PREFIX-symbol.json``); with ``--epoch``
 omitted, ``--prefix`` is a params file (checkpoint or Gluon format). The architecture is
 ``--preset``, or the network of a training config (``--config``: the config trained with, or
-the checkpoint's saved ``PREFIX-train.cfg``), or by default the one ``PREFIX-symbol.json``
+the run's saved ``train_<time>.cfg`` next to the checkpoint, which records the network trained),
+or by default the one ``PREFIX-symbol.json``
 describes. Writes
 ``OUT-symbol.json`` + ``OUT-0000.params`` (the released graph ending in SoftmaxOutput
 ``seg_loss``: ``mx.mod.Module.load(OUT, 0)`` binds it with input ``data``) and, with
@@ -48,7 +49,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     architecture.add_argument("--preset", default=None,
                               help="architecture of the checkpoint: a preset name (DUC or comparison system)")
     architecture.add_argument("--config", default=None,
-                              help="architecture of the checkpoint: a training config (e.g. PREFIX-train.cfg)")
+                              help="architecture of the checkpoint: a training config (e.g. the run's "
+                                   "train_<time>.cfg)")
     parser.add_argument("--shape", type=parse_shape, default=RELEASED_TEST_SHAPE,
                         help="H,W the ONNX graph is traced with (default %d,%d)" % RELEASED_TEST_SHAPE)
     parser.add_argument("--onnx", default=None, help="also write an ONNX model to this file")

@@ -3,6 +3,7 @@
 
     python tools/paper_table.py table --results results/paper table1_row1_baseline_ds8 ...
     python tools/paper_table.py test-args configs/train/table1_row1_baseline_ds8.cfg ... [--set ...]
+    python tools/paper_table.py run-dir configs/train/table1_row1_baseline_ds8.cfg [--set ...]
 
 ``table`` reads ``<results>/<experiment>/metrics.json`` (written by test.py) and prints one
 row per experiment: the paper's row and number (``tusimple_duc.models.presets.PAPER_ROWS``),
@@ -10,6 +11,8 @@ the measured score (Cityscapes / VOC mIoU, KITTI road MaxF, in %) and the differ
 experiment without metrics shows ``-``. ``test-args`` prints, per training config, a line
 ``<config name><TAB><argument><TAB><argument>...``: the ``--set`` arguments that point test.py at the last checkpoint of a training config and at its network (every
 architecture key of the resolved spec, so the test config's own ``[network]`` keys cannot differ).
+``run-dir`` prints the newest run folder of a training config (``<model_dir>/<save_model_prefix>/
+<YYYY_MM_DD_HH:MM:SS>/``), test.py's ``model_dir`` and a next phase's ``load_model_dir``.
 """
 import argparse
 import json
@@ -21,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import tusimple_duc  # noqa: F401  (before mxnet)
 from tusimple_duc.cli import add_set_argument, run_cli
 from tusimple_duc.config import format_value, load_train_config
+from tusimple_duc.engine.run_dirs import newest_run_dir
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.models.from_config import spec_from_train_config
 from tusimple_duc.models.presets import paper_miou
@@ -90,10 +94,11 @@ def table_text(results: str, experiments: Sequence[str]) -> str:
 
 
 def test_arguments(train_config: str, overrides: Sequence[str]) -> List[str]:
-    """``--set`` arguments of test.py for the last checkpoint of ``train_config`` and its network."""
+    """``--set`` arguments of test.py for the last checkpoint of ``train_config`` and its network
+    (the run folder, ``model.model_dir``, is known after training: :func:`run_dir`)."""
     config = load_train_config(train_config, overrides)
     spec = spec_from_train_config(config)
-    values = {"model.model_dir": config.model.model_dir, "model.model_prefix": config.model.save_model_prefix,
+    values = {"model.model_prefix": config.model.save_model_prefix,
               "model.model_epoch": config.model.num_epochs, "model.label_num": spec.num_classes,
               "data.ds_rate": spec.output_stride, "data.cell_width": spec.cell_width,
               "network.preset": config.network.preset}
@@ -109,6 +114,12 @@ def test_arguments(train_config: str, overrides: Sequence[str]) -> List[str]:
 test_arguments.__test__ = False  # not a pytest test
 
 
+def run_dir(train_config: str, overrides: Sequence[str]) -> str:
+    """The newest run folder ``<model_dir>/<save_model_prefix>/<time>/`` of ``train_config``."""
+    model = load_train_config(train_config, overrides).model
+    return newest_run_dir(model.model_dir, model.save_model_prefix)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,9 +129,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args_parser = commands.add_parser("test-args", help="test.py --set arguments of a training config")
     args_parser.add_argument("configs", nargs="+", metavar="CONFIG", help="training configs (INI)")
     add_set_argument(args_parser)
+    dir_parser = commands.add_parser("run-dir", help="the newest run folder of a training config")
+    dir_parser.add_argument("config", metavar="CONFIG", help="training config (INI)")
+    add_set_argument(dir_parser)
     args = parser.parse_args(argv)
     if args.command == "table":
         print(table_text(args.results, args.experiments))
+    elif args.command == "run-dir":
+        print(run_dir(args.config, args.overrides))
     else:
         for path in args.configs:
             name = os.path.splitext(os.path.basename(path))[0]

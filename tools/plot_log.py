@@ -12,7 +12,7 @@ from tusimple_duc.viz.curves import plot_training_log
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("log", help="<model_dir>/<prefix>-metrics.jsonl written by train.py")
+    parser.add_argument("log", help="<run folder>/<prefix>-metrics.jsonl written by train.py")
     parser.add_argument("png", help="output image (PNG)")
     parser.add_argument("--title", default="", help="figure title (default: the log's file name)")
     args = parser.parse_args(argv)

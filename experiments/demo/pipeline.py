@@ -5,7 +5,8 @@
 1. :func:`write_dataset`: a synthetic Cityscapes (exact release layout) under ``<out>/cityscapes``;
 2. :func:`write_dataset_lists`: its lists (``train_7fold``, ``train_12fold``, ``val``, ...) in ``<out>/lists``;
 3. :func:`train_model`: ``train.py``'s code path (:func:`tusimple_duc.engine.run.train`) with
-   ``configs/train/demo_synthetic.cfg``; checkpoints and the metrics log in ``<out>/model``;
+   ``configs/train/demo_synthetic.cfg``; checkpoints, log and metrics in the run folder
+   ``<out>/model/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/``;
 4. :func:`evaluate_model`: ``test.py``'s code path (:func:`tusimple_duc.pipelines.segment.run_test`)
    with ``configs/test/demo_synthetic.cfg`` on the val split, scored by the official Cityscapes
    protocol; ``<out>/results/{score,color,overlay}/``, ``metrics.json``, ``figures/``;
@@ -155,7 +156,8 @@ def demo_train_config(config_path: str, paths: DemoPaths, overrides: Sequence[st
 
 def demo_test_config(config_path: str, paths: DemoPaths, train_config: TrainConfig, data: DemoData,
                      overrides: Sequence[str] = ()) -> TestConfig:
-    """The test config of the demo for the last checkpoint of ``train_config``, on the val list."""
+    """The test config of the demo for the last checkpoint of ``train_config``, on the val list;
+    its ``model_dir`` is the training's ``model_dir`` until :func:`for_run` names the run folder."""
     model = train_config.model
     height, width = data.image_size
     settings = [f"model.model_dir={model.model_dir}", f"model.model_prefix={model.save_model_prefix}",
@@ -167,9 +169,14 @@ def demo_test_config(config_path: str, paths: DemoPaths, train_config: TrainConf
 
 
 def train_model(config: TrainConfig) -> TrainResult:
-    """Step 3: train as ``train.py --overwrite`` does (progress bars and log on stderr); a
-    previous demo's checkpoints in the folder are moved aside."""
-    return train(config, overwrite=True)
+    """Step 3: train as ``train.py`` does (progress bars and log on stderr), into a new run
+    folder ``<model_dir>/<save_model_prefix>/<time>/``; earlier demos' runs stay."""
+    return train(config)
+
+
+def for_run(config: TestConfig, run_dir: str) -> TestConfig:
+    """``config`` reading its checkpoint from the run folder ``run_dir``."""
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, model_dir=run_dir))
 
 
 def evaluate_model(config: TestConfig, show_progress: bool = True) -> SegmentationRun:
@@ -325,6 +332,8 @@ def run_demo(paths: DemoPaths, train_config_path: str, test_config_path: str, da
     say(f"[3/7] training {train_config.network.preset} ({train_config.model.num_epochs} epochs of "
         f"{counts['train_7fold']} 7-fold patches) -> {paths.model}")
     trained = train_model(train_config)
+    assert trained.run_dir is not None  # a single process is the chief
+    test_config = for_run(test_config, trained.run_dir)
     lap("train")
     say(f"[4/7] segmenting and scoring the val split -> {paths.results}")
     tested = evaluate_model(test_config, show_progress)
@@ -342,15 +351,11 @@ def run_demo(paths: DemoPaths, train_config_path: str, test_config_path: str, da
         lap("released")
     say(f"[7/7] mosaics and training curves -> {paths.mosaic}, {paths.curves}")
     mosaics = write_mosaics(summary.frames["val"], predictions, paths.mosaics, paths.mosaic)
-    plot_training_log(params_prefix(train_config) + "-metrics.jsonl", paths.curves, title="demo training")
+    plot_training_log(os.path.join(trained.run_dir, train_config.model.save_model_prefix) + "-metrics.jsonl",
+                      paths.curves, title="demo training")
     lap("figures")
     return DemoResult(paths, trained, tested, baseline, chance_miou(summary.train_id_pixel_counts("val")),
                       released_run, mosaics, seconds)
-
-
-def params_prefix(config: TrainConfig) -> str:
-    """``<model_dir>/<save_model_prefix>``: the prefix of a training run's files."""
-    return os.path.join(config.model.model_dir, config.model.save_model_prefix)
 
 
 def summary_text(result: DemoResult) -> str:
@@ -368,7 +373,7 @@ def summary_text(result: DemoResult) -> str:
         "",
         f"dataset        {paths.dataset}",
         f"lists          {paths.lists}",
-        f"checkpoints    {result.train.checkpoint} (log: {paths.model})",
+        f"checkpoints    {result.train.checkpoint} (log, config: {result.train.run_dir})",
         f"predictions    {paths.results}/score (labelIds), color/, overlay/, confidence.txt",
         f"metrics        {os.path.join(paths.results, 'metrics.json')}, "
         f"figures: {os.path.join(paths.results, 'figures')}",

@@ -82,10 +82,14 @@ def test_train_model_and_predict_full_image_with_relative_paths(tmp_path, citysc
     tree = _repository_copy(tmp_path, cityscapes_root)
     trained = _run(tree / "train", "train_model.py", "../configs/train.cfg")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    params = tree / "work" / "models" / "tiny-0001.params"
-    arrays = read_params(str(params))
-    assert "arg:fc1_cityscapes_c0_weight" in arrays and (tree / "work" / "models" / "tiny-symbol.json").is_file()
+    # The original's layout: model_dir/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/; test.cfg is pointed there.
+    (run_dir,) = (tree / "work" / "models" / "tiny").iterdir()
+    arrays = read_params(str(run_dir / "tiny-0001.params"))
+    assert "arg:fc1_cityscapes_c0_weight" in arrays and (run_dir / "tiny-symbol.json").is_file()
     assert np.all(np.isfinite(arrays["arg:fc1_cityscapes_c0_weight"].asnumpy()))
+    assert (run_dir / f"train_{run_dir.name}.cfg").is_file() and (run_dir / f"tiny_{run_dir.name}.log").is_file()
+    (tree / "configs" / "test.cfg").write_text(TEST_CONFIG.replace("model_dir=../work/models",
+                                                                   f"model_dir=../work/models/tiny/{run_dir.name}"))
 
     tested = _run(tree / "test", "predict_full_image.py", "../configs/test.cfg")
     assert tested.returncode == 0, tested.stderr[-2000:]

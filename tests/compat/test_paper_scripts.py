@@ -44,6 +44,9 @@ def test_dry_run_commands_build_matching_train_and_test_networks(script):
             config = load_train_config(path, overrides)
             assert config.env.gpus == "2,3" or list(config.env.gpus) == [2, 3]
             trained[config.model.save_model_prefix] = spec_from_train_config(config)
+            if config.model.load_model_prefix:  # a next phase reads the newest run of the one before
+                assert config.model.load_model_prefix in trained
+                assert config.model.load_model_dir == f"<newest run folder of {config.model.load_model_prefix}>"
         elif command[1] == "test.py":
             path, overrides = _config_and_overrides(command)
             config = load_test_config(path, overrides)
@@ -51,6 +54,7 @@ def test_dry_run_commands_build_matching_train_and_test_networks(script):
             assert config.model.result_dir == os.path.join("results/paper", config.model.model_prefix)
             # the network test.py builds is the one trained, read from the last checkpoint
             assert spec_from_test_config(config) == trained[config.model.model_prefix]
+            assert config.model.model_dir == f"<newest run folder of {config.model.model_prefix}>"
             assert config.model.model_epoch == load_train_config(
                 os.path.join(ROOT, "configs", "train", config.model.model_prefix + ".cfg")).model.num_epochs
             tested.append(config.model.model_prefix)
@@ -59,6 +63,16 @@ def test_dry_run_commands_build_matching_train_and_test_networks(script):
             assert command[5:] == tested
     assert len(tested) == SCRIPTS[script]
     assert all(name in paper_table.EXPERIMENTS for name in tested)
+
+
+def test_run_dir_names_the_newest_run_folder(tmp_path):
+    from tusimple_duc.engine.run_dirs import create_run_dir
+
+    config = os.path.join(ROOT, "configs", "train", "kitti_road.cfg")
+    overrides = [f"model.model_dir={tmp_path}"]
+    prefix = load_train_config(config, overrides).model.save_model_prefix
+    folders = [create_run_dir(str(tmp_path), prefix, now) for now in (1780000000.0, 1780000100.0)]
+    assert paper_table.run_dir(config, overrides) == folders[1]
 
 
 def test_cpu_run_and_unknown_argument(tmp_path):

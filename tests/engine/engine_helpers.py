@@ -9,6 +9,9 @@ from tusimple_duc.config import load_train_config
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_CFG = os.path.join(ROOT, "configs", "train", "tiny_synthetic.cfg")
 TRAIN_PY = os.path.join(ROOT, "train.py")
+PREFIX = "tiny_duc_hdc"
+#: a short run: 2 epochs of 7 batches, no validation
+FAST = ("model.num_epochs=2", "data.use_val=False", "model.log_interval=100")
 
 
 def tiny_overrides(root: str, model_dir: str, *extra: str) -> List[str]:
@@ -43,3 +46,10 @@ def set_args(overrides: List[str]) -> List[str]:
     for item in overrides:
         out += ["--set", item]
     return out
+
+
+def newest_prefix(model_dir: str, name: str = PREFIX) -> str:
+    """``<newest run folder of model_dir/name>/name``: the checkpoint prefix of the latest run."""
+    from tusimple_duc.engine.run_dirs import newest_run_dir, run_prefix
+
+    return run_prefix(newest_run_dir(model_dir, name), name)

@@ -1,6 +1,5 @@
 """kvstore dist_sync on loopback (scheduler + server + 2 workers) and the local launcher."""
 import io
-import os
 import re
 import sys
 import time
@@ -9,7 +8,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from engine_helpers import TINY_CFG, TRAIN_PY, set_args, single_thread_env, tiny_config, tiny_overrides
+from engine_helpers import (TINY_CFG, TRAIN_PY, newest_prefix, set_args, single_thread_env, tiny_config,
+                            tiny_overrides)
 from tusimple_duc.engine.batches import batches_per_epoch, sampling_spec, train_iterator
 from tusimple_duc.engine.contexts import DeviceSetup
 from tusimple_duc.engine.launcher import launch_local, port_is_free
@@ -79,7 +79,7 @@ def test_two_workers_match_one_process_on_the_same_global_batches(synthetic_root
     assert len(digests) == WORKERS and len(set(digests)) == 1, output  # bit-identical workers
     assert "3 batches of 2 per epoch on 1 device(s) x 2 worker(s)" in output
 
-    saved = read_params(os.path.join(model_dir, f"tiny_duc_hdc-{EPOCHS:04d}.params"))
+    saved = read_params(f"{newest_prefix(model_dir)}-{EPOCHS:04d}.params")
     expected = reference_parameters(tiny_config(synthetic_root, str(tmp_path / "reference"), *extra))
     assert len(saved) == len(expected)
     for key, value in saved.items():

@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from engine_helpers import ROOT, TRAIN_PY, set_args, single_thread_env, tiny_overrides
+from engine_helpers import ROOT, TRAIN_PY, newest_prefix, set_args, single_thread_env, tiny_overrides
 from tusimple_duc.config import load_train_config
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint, symbol_path
@@ -89,7 +89,7 @@ def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_
                               *set_args(tiny_overrides(synthetic_root, str(model_dir)))],
                              capture_output=True, text=True, timeout=300, env=single_thread_env())
     assert trained.returncode == 0, trained.stderr[-2000:]
-    prefix = str(model_dir / preset)
+    prefix = newest_prefix(str(model_dir), preset)
     assert os.path.isfile(f"{prefix}-0001.params")
     assert not os.path.exists(symbol_path(prefix))  # no released graph for a comparison system
 
@@ -98,7 +98,7 @@ def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_
     load_checkpoint(net, prefix, 1)
     assert np.isfinite(net(mx.nd.zeros((1, 3, 64, 64))).asnumpy()).all()
 
-    test_cfg = _write(tmp_path / "test.cfg", TEST_CFG.format(model_dir=model_dir, preset=preset,
+    test_cfg = _write(tmp_path / "test.cfg", TEST_CFG.format(model_dir=os.path.dirname(prefix), preset=preset,
                                                              result_dir=result_dir, root=synthetic_root))
     tested = subprocess.run([sys.executable, TEST_PY, test_cfg], capture_output=True, text=True, timeout=300,
                             env=single_thread_env())

@@ -1,12 +1,13 @@
 """train(): learning on the tiny set, output files, metrics log and plot, NaN stop, config checks."""
 import json
 import os
+import re
 
 import mxnet as mx
 import numpy as np
 import pytest
 
-from engine_helpers import TINY_CFG, run_train, set_args, tiny_config, tiny_overrides
+from engine_helpers import TINY_CFG, newest_prefix, run_train, set_args, tiny_config, tiny_overrides
 from tusimple_duc.config import load_train_config
 from tusimple_duc.engine import run as run_module
 from tusimple_duc.engine.logs import read_metrics
@@ -38,7 +39,7 @@ def trained(synthetic_root, tmp_path_factory):
 
 def test_loss_decreases(trained):
     _, result, model_dir = trained
-    records = read_metrics(os.path.join(model_dir, f"{PREFIX}-metrics.jsonl"))
+    records = read_metrics(os.path.join(result.run_dir, f"{PREFIX}-metrics.jsonl"))
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == list(range(6)) and result.updates == 42
     first, last = epochs[0]["loss"], epochs[-1]["loss"]
@@ -48,7 +49,10 @@ def test_loss_decreases(trained):
 
 def test_output_files(trained):
     config, result, model_dir = trained
-    prefix = os.path.join(model_dir, PREFIX)
+    prefix = os.path.join(result.run_dir, PREFIX)
+    # The original solver's folder: <model_dir>/<prefix>/<YYYY_MM_DD_HH:MM:SS>/.
+    assert os.path.dirname(result.run_dir) == os.path.join(model_dir, PREFIX)
+    assert re.fullmatch(r"\d{4}_\d\d_\d\d_\d\d:\d\d:\d\d", os.path.basename(result.run_dir))
     # Checkpoints every 4 epochs and after the last one.
     for epoch in (4, 6):
         for suffix in (".params", ".states", ".state.json"):
@@ -59,16 +63,17 @@ def test_output_files(trained):
     assert (state.epoch, state.updates, state.updates_per_epoch) == (6, 42, 7)
     assert state.params_sha1 == result.params_sha1 == params_digest(result.checkpoint)
     assert os.path.isfile(prefix + "-symbol.json")
-    again = load_train_config(prefix + "-train.cfg")
+    stamp = os.path.basename(result.run_dir)
+    again = load_train_config(os.path.join(result.run_dir, f"train_{stamp}.cfg"))
     assert again.model == config.model and again.data == config.data and again.network == config.network
     summary = open(prefix + "-summary.txt").read()
     assert "conv1_1_3x3_s2" in summary and "Total params" in summary
-    assert "Saved checkpoint" in open(prefix + "-train.log").read()
+    assert "Saved checkpoint" in open(os.path.join(result.run_dir, f"{PREFIX}_{stamp}.log")).read()
 
 
 def test_metrics_log_and_plot(trained, tmp_path):
     _, result, model_dir = trained
-    log = os.path.join(model_dir, f"{PREFIX}-metrics.jsonl")
+    log = os.path.join(result.run_dir, f"{PREFIX}-metrics.jsonl")
     records = read_metrics(log)
     train_records = [r for r in records if r["kind"] == "train"]
     # 7 batches per epoch, a record every 3 batches: batches 3 and 6 of each epoch.
@@ -116,7 +121,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(synthetic_root, tmp_path, 
     with pytest.raises(TrainingDivergedError) as err:
         train(config)
     message = str(err.value)
-    prefix = os.path.join(str(tmp_path), PREFIX)
+    prefix = newest_prefix(str(tmp_path))
     # A NaN input gives a NaN loss, or (oneDNN's fused ReLU maps NaN to 0) a finite loss with NaN gradients.
     assert ("loss is nan at epoch 1 batch 2" in message or "gradient is nan (loss" in message) and "\n" not in message
     assert "at epoch 1 batch 2" in message
@@ -143,8 +148,8 @@ def test_non_finite_parameters_are_never_saved(synthetic_root, tmp_path, monkeyp
     with pytest.raises(TrainingDivergedError, match="conv1_1_3x3_s2_weight .* is NaN or infinite after epoch 1: "
                                                     "checkpoint 2 not written; last good checkpoint: .*0001.params"):
         train(config)
-    assert os.path.isfile(os.path.join(str(tmp_path), f"{PREFIX}-0001.params"))
-    assert not os.path.exists(os.path.join(str(tmp_path), f"{PREFIX}-0002.params"))
+    prefix = newest_prefix(str(tmp_path))
+    assert os.path.isfile(f"{prefix}-0001.params") and not os.path.exists(f"{prefix}-0002.params")
 
 
 def test_train_py_reports_config_errors_in_one_line(synthetic_root, tmp_path):
@@ -184,17 +189,24 @@ def test_engine_cross_checks_name_the_key(synthetic_root, tmp_path, monkeypatch,
     with pytest.raises(ConfigError) as err:
         train(tiny_config(synthetic_root, str(tmp_path), *overrides))
     assert fragment in str(err.value) and str(err.value).startswith(TINY_CFG)
-    assert not os.path.exists(os.path.join(str(tmp_path), f"{PREFIX}-0001.params"))
+    assert not os.path.exists(os.path.join(str(tmp_path), PREFIX))  # checked before the run folder is made
 
 
 def test_metrics_log_lines_are_json(trained):
-    _, _, model_dir = trained
-    with open(os.path.join(model_dir, f"{PREFIX}-metrics.jsonl")) as handle:
+    _, result, _ = trained
+    with open(os.path.join(result.run_dir, f"{PREFIX}-metrics.jsonl")) as handle:
         for line in handle:
             assert isinstance(json.loads(line), dict)
 
 
 def test_resume_without_checkpoint_is_a_clear_error(synthetic_root, tmp_path):
     config = tiny_config(synthetic_root, str(tmp_path), "data.use_val=False")
-    with pytest.raises(CheckpointError, match=r"tiny_duc_hdc-\*\.state\.json: no complete checkpoint to resume from"):
+    with pytest.raises(CheckpointError) as err:
         train(config, resume=True)
+    assert str(err.value) == (f"{tmp_path}/{PREFIX}: no run folder <YYYY_MM_DD_HH:MM:SS> to resume (run without "
+                              f"--resume first, or give the folder: --resume PATH)")
+    empty_run = tmp_path / "elsewhere"
+    empty_run.mkdir()
+    with pytest.raises(CheckpointError, match=rf"^{empty_run}/{PREFIX}-\*\.state\.json: no complete checkpoint to "
+                                              rf"resume from in {empty_run} \(run without --resume first\)$"):
+        train(config, resume=str(empty_run))

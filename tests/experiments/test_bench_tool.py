@@ -232,3 +232,13 @@ def test_bad_trained_arguments_are_named():
         bench.parse_trained("tiny_duc_hdc:prefix")
     with pytest.raises(ConfigError, match="missing-train.cfg: training config not found"):
         bench.parse_trained("missing-train.cfg:prefix:3")
+
+
+def test_trained_argument_with_run_folder_names(tmp_path):
+    # A run folder is named by its start time: its config and prefix hold colons.
+    run_dir = tmp_path / "model" / "demo" / "2026_12_06_01:02:03"
+    run_dir.mkdir(parents=True)
+    config = run_dir / "train_2026_12_06_01:02:03.cfg"
+    config.write_text("")
+    assert bench.parse_trained(f"{config}:{run_dir}/demo:3") == (str(config), f"{run_dir}/demo", 3)
+    assert bench.parse_trained(f"tiny_duc_hdc:{run_dir}/demo:12") == ("tiny_duc_hdc", f"{run_dir}/demo", 12)

@@ -67,6 +67,9 @@ def test_quick_demo_outputs(quick_run):
     with open(os.path.join(paths.lists, "train_7fold.lst")) as handle:
         assert len(handle.read().splitlines()) == 14
     assert os.path.isfile(result.train.checkpoint) and result.train.checkpoint.endswith("-0001.params")
+    # The run's own folder <out>/model/<prefix>/<time>/, which test.py then reads.
+    assert os.path.dirname(result.train.checkpoint) == result.train.run_dir
+    assert os.path.dirname(os.path.dirname(result.train.run_dir)) == paths.model
     names = sorted(os.listdir(os.path.join(paths.results, "score")))
     assert len(names) == 2
     for folder in ("color", "overlay"):

@@ -34,15 +34,26 @@ run() {
     fi
 }
 
-# train NAME: python train.py configs/train/NAME.cfg on $GPUS with $DATA_ROOT.
+# train NAME [ARGS...]: python train.py configs/train/NAME.cfg on $GPUS with $DATA_ROOT (and ARGS).
+# Each run writes into a new folder <model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/.
 train() {
     local name="$1"
+    shift
     local -a devices=(--set "env.gpus=$GPUS" --set env.use_cpu=False)
     if [[ "$GPUS" == -1 ]]; then
         devices=(--set env.use_cpu=True)
     fi
     run "$PYTHON" train.py "configs/train/$name.cfg" "${devices[@]}" \
-        --set "data.data_dir=$DATA_ROOT" --set "data.label_dir=$DATA_ROOT"
+        --set "data.data_dir=$DATA_ROOT" --set "data.label_dir=$DATA_ROOT" "$@"
+}
+
+# run_dir NAME: the newest run folder of configs/train/NAME.cfg (a placeholder with DRY_RUN=1).
+run_dir() {
+    if [[ "$DRY_RUN" == 1 ]]; then
+        printf '%s\n' "<newest run folder of $1>"
+    else
+        "$PYTHON" tools/paper_table.py run-dir "configs/train/$1.cfg"
+    fi
 }
 
 # plan_tests NAME...: the test.py arguments of each experiment's last checkpoint and network
@@ -60,21 +71,25 @@ plan_tests() {
     done <<< "$planned"
 }
 
-# evaluate NAME TEST_CONFIG: test.py on the last checkpoint of NAME (planned by plan_tests) with the
-# test list of $LISTS; writes $RESULTS/NAME (score/, metrics.json).
+# evaluate NAME TEST_CONFIG: test.py on the last checkpoint of NAME's newest run (network planned by
+# plan_tests) with the test list of $LISTS; writes $RESULTS/NAME (score/, metrics.json).
 evaluate() {
-    local name="$1" test_config="$2"
+    local name="$1" test_config="$2" folder
     local -a checkpoint
     IFS=$'\t' read -r -a checkpoint <<< "${TEST_ARGS[$name]}"
-    run "$PYTHON" test.py "configs/test/$test_config" "${checkpoint[@]}" --set "model.gpu=$TEST_GPU" \
+    folder="$(run_dir "$name")"
+    run "$PYTHON" test.py "configs/test/$test_config" "${checkpoint[@]}" --set "model.model_dir=$folder" \
+        --set "model.gpu=$TEST_GPU" \
         --set "model.result_dir=$RESULTS/$name" --set "data.image_list=$LISTS/val.lst" \
         --set "data.test_img_dir=$DATA_ROOT" --set "data.gt_dir=$DATA_ROOT" --quiet
 }
 
-# experiment NAME TEST_CONFIG: train, then test and score.
+# experiment NAME TEST_CONFIG [TRAIN ARGS...]: train, then test and score.
 experiment() {
-    train "$1"
-    evaluate "$1" "$2"
+    local name="$1" test_config="$2"
+    shift 2
+    train "$name" "$@"
+    evaluate "$name" "$test_config"
 }
 
 # table NAME...: the paper's numbers next to the measured ones.

@@ -12,6 +12,7 @@ plan_tests "${TESTED[@]}"
 experiment table3_r101_duc_hdc_fine_coarse test_full_image.cfg
 for base in table3_r152_deconv table3_r152_duc_hdc table3_r152_duc_hdc_fine_coarse; do
     train "${base}_phase1_bn"
-    experiment "${base}_phase2" test_full_image.cfg
+    phase1="$(run_dir "${base}_phase1_bn")"
+    experiment "${base}_phase2" test_full_image.cfg --set "model.load_model_dir=$phase1"
 done
 table "${TESTED[@]}"

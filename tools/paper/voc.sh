@@ -8,5 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 plan_tests voc_finetune_trainval_aug
 train voc_pretrain_train_aug
-experiment voc_finetune_trainval_aug test_voc.cfg
+pretrained="$(run_dir voc_pretrain_train_aug)"
+experiment voc_finetune_trainval_aug test_voc.cfg --set "model.load_model_dir=$pretrained"
 table voc_finetune_trainval_aug

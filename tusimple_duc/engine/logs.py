@@ -1,9 +1,9 @@
 """Progress output of a training run: log file, JSON-lines metrics, tqdm bar.
 
-Files (chief worker only, next to the checkpoints)::
+Files (chief worker only, in the run folder ``<model_dir>/<prefix>/<time>/`` next to the checkpoints)::
 
-    <model_dir>/<prefix>-train.log       human-readable log (appended; a resumed run adds to it)
-    <model_dir>/<prefix>-metrics.jsonl   one JSON object per line (see below)
+    <prefix>_<time>.log       human-readable log (the original's name; appended: a resumed run adds to it)
+    <prefix>-metrics.jsonl    one JSON object per line (see below)
 
 Metrics records (``kind``):
 

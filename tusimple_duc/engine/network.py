@@ -81,6 +81,33 @@ def spec_differences(configured: ModelSpec, trained: ModelSpec) -> List[str]:
     return [f"{name}: config {ours[name]}, checkpoint {theirs[name]}" for name in ours if ours[name] != theirs[name]]
 
 
+#: ``[network]`` keys recorded from the trained network's spec field of the same name
+_RECORDED_SPEC_KEYS = ("aspp", "aspp_stride", "depth", "stem", "head", "width", "blocks_per_stage", "cell_width",
+                       "bn_use_global_stats", "bn_momentum")
+
+
+def trained_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``[network]`` and ``[data] ds_rate`` describing the network it trains.
+
+    They differ when a loaded checkpoint's ``-symbol.json`` defines the network
+    (:func:`network_spec`): the run's saved config then records the checkpoint's
+    ``label_num``, head and backbone keys, so that it rebuilds the network trained (export
+    ``--config``, a new run from the copy). Otherwise ``config`` is returned unchanged.
+    """
+    trained = network_spec(config)
+    if load_prefix(config.model) is None or isinstance(trained, SystemSpec):
+        return config
+    configured = spec_from_train_config(config)
+    if isinstance(configured, SystemSpec) or not spec_differences(configured, trained):
+        return config
+    values: Dict[str, Any] = {key: getattr(trained, key) for key in _RECORDED_SPEC_KEYS}
+    if isinstance(trained.dilation_schedule, str):
+        values["dilation_schedule"] = trained.dilation_schedule
+    network = dataclasses.replace(config.network, label_num=trained.num_classes, **values)
+    return dataclasses.replace(config, network=network,
+                               data=dataclasses.replace(config.data, ds_rate=trained.output_stride))
+
+
 def build_network(config: TrainConfig) -> SegmentationNet:
     """The uninitialised network of ``config`` (:func:`network_spec`); its ``spec`` holds the
     resolved architecture.

@@ -23,7 +23,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from tusimple_duc.errors import CheckpointError
-from tusimple_duc.io.atomic import atomic_write_with
+from tusimple_duc.io.paramfile import write_params
 
 FORMAT = "nd-v1"
 #: first 8 bytes of an ``mx.nd.save`` file (``kMXAPINDArrayListMagic`` 0x112, little-endian uint64)
@@ -67,7 +67,7 @@ def save_optimizer_state(trainer: gluon.Trainer, path: str) -> Dict[str, Any]:
             layout[name] = len(state)
             for position, part in enumerate(state):
                 arrays[f"{name}/{position}"] = part.as_in_context(mx.cpu())
-    atomic_write_with(path, lambda tmp: mx.nd.save(tmp, arrays))
+    write_params(path, arrays)
     optimizer = trainer._optimizer
     counts = {str(device): {names[index]: count for index, count in per_index.items()}
               for device, per_index in optimizer._all_index_update_counts.items()}

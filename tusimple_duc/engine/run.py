@@ -5,26 +5,30 @@ trains epochs ``e .. num_epochs - 1`` and checkpoint ``k`` is written after epoc
 ``k - 1``, every ``checkpoint_interval`` epochs and after the last one. The learning-rate
 schedule counts updates from the start of the run (``schedules.py``).
 
-Files of a run, next to the checkpoints (``<model_dir>/<save_model_prefix>``, chief only):
-``-train.cfg`` (the resolved config), ``-train.log``, ``-metrics.jsonl`` (``logs.py``),
-``-summary.txt`` (``[misc] draw_network``), ``-symbol.json``, ``-%04d.params``,
-``-%04d.states``, ``-%04d.state.json`` (``state.py``).
+Files of a run (chief only), in its own folder ``<model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/``
+(``run_dirs.py``, the original solver's layout): ``train_<time>.cfg`` (the resolved config,
+recording the network trained), ``<prefix>_<time>.log``, ``<prefix>-metrics.jsonl``
+(``logs.py``), ``<prefix>-summary.txt`` (``[misc] draw_network``), ``<prefix>-symbol.json``,
+``<prefix>-%04d.params``, ``.states``, ``.state.json`` (``state.py``) and ``run.lock``.
 
-Before any work (building the network, reading data) the chief checks the folder
-(``run_folder.prepare_run_folder``: writable, stale temporary files removed, no earlier
-run's checkpoints unless ``overwrite`` moves them aside).
+Once the config and the network are checked, before any data is read or weight loaded, the
+chief creates or finds the folder and locks it for the run's life
+(``run_folder.open_run_folder``).
 
-``resume=True`` continues from the newest complete checkpoint of that prefix, if it was
-written with the same config (``run_folder.check_resume``): weights, optimizer state,
-update count (lr position), RNG states; the data order is a function of
-``(seed, epoch)``. With the same config and seed it ends with the same parameters as
-an uninterrupted run (see ``docs/TRAINING.md`` for what could still differ).
+``resume=True`` continues from the newest complete checkpoint of the newest run folder of
+the prefix (``resume=PATH``: of that folder), if it is intact and was written with the same
+config (``run_folder.check_resume``): weights, optimizer state, update count (lr position),
+RNG states; the data order is a function of ``(seed, epoch)``. With the same config and seed
+it ends with the same parameters as an uninterrupted run (see ``docs/TRAINING.md`` for what
+could still differ).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import mxnet as mx
 import numpy as np
@@ -35,21 +39,24 @@ from tusimple_duc.engine import network
 from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, setup_devices
 from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
 from tusimple_duc.engine.metrics import SegmentationMetrics, reported_keys
-from tusimple_duc.engine.run_folder import check_resume, config_record, prepare_run_folder
+from tusimple_duc.engine.run_dirs import config_copy_path, log_path
+from tusimple_duc.engine.run_folder import RunFolder, check_resume, config_record, open_run_folder
 from tusimple_duc.engine.schedules import check_schedule, schedule_from_config
-from tusimple_duc.engine.state import (TrainingState, capture_rng, checkpoint_prefix, epoch_seed, optimizer_path,
-                                       parameter_digest, restore_rng, save_training_state)
+from tusimple_duc.engine.state import (TrainingState, capture_rng, epoch_seed, optimizer_path, parameter_digest,
+                                       restore_rng, save_training_state)
 from tusimple_duc.engine.trainer import SegmentationTrainer, TrainingDivergedError, validate
-from tusimple_duc.errors import ConfigError, OutputError
+from tusimple_duc.errors import CheckpointError, OutputError
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path, save_checkpoint
+from tusimple_duc.io.checksum import file_sha1, state_path
 
 
 @dataclass
 class TrainResult:
     """Outcome of :func:`train`: ``epoch`` reached, ``updates`` applied in the run, the last
     ``checkpoint`` (.params path, None if none was written), ``params_sha1`` of the final
-    parameters, the last epoch's training ``metrics`` and ``validation`` values (or None)."""
+    parameters, the last epoch's training ``metrics`` and ``validation`` values (or None),
+    the ``run_dir`` written (None on a non-chief worker of a fresh run)."""
 
     epoch: int
     updates: int
@@ -57,17 +64,20 @@ class TrainResult:
     params_sha1: str
     metrics: Dict[str, float] = field(default_factory=dict)
     validation: Optional[Dict[str, float]] = None
+    run_dir: Optional[str] = None
 
 
 class _Run:
     """State shared by the phases of one :func:`train` call."""
 
-    def __init__(self, config: TrainConfig, devices: DeviceSetup) -> None:
+    def __init__(self, config: TrainConfig, devices: DeviceSetup, folder: RunFolder, recorded: TrainConfig) -> None:
         self.config = config
+        self.recorded = recorded  # the config saved with the run: the network trained (network.trained_config)
         self.devices = devices
-        self.prefix = checkpoint_prefix(config.model.model_dir, config.model.save_model_prefix)
-        chief = devices.is_chief
-        self.log = setup_logging(self.prefix + "-train.log" if chief else None, devices.rank)
+        self.prefix = folder.prefix or ""
+        chief = devices.is_chief and folder.run_dir is not None
+        self.log = setup_logging(log_path(folder.run_dir, config.model.save_model_prefix) if chief else None,
+                                 devices.rank)
         self.metrics_log = MetricsLog(self.prefix + "-metrics.jsonl" if chief else None)
         self.keys = reported_keys(config.model.eval_metric, config.source)
         self.last_checkpoint: Optional[str] = None
@@ -87,16 +97,27 @@ class _Run:
         state = TrainingState(epoch=epoch, updates=trainer.updates, updates_per_epoch=updates_per_epoch,
                               begin_epoch=begin_epoch, seed=self.config.env.seed,
                               num_workers=self.devices.num_workers, params_sha1=parameter_digest(arrays),
-                              rng=capture_rng(), config=config_record(self.config))
+                              rng=capture_rng(), config=config_record(self.recorded))
         try:
             _, params_file = save_checkpoint(trainer.net, self.prefix, epoch, self.config.network.ignore_label)
+            state.params_file_sha1 = file_sha1(params_file)
             save_training_state(self.prefix, state, trainer.save_optimizer)
         except OSError as err:  # e.g. a full disk: every file is atomic, the previous checkpoint is intact
+            self.remove_incomplete(epoch)
             raise OutputError(f"{self.prefix}: checkpoint {epoch} not written ({err.strerror or err}); "
                               f"last complete checkpoint: {self.last_checkpoint or 'none'}") from None
         self.last_checkpoint = params_file
         self.metrics_log.write({"kind": "checkpoint", "epoch": epoch, "path": params_file, "time": time.time()})
         self.log.info("Saved checkpoint to \"%s\"", params_file)
+
+    def remove_incomplete(self, epoch: int) -> None:
+        """Delete the ``.params`` / ``.states`` of checkpoint ``epoch`` written before its
+        ``.state.json`` failed (they are this run's own, in its own folder)."""
+        if os.path.exists(state_path(self.prefix, epoch)):
+            return
+        for path in (params_path(self.prefix, epoch), optimizer_path(self.prefix, epoch)):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
     # -------------------------------------------------------------- one epoch
     def train_epoch(self, trainer: SegmentationTrainer, data_iter, epoch: int, updates_per_epoch: int,
@@ -150,7 +171,12 @@ class _Run:
 def _resume_point(run: _Run, trainer: SegmentationTrainer, updates_per_epoch: int, epoch: int,
                   state: TrainingState, trust_pickled_states: bool) -> int:
     """Load checkpoint ``epoch`` (its training ``state``) into ``trainer``; returns ``epoch``."""
-    load_checkpoint(trainer.net, run.prefix, epoch)
+    load_checkpoint(trainer.net, run.prefix, epoch)  # checks the file digest it records
+    if state.params_file_sha1 is None:  # a checkpoint of an earlier version: check the values' digest
+        found = parameter_digest(trainer.parameter_arrays())
+        if found != state.params_sha1:
+            raise CheckpointError(f"{params_path(run.prefix, epoch)}: parameters differ from the digest of "
+                                  f"checkpoint {epoch} (expected sha1 {state.params_sha1}, found {found})")
     trainer.load_optimizer(optimizer_path(run.prefix, epoch), state.optimizer, trust_pickled_states)
     trainer.updates = state.updates
     restore_rng(state.rng)
@@ -165,30 +191,28 @@ def _resume_point(run: _Run, trainer: SegmentationTrainer, updates_per_epoch: in
     return epoch
 
 
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
+def train(config: TrainConfig, resume: Union[bool, str] = False,
           trust_pickled_states: bool = False) -> TrainResult:
     """Train as configured (see the module docstring); raises DUCError subclasses on bad input
     and :class:`TrainingDivergedError` on a non-finite loss.
 
-    ``overwrite``: a fresh run moves an earlier run's files of the prefix aside instead of
-    stopping. ``trust_pickled_states``: ``resume`` may unpickle an old-format ``.states``.
+    ``resume``: True continues the newest run folder of the prefix, a path continues that
+    run folder. ``trust_pickled_states``: ``resume`` may unpickle an old-format ``.states``.
     """
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite: choose one (continue the run, or start it again)")
     check_kvstore(config.env, config.source)
     reported_keys(config.model.eval_metric, config.source)
     check_schedule(config.model, config.source)
     devices = setup_devices(config.env, config.source)
-    prefix = checkpoint_prefix(config.model.model_dir, config.model.save_model_prefix)
-    notes = prepare_run_folder(config, prefix, resume, overwrite) if devices.is_chief else []
-    resume_from = check_resume(config, prefix, trust_pickled_states) if resume else None
+    recorded = network.trained_config(config)
     net = network.build_network(config)
     spec = batch_setup.sampling_spec(config, net.spec)
-    run = _Run(config, devices)
-    for note in notes:
-        run.log.warning(note)
+    folder = open_run_folder(config, resume, devices.is_chief)
     train_iter = val_iter = None
     try:
+        resume_from = check_resume(recorded, folder.prefix, trust_pickled_states) if resume else None
+        run = _Run(config, devices, folder, recorded)
+        for note in folder.notes + (resume_from[2] if resume_from else []):
+            run.log.warning(note)
         train_iter = batch_setup.train_iterator(config, spec, devices.rank, devices.num_workers)
         updates_per_epoch = batch_setup.batches_per_epoch(len(train_iter.dataset), config.data.batch_size,
                                                           devices.num_workers, config.data.last_batch)
@@ -199,8 +223,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         if not resume:
             loaded = network.load_initial_weights(net, config)
             run.log.info("Initialised %s: Xavier%s", config.network.preset, f" + {loaded}" if loaded else "")
-        if devices.is_chief:
-            atomic_write_text(run.prefix + "-train.cfg", to_ini(config))
+        if folder.run_dir is not None and devices.is_chief:
+            atomic_write_text(config_copy_path(folder.run_dir), to_ini(recorded))
             if config.misc.draw_network:
                 network.write_summary(net, run.prefix + "-summary.txt", input_shape)
         net.hybridize(static_alloc=True)
@@ -208,7 +232,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
                                       config.data.batch_size)
         start_epoch = begin_epoch
         if resume_from is not None:
-            start_epoch = _resume_point(run, trainer, updates_per_epoch, *resume_from, trust_pickled_states)
+            start_epoch = _resume_point(run, trainer, updates_per_epoch, *resume_from[:2], trust_pickled_states)
         if config.data.use_val and devices.is_chief:
             val_iter = batch_setup.validation_iterator(config, spec)
         run.log.info("Training epochs %d..%d: %d batches of %d per epoch on %d device(s) x %d worker(s), "
@@ -230,12 +254,14 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
         digest = parameter_digest(trainer.parameter_arrays())
         run.log.info("Finished at epoch %d, update %d; parameters sha1 %s", config.model.num_epochs,
                      trainer.updates, digest)
-        return TrainResult(config.model.num_epochs, trainer.updates, run.last_checkpoint, digest, metrics, validation)
+        return TrainResult(config.model.num_epochs, trainer.updates, run.last_checkpoint, digest, metrics, validation,
+                           folder.run_dir)
     finally:
         for data_iter in (train_iter, val_iter):
             if data_iter is not None:
                 data_iter.close()
         close_logging()
+        folder.release()
 
 
 def _validate(run: _Run, net, val_iter, epoch: int) -> Dict[str, float]:

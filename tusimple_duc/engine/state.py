@@ -1,19 +1,23 @@
 """Training-state checkpoints: everything besides the weights that a resumed run needs.
 
-Every ``checkpoint_interval`` epochs the chief worker writes, in this order, each file
-atomically (``tusimple_duc/io/atomic.py``)::
+Every ``checkpoint_interval`` epochs the chief worker writes into the run folder
+(``<model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/``, ``run_dirs.py``), in this
+order, each file atomically (``tusimple_duc/io/atomic.py``)::
 
-    <model_dir>/<prefix>-symbol.json            released format (tusimple_duc.io)
-    <model_dir>/<prefix>-%04d.params            released format: arg:/aux: arrays
-    <model_dir>/<prefix>-%04d.states            optimizer arrays (SGD momentum per parameter
-                                                name), mx.nd.save format: no pickle
-    <model_dir>/<prefix>-%04d.state.json        epoch, update count, RNG states, digest,
-                                                optimizer counters, the run's config
+    <prefix>-symbol.json            released format (tusimple_duc.io)
+    <prefix>-%04d.params            released format: arg:/aux: arrays
+    <prefix>-%04d.states            optimizer arrays (SGD momentum per parameter name),
+                                    mx.nd.save format: no pickle
+    <prefix>-%04d.state.json        epoch, update count, RNG states, digests, optimizer
+                                    counters, the run's config
 
 The ``.state.json`` file is written last and marks the checkpoint complete: a run killed
 while writing leaves at most a stray ``.params``/``.states`` of an incomplete checkpoint,
 and ``--resume`` picks the newest epoch whose ``.state.json`` exists. ``%04d`` is the
 number of epochs completed (MXNet's convention: resuming at 20 first saves 0021).
+It records two digests: ``params_sha1`` over the parameter values
+(:func:`parameter_digest`) and ``params_file_sha1`` over the ``.params`` file's bytes
+(``io/checksum.py``), checked whenever the checkpoint is loaded.
 
 RNG state: Python's ``random`` and NumPy's global generator are saved and restored. MXNet
 exposes no state getter, so the trainer re-seeds MXNet at the start of every epoch from
@@ -40,6 +44,7 @@ import numpy as np
 from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.atomic import atomic_write_json
 from tusimple_duc.io.checkpoint import params_path
+from tusimple_duc.io.checksum import state_path
 
 STATE_FORMAT = 2
 #: formats :func:`load_training_state` reads
@@ -64,6 +69,8 @@ class TrainingState:
         None in format 1
     config : the run's resolved config, ``{section: {key: value text}}`` (``run_folder``);
         None in format 1
+    params_file_sha1 : SHA-1 of the ``.params`` file's bytes (``io/checksum.py``); None in
+        checkpoints of earlier versions
     """
 
     epoch: int
@@ -76,17 +83,8 @@ class TrainingState:
     rng: Dict[str, Any] = field(default_factory=dict)
     optimizer: Optional[Dict[str, Any]] = None
     config: Optional[Dict[str, Dict[str, str]]] = None
+    params_file_sha1: Optional[str] = None
     format: int = STATE_FORMAT
-
-
-def checkpoint_prefix(model_dir: str, save_model_prefix: str) -> str:
-    """``<model_dir>/<save_model_prefix>``: the prefix of every checkpoint file."""
-    return os.path.join(model_dir, save_model_prefix)
-
-
-def state_path(prefix: str, epoch: int) -> str:
-    """The ``.state.json`` of checkpoint ``epoch``."""
-    return f"{prefix}-{epoch:04d}.state.json"
 
 
 def optimizer_path(prefix: str, epoch: int) -> str:
@@ -137,17 +135,23 @@ def save_training_state(prefix: str, state: TrainingState,
     atomic_write_json(state_path(prefix, state.epoch), asdict(state))
 
 
+def _epochs_with(prefix: str, suffix: str) -> List[int]:
+    """Epochs ``N`` with a file ``<prefix>-NNNN<suffix>``, ascending."""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"-(\d{4,})" + re.escape(suffix) + "$")
+    return sorted(int(match.group(1)) for path in glob.glob(glob.escape(prefix) + "-*" + suffix)
+                  if (match := pattern.match(os.path.basename(path))))
+
+
 def complete_checkpoints(prefix: str) -> List[int]:
     """Epochs with a complete checkpoint (``.state.json``, ``.params``, ``.states``), ascending."""
-    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"-(\d{4,})\.state\.json$")
-    epochs = []
-    for path in glob.glob(glob.escape(prefix) + "-*.state.json"):
-        match = pattern.search(os.path.basename(path))
-        if match:
-            epoch = int(match.group(1))
-            if os.path.isfile(params_path(prefix, epoch)) and os.path.isfile(optimizer_path(prefix, epoch)):
-                epochs.append(epoch)
-    return sorted(epochs)
+    return [epoch for epoch in _epochs_with(prefix, ".state.json")
+            if os.path.isfile(params_path(prefix, epoch)) and os.path.isfile(optimizer_path(prefix, epoch))]
+
+
+def incomplete_checkpoints(prefix: str) -> List[int]:
+    """Epochs with a ``.params`` but no ``.state.json`` (a write interrupted by a kill or a
+    full disk; never resumed from), ascending."""
+    return [epoch for epoch in _epochs_with(prefix, ".params") if not os.path.isfile(state_path(prefix, epoch))]
 
 
 def load_training_state(prefix: str, epoch: int) -> TrainingState:
@@ -173,7 +177,7 @@ def latest_checkpoint(prefix: str) -> Tuple[int, TrainingState]:
     """The newest complete checkpoint of ``prefix`` (:class:`CheckpointError` if none)."""
     epochs = complete_checkpoints(prefix)
     if not epochs:
-        raise CheckpointError(f"{prefix}-*.state.json: no complete checkpoint to resume from "
-                              f"(run without --resume first)")
+        raise CheckpointError(f"{prefix}-*.state.json: no complete checkpoint to resume from in "
+                              f"{os.path.dirname(prefix) or '.'} (run without --resume first)")
     return epochs[-1], load_training_state(prefix, epochs[-1])
 

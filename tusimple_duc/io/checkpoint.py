@@ -15,6 +15,8 @@ binds the pair as the original scripts did.
 
 Loading
 -------
+A checkpoint a training run wrote records the SHA-1 of its ``.params`` bytes in its
+``.state.json``; :func:`load_checkpoint` checks it first (:mod:`tusimple_duc.io.checksum`).
 :func:`load_checkpoint` reads the optional symbol JSON only to cross-check the architecture
 (:mod:`tusimple_duc.io.symbol_check`: another network -> error; a JSON MXNet cannot parse,
 such as the released one written by an MXNet 0.11 fork -> warning, then go on) and loads the
@@ -42,6 +44,7 @@ import mxnet as mx
 
 from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.atomic import atomic_write_text
+from tusimple_duc.io.checksum import state_path, verify_checkpoint_params
 from tusimple_duc.io.matching import Comparison, compare_shapes, raise_if_mismatch
 from tusimple_duc.io.names import ARG_PREFIX, checkpoint_key, is_checkpoint_key
 from tusimple_duc.io.paramfile import read_params, write_params
@@ -102,12 +105,14 @@ def load_checkpoint(net: Any, prefix: str, epoch: int, strict: bool = True,
 
     Raises
     ------
-    CheckpointError : missing params file (the message lists the epochs found), unreadable
+    CheckpointError : missing params file (the message lists the epochs found), a params file
+        whose bytes differ from the digest its ``.state.json`` records (``ChecksumError``), unreadable
         file, or (``CheckpointMismatchError``) arrays or symbol not matching the network.
     """
     path = params_path(prefix, epoch)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint ({_epochs_found(prefix)})")
+    verify_checkpoint_params(path, state_path(prefix, epoch))
     sym_file = symbol_path(prefix)
     checked = check_symbol_file(net, sym_file) if os.path.exists(sym_file) else None
     report = load_params_file(net, path, strict, allow_missing, allow_extra, ctx)

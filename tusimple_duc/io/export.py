@@ -29,7 +29,7 @@ PSPNet exports its inference network: its auxiliary head (training only) is in n
 test.py reads PSPNet's training checkpoint, not the export.
 
 :func:`export_architecture` says which network that is: a preset, the network of a training
-config (``[network]`` + ``[data] ds_rate``, e.g. the checkpoint's saved ``<prefix>-train.cfg``)
+config (``[network]`` + ``[data] ds_rate``, e.g. the run's saved ``train_<time>.cfg``)
 or, when neither is given, the checkpoint's own ``<prefix>-symbol.json``
 (:func:`tusimple_duc.io.symbol_spec.spec_from_symbol_file`).
 

@@ -2,12 +2,15 @@
 
 A missing, empty, truncated or corrupt file, or one holding an unnamed list of arrays,
 raises one :class:`~tusimple_duc.errors.CheckpointError` naming the file and the problem.
-Writes are atomic (:func:`tusimple_duc.io.atomic.atomic_write_with`).
+Writes are atomic (:func:`tusimple_duc.io.atomic.atomic_write_with`); a failed write (a full
+disk) is an ``OSError`` like any other file write, not MXNet's ``MXNetError``
+(:func:`save_arrays`).
 """
 from __future__ import annotations
 
+import errno
 import os
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Union
 
 import mxnet as mx
 
@@ -44,7 +47,25 @@ def read_params(path: str) -> Dict[str, mx.nd.NDArray]:
 def write_params(path: str, arrays: Mapping[str, mx.nd.NDArray]) -> None:
     """Save ``{key: NDArray}`` to ``path`` atomically (``mx.nd.save``), keys in the given order."""
     data = {key: value.as_in_context(mx.cpu()) for key, value in arrays.items()}
-    atomic_write_with(path, lambda tmp: mx.nd.save(tmp, data))
+    atomic_write_with(path, lambda tmp: save_arrays(tmp, data))
+
+
+def save_arrays(path: str, data: Union[Mapping[str, mx.nd.NDArray], list]) -> None:
+    """``mx.nd.save(path, data)``, raising ``OSError`` when the write fails.
+
+    MXNet reports a failed write (``FileStream.Write incomplete`` on a full disk) as
+    ``MXNetError``; this raises ``OSError(ENOSPC)`` when the file system has less free space
+    than the arrays need, else ``OSError(EIO)`` with MXNet's reason.
+    """
+    try:
+        mx.nd.save(path, data)
+    except mx.base.MXNetError as err:
+        arrays = data.values() if isinstance(data, Mapping) else data
+        needed = sum(value.size * value.dtype(0).itemsize for value in arrays)
+        stats = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        if stats.f_bavail * stats.f_frsize < needed:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from None
+        raise OSError(errno.EIO, f"mx.nd.save failed ({mxnet_error_reason(err)})", path) from None
 
 
 def mxnet_error_reason(err: Exception) -> str:
