@@ -2,8 +2,10 @@
 
 Epochs are counted like MXNet's ``Module.fit``: a run fine-tuning from ``load_epoch`` e
 trains epochs ``e .. num_epochs - 1`` and checkpoint ``k`` is written after epoch
-``k - 1``, every ``checkpoint_interval`` epochs and after the last one. The learning-rate
-schedule counts updates from the start of the run (``schedules.py``).
+``k - 1``, every ``checkpoint_interval`` epochs and after the last one. After every epoch
+(checkpoint or not) the parameters and BatchNorm statistics of the devices are averaged
+and set back on every device, as ``Module.fit`` does (``trainer.average_over_devices``).
+The learning-rate schedule counts updates from the start of the run (``schedules.py``).
 
 Files of a run, next to the checkpoints (``<model_dir>/<save_model_prefix>``, chief only):
 ``-train.cfg`` (the resolved config), ``-train.log``, ``-metrics.jsonl`` (``logs.py``),
@@ -32,7 +34,7 @@ import numpy as np
 from tusimple_duc.config import TrainConfig, to_ini
 from tusimple_duc.engine import batches as batch_setup
 from tusimple_duc.engine import network
-from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, setup_devices
+from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, make_contexts, setup_devices
 from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
 from tusimple_duc.engine.metrics import SegmentationMetrics, reported_keys
 from tusimple_duc.engine.run_folder import check_resume, config_record, prepare_run_folder
@@ -178,6 +180,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
     check_kvstore(config.env, config.source)
     reported_keys(config.model.eval_metric, config.source)
     check_schedule(config.model, config.source)
+    batch_setup.check_device_split(config.data.batch_size, len(make_contexts(config.env, config.source)),
+                                   config.source)
     devices = setup_devices(config.env, config.source)
     prefix = checkpoint_prefix(config.model.model_dir, config.model.save_model_prefix)
     notes = prepare_run_folder(config, prefix, resume, overwrite) if devices.is_chief else []
@@ -222,6 +226,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
                 metrics = run.train_epoch(trainer, train_iter, epoch, updates_per_epoch, net.num_classes)
             except TrainingDivergedError as err:
                 raise TrainingDivergedError(f"{err}; last good checkpoint: {run.last_checkpoint or 'none'}") from None
+            trainer.average_over_devices()  # Module.fit's epoch end: get_params, set_params
             if val_iter is not None:
                 validation = _validate(run, net, val_iter, epoch)
             last = epoch + 1 == config.model.num_epochs
