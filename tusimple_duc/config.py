@@ -123,6 +123,8 @@ class ModelSection:
     #: checkpoint's ``-symbol.json`` replaces ``[network]``) or ``config`` (``[network]`` defines
     #: it and the checkpoint only supplies weights; e.g. ResNet-152 phase 2, BatchNorm frozen).
     network_from: Literal["checkpoint", "config"] = "checkpoint"
+    #: Training and validation metrics to log, as the released solver's names: ``acc`` (MXNet's
+    #: ``Accuracy``, logged as ``accuracy``), ``acc_ignore``, ``IoU`` (``engine/metrics.py``).
     eval_metric: Tuple[str, ...] = ("acc_ignore", "IoU")
     #: Log a training-metrics line every this many batches.
     log_interval: int = key(20, AT_LEAST_ONE)

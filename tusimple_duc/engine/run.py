@@ -215,6 +215,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
             start_epoch = _resume_point(run, trainer, updates_per_epoch, *resume_from, trust_pickled_states)
         if config.data.use_val and devices.is_chief:
             val_iter = batch_setup.validation_iterator(config, spec)
+            if len(val_iter.dataset) < config.data.batch_size:
+                run.log.warning("[data] val_list %s: %d sample(s), fewer than one batch of %d: validation scores "
+                                "nothing (NaN), as the original's loader dropped the partial batch",
+                                config.data.val_list, len(val_iter.dataset), config.data.batch_size)
         run.log.info("Training epochs %d..%d: %d batches of %d per epoch on %d device(s) x %d worker(s), "
                      "lr policy %s", start_epoch, config.model.num_epochs - 1, updates_per_epoch,
                      config.data.batch_size, len(devices.contexts), devices.num_workers, config.model.lr_policy)
