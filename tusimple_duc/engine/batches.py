@@ -27,9 +27,9 @@ import mxnet as mx
 import numpy as np
 
 from tusimple_duc.config import TrainConfig
-from tusimple_duc.errors import ConfigError
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec
+from tusimple_duc.errors import ConfigError
 from tusimple_duc.models.presets import ModelSpec
 from tusimple_duc.models.systems import SystemSpec
 from tusimple_duc.runtime import physical_core_count

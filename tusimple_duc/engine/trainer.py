@@ -215,8 +215,8 @@ class SegmentationTrainer:
         float32 sum, in device order, here) and ``set_params`` writes it back to every device.
         With BatchNorm learning the devices' statistics differ (each saw its own slice); the
         parameters are the same on every device, so their mean only rounds (and is exact for
-        two devices). Workers of a ``dist_sync`` job average their own
-        devices only: ``Module`` never sends auxiliary states through the kvstore.
+        two devices). Workers of a ``dist_sync`` job average their own devices only:
+        ``Module`` never sends auxiliary states through the kvstore.
         """
         contexts = self.devices.contexts
         mx.nd.waitall()  # BatchNorm writes its running statistics outside the engine's dependencies
