@@ -16,6 +16,7 @@ engine and ``Module`` agree to about 1e-6 there); the statistics after both epoc
 the second epoch to 1e-3 (the effect under test, the first device's statistics instead of
 the average, is 5 %).
 """
+import functools
 from typing import Dict, List, Tuple
 
 import mxnet as mx
@@ -104,13 +105,18 @@ def engine_fit(values: Saved, epoch_batches, contexts, batch_size, average=True)
     return saved, per_device, accuracy
 
 
-@pytest.mark.parametrize("devices, batch_size", [(2, 2), (3, 5)])
-def test_epoch_end_averages_as_module_fit(devices, batch_size):
-    contexts = [mx.cpu(i) for i in range(devices)]
+@functools.lru_cache(maxsize=None)
+def case(devices: int, batch_size: int):
+    """Initial values, the one batch of each epoch, and ``Module.fit``'s results (computed once)."""
     start = initial_values(seed=devices * 10 + batch_size)
     data = batches(seed=11, batch_size=batch_size, ignored="some")[:1]
-    reference, reference_accuracy = module_fit(start, data, contexts, batch_size)
-    engine, per_device, accuracy = engine_fit(start, data, contexts, batch_size)
+    return start, data, module_fit(start, data, [mx.cpu(i) for i in range(devices)], batch_size)
+
+
+@pytest.mark.parametrize("devices, batch_size", [(2, 2), (3, 5)])
+def test_epoch_end_averages_as_module_fit(devices, batch_size):
+    start, data, (reference, reference_accuracy) = case(devices, batch_size)
+    engine, per_device, accuracy = engine_fit(start, data, [mx.cpu(i) for i in range(devices)], batch_size)
     statistics = [n for n in start if n.endswith(STATISTICS)]
     trained = [n for n in start if not n.endswith(STATISTICS)]
     assert len(statistics) > 20
@@ -131,11 +137,8 @@ def test_epoch_end_averages_as_module_fit(devices, batch_size):
 def test_without_the_epoch_end_the_first_device_statistics_differ():
     """The comparison above can fail: the first device's own statistics (the engine's
     former checkpoint) are far from Module's average."""
-    contexts = [mx.cpu(0), mx.cpu(1)]
-    start = initial_values(seed=22)
-    data = batches(seed=11, batch_size=2, ignored="some")[:1]
-    reference, _ = module_fit(start, data, contexts, 2)
-    engine, _, _ = engine_fit(start, data, contexts, 2, average=False)
+    start, data, (reference, _) = case(2, 2)
+    engine, _, _ = engine_fit(start, data, [mx.cpu(0), mx.cpu(1)], 2, average=False)
     statistics = [n for n in start if n.endswith(STATISTICS)]
     assert relative_error(engine[0], reference[0], start, statistics) > 0.01
 
