@@ -25,7 +25,9 @@ WORKERS = 2
 
 
 def launch_with_retry(command, workers):
-    """Run the job on the first free port of PORTS; retry when the scheduler could not bind."""
+    """Run the job on the first free port of PORTS; retry on the next one when the scheduler
+    could not bind, or when ps-lite lost a node's connection while no worker reported an
+    error (seen on a heavily loaded machine: 'there is no socket to node 11')."""
     for port in PORTS:
         if not port_is_free(port):
             continue
@@ -33,7 +35,8 @@ def launch_with_retry(command, workers):
         status = launch_local(command, workers, 1, port=port, out=out, env=single_thread_env(),
                               shutdown_timeout=20)
         text = out.getvalue()
-        if status != 0 and re.search(r"bind|Address already in use", text, re.IGNORECASE):
+        lost_node = "there is no socket to node" in text and "Traceback" not in text and "error:" not in text
+        if status != 0 and (lost_node or re.search(r"bind|Address already in use", text, re.IGNORECASE)):
             continue
         return status, text
     pytest.fail(f"no usable port in {PORTS.start}..{PORTS.stop - 1}")
