@@ -77,9 +77,11 @@ def test_bad_values_name_the_key(override, fragment):
     assert "\n" not in message
 
 
-def test_batch_must_split_over_gpus():
-    with pytest.raises(ConfigError, match="does not split evenly over 4 devices"):
-        load_train_config(TRAIN_CFG, ["env.gpus=0,1,2,3", "data.batch_size=6"])
+def test_uneven_batch_over_gpus_reads():
+    """Module splits 3 samples over 2 devices as 2 + 1: the config accepts it (whether the
+    devices can share a batch is the engine's check, tests/engine/test_uneven_split.py)."""
+    config = load_train_config(TRAIN_CFG, ["env.gpus=0,1", "data.batch_size=3"])
+    assert config.data.batch_size == 3 and config.env.gpus == (0, 1)
 
 
 def test_values_are_never_evaluated(tmp_path):

@@ -125,6 +125,8 @@ class ModelSection:
     #: checkpoint's ``-symbol.json`` replaces ``[network]``) or ``config`` (``[network]`` defines
     #: it and the checkpoint only supplies weights; e.g. ResNet-152 phase 2, BatchNorm frozen).
     network_from: Literal["checkpoint", "config"] = "checkpoint"
+    #: Training and validation metrics to log, as the released solver's names: ``acc`` (MXNet's
+    #: ``Accuracy``, logged as ``accuracy``), ``acc_ignore``, ``IoU`` (``engine/metrics.py``).
     eval_metric: Tuple[str, ...] = ("acc_ignore", "IoU")
     #: Log a training-metrics line every this many batches.
     log_interval: int = key(20, AT_LEAST_ONE)
@@ -140,6 +142,8 @@ class DataSection:
     use_val: bool = False
     val_list: Optional[str] = None
     rgb_mean: Tuple[float, float, float] = key(RELEASED_RGB_MEAN, Range(0, 255))
+    #: Samples per update of one worker, split over its devices as MXNet's ``Module`` splits
+    #: them (3 over 2 devices: 2 + 1); a size ``Module`` cannot split (6 over 4) stops train.py.
     batch_size: int = key(1, AT_LEAST_ONE)
     #: Downsampling rate (output stride) of the network: 4, 8 or 16; unset = the preset's.
     ds_rate: Optional[int] = key(None, AT_LEAST_ONE)
@@ -432,9 +436,6 @@ def validate_train_config(config: TrainConfig) -> None:
     _check_geometry(src, data.ds_rate, net.cell_width, "network")
     _check(model.load_model_prefix is None or model.load_epoch is not None,
            src, "[model] load_epoch", "must be set when load_model_prefix is set")
-    contexts = env.cpus if env.use_cpu else len(env.gpus)
-    _check(data.batch_size % contexts == 0, src, "[data] batch_size",
-           f"{data.batch_size} does not split evenly over {contexts} devices")
     crop_key = "inner_crop" if data.patch_scheme == "12fold" else "crop_shape"
     crop = getattr(data, crop_key)
     _check(data.ds_rate is None or sides_are_multiples(crop, data.ds_rate), src, f"[data] {crop_key}",

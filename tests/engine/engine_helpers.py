@@ -18,7 +18,7 @@ def tiny_overrides(root: str, model_dir: str, *extra: str) -> List[str]:
     """``--set`` values running configs/train/tiny_synthetic.cfg on ``root`` into ``model_dir``."""
     return [f"data.data_dir={root}", f"data.label_dir={root}",
             f"data.train_list={os.path.join(root, 'lists', 'train_7fold.lst')}",
-            f"data.val_list={os.path.join(root, 'lists', 'val.lst')}",
+            f"data.val_list={os.path.join(root, 'lists', 'val_7fold.lst')}",
             "data.crop_shape=64,64", "data.random_bound=8,8", f"model.model_dir={model_dir}",
             "data.num_workers=0", *extra]
 

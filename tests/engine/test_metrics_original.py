@@ -92,5 +92,8 @@ def test_reported_keys_follow_the_released_eval_metric():
     assert reported_keys(("acc_ignore", "IoU")) == ("loss", "pixel_acc", "mean_iou", "acc_ignore", "IoU",
                                                      "SoftmaxLoss")
     assert reported_keys(()) == ("loss", "SoftmaxLoss")
+    # eval_metric = acc (the released solver's mx.metric.create('acc')): MXNet's Accuracy, 'accuracy'.
+    assert reported_keys(("acc",)) == ("loss", "accuracy", "SoftmaxLoss")
+    assert reported_keys(("acc", "IoU")) == ("loss", "mean_iou", "accuracy", "IoU", "SoftmaxLoss")
     with pytest.raises(ConfigError, match="unknown metric 'mIoU'"):
         reported_keys(("mIoU",))

@@ -12,14 +12,16 @@ input is ``inner_crop`` taken inside the ``crop_shape`` patch around each list c
 
 Validation (``use_val``): the released ``val_args``: scale 1, no jitter, no flip, a fixed
 ``crop_shape`` crop (``inner_crop`` for 12-fold) around each line's centre (the image centre
-for 3-field lines), every sample once (``last_batch='keep'``), on the chief worker.
+for 3-field lines), in list order, on the chief worker; the last partial batch is dropped
+(``last_batch='discard'``), as the released loader's ``_get_next`` stops before a batch it
+cannot fill.
 It measures crop-level mIoU at the prediction stride; the official full-resolution
 numbers come from ``test.py``.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -27,6 +29,7 @@ import numpy as np
 from tusimple_duc.config import TrainConfig
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.sample import SamplingSpec
+from tusimple_duc.errors import ConfigError
 from tusimple_duc.models.presets import ModelSpec
 from tusimple_duc.models.systems import SystemSpec
 from tusimple_duc.runtime import physical_core_count
@@ -70,12 +73,12 @@ def train_iterator(config: TrainConfig, spec: SamplingSpec, rank: int = 0, num_w
 
 
 def validation_iterator(config: TrainConfig, spec: SamplingSpec) -> SegmentationIter:
-    """Every sample of the validation list once, in list order."""
+    """The validation list's full batches, in list order (the last partial batch dropped)."""
     data = config.data
     dataset = SegmentationDataset(data.val_list, validation_spec(spec), data.data_dir, data.label_dir,
                                   seed=config.env.seed)
     return SegmentationIter(dataset, data.batch_size, shuffle=False, num_workers=loader_processes(config),
-                            last_batch="keep", skip_bad=data.skip_bad)
+                            last_batch="discard", skip_bad=data.skip_bad)
 
 
 def batches_per_epoch(num_samples: int, batch_size: int, num_workers: int, last_batch: str) -> int:
@@ -84,14 +87,47 @@ def batches_per_epoch(num_samples: int, batch_size: int, num_workers: int, last_
     return part // batch_size if last_batch == "discard" else -(-part // batch_size)
 
 
+def module_slice_sizes(batch_size: int, devices: int) -> Optional[List[int]]:
+    """Samples per device as MXNet's ``Module`` splits a batch (``_split_input_slice`` with
+    equal work loads), or None when that split leaves a device empty (``Module`` refuses it).
+
+    Every device gets ``round(batch_size / devices)`` (Python's rounding, half to even), the
+    last one also what is left; slices past the batch are cut. E.g. 3 over 2 devices: 2 + 1;
+    5 over 3: 2 + 2 + 1; 6 over 4: None (2 + 2 + 2 leave nothing for the fourth).
+    """
+    share = round(batch_size / devices)
+    sizes = [share] * devices
+    sizes[-1] += max(batch_size - share * devices, 0)
+    out, begin = [], 0
+    for size in sizes:
+        end = min(begin + size, batch_size)
+        if begin >= end:
+            return None
+        out.append(end - begin)
+        begin = end
+    return out
+
+
+def check_device_split(batch_size: int, devices: int, source: str = "<config>") -> None:
+    """Refuse a ``[data] batch_size`` that ``Module`` cannot split over ``devices``."""
+    if module_slice_sizes(batch_size, devices) is None:
+        raise ConfigError(f"{source}: [data] batch_size: {batch_size} samples cannot be split over {devices} devices "
+                          f"as MXNet's Module splits a batch ({round(batch_size / devices)} per device leaves "
+                          f"a device empty)")
+
+
 def device_slices(data: np.ndarray, label: np.ndarray, count: int,
                   ignore_label: int) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """Consecutive slices of a batch, one per device (sizes differ by at most 1).
+    """Consecutive slices of a batch, one per device, of ``Module``'s sizes
+    (:func:`module_slice_sizes`: 3 samples over 2 devices are 2 + 1).
 
-    Every device must run forward and backward in every update (the kvstore sums all of
-    their gradients), so when the batch has fewer samples than devices the missing slices
-    are copies of the first sample with every label ignored: they add nothing to the loss,
-    its gradient or the metrics.
+    A batch ``Module`` could not split (only a last partial batch, ``last_batch = keep``;
+    configured batch sizes are checked by :func:`check_device_split`) is cut into sizes that
+    differ by at most 1, the larger first. Every device must run forward and backward in
+    every update (the kvstore sums all of their gradients), so when the batch has fewer
+    samples than devices the missing slices are copies of the first sample with every label
+    ignored: they add nothing to the loss or its gradient (the first ``min(N, count)``
+    slices are the batch's own).
 
     Parameters
     ----------
@@ -104,12 +140,16 @@ def device_slices(data: np.ndarray, label: np.ndarray, count: int,
     -------
     ``count`` pairs ``(data_i, label_i)`` of host arrays
     """
-    if data.shape[0] >= count:
-        bounds = np.linspace(0, data.shape[0], count + 1).round().astype(int)
-        return [(data[a:b], label[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    filler = (data[:1], np.full_like(label[:1], ignore_label))
-    pieces = [(data[i:i + 1], label[i:i + 1]) for i in range(data.shape[0])]
-    return pieces + [filler] * (count - data.shape[0])
+    total = data.shape[0]
+    sizes = module_slice_sizes(total, count) or [total // count + (i < total % count) for i in range(count)]
+    pieces, begin = [], 0
+    for size in sizes:
+        if size == 0:
+            pieces.append((data[:1], np.full_like(label[:1], ignore_label)))
+        else:
+            pieces.append((data[begin:begin + size], label[begin:begin + size]))
+        begin += size
+    return pieces
 
 
 def to_devices(pieces: Sequence[Tuple[np.ndarray, np.ndarray]],

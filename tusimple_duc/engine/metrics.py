@@ -15,6 +15,9 @@ as it did over everything since the object was created (the run creates one per 
 ``Module.fit`` resets its metrics at every epoch start and its ``Speedometer`` never does),
 logged under the original's names so that logs can be compared:
 
+* ``accuracy`` (``eval_metric = acc``: MXNet's ``Accuracy``, which the released solver
+  created by name): pixels whose label equals the predicted class / ALL pixels, the ignored
+  ones included (a label 255 never equals a class);
 * ``acc_ignore`` (``AccWithIgnoreMetric``): correct / non-ignored pixels;
 * ``IoU`` (``IoUMetric``): ``(1 / L) * sum over ALL L classes of TP_c / (TP_c + FP_c + FN_c + 1e-6)``
   with counts accumulated since the start (non-ignored pixels only): a class absent from
@@ -36,10 +39,10 @@ import numpy as np
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator
 
-#: The released ``eval_metric`` names and the keys of this project's values they select.
-METRIC_KEYS = {"acc_ignore": "pixel_acc", "IoU": "mean_iou"}
-#: The released metrics' own keys (logged under the released names).
-RELEASED_KEYS = ("acc_ignore", "IoU", "SoftmaxLoss")
+#: The released ``eval_metric`` names: the keys of this project's values each selects, and
+#: the name the released metric is logged under (``acc`` is MXNet's ``Accuracy``, 'accuracy').
+METRIC_KEYS = {"acc": ((), "accuracy"), "acc_ignore": (("pixel_acc",), "acc_ignore"),
+               "IoU": (("mean_iou",), "IoU")}
 #: The released metrics' epsilon (IoU denominator, SoftmaxLoss log argument).
 RELEASED_EPS = 1e-6
 
@@ -52,8 +55,8 @@ def reported_keys(eval_metric: Sequence[str], source: str = "<config>") -> Tuple
     if unknown:
         raise ConfigError(f"{source}: [model] eval_metric: unknown metric {unknown[0]!r} "
                           f"(known: {', '.join(METRIC_KEYS)})")
-    return (("loss",) + tuple(METRIC_KEYS[name] for name in eval_metric)
-            + tuple(eval_metric) + ("SoftmaxLoss",))
+    ours = tuple(key for name in eval_metric for key in METRIC_KEYS[name][0])
+    return ("loss",) + ours + tuple(METRIC_KEYS[name][1] for name in eval_metric) + ("SoftmaxLoss",)
 
 
 @dataclass
@@ -65,6 +68,8 @@ class _Counts:
     valid_pixels: float = 0.0
     released_loss_sum: float = 0.0
     released_loss_pixels: float = 0.0
+    label_matches: float = 0.0
+    all_pixels: float = 0.0
 
     def add(self, other: "_Counts") -> None:
         self.confusion.merge(other.confusion)
@@ -72,6 +77,8 @@ class _Counts:
         self.valid_pixels += other.valid_pixels
         self.released_loss_sum += other.released_loss_sum
         self.released_loss_pixels += other.released_loss_pixels
+        self.label_matches += other.label_matches
+        self.all_pixels += other.all_pixels
 
 
 def released_softmax_loss(scores: mx.nd.NDArray, label: np.ndarray, num_classes: int) -> Tuple[float, float]:
@@ -129,6 +136,8 @@ class SegmentationMetrics:
         for score, label in zip(scores, labels):
             prediction = mx.nd.argmax(score, axis=1).asnumpy().astype(np.int64)
             batch.confusion.add(prediction, label.astype(np.int64))
+            batch.label_matches += float((prediction == label.astype(np.int64)).sum())
+            batch.all_pixels += float(label.size)
             released_sum, released_pixels = released_softmax_loss(score, label, self.num_classes)
             batch.released_loss_sum += released_sum
             batch.released_loss_pixels += released_pixels
@@ -143,12 +152,14 @@ class SegmentationMetrics:
 
     def values(self, keys: Sequence[str] = ("loss", "pixel_acc", "mean_iou")) -> Dict[str, float]:
         """The selected values among ``loss``, ``pixel_acc``, ``mean_iou`` (window) and
-        ``acc_ignore``, ``IoU``, ``SoftmaxLoss`` (released, since creation); NaN when empty."""
+        ``accuracy``, ``acc_ignore``, ``IoU``, ``SoftmaxLoss`` (released, since creation); NaN
+        when empty."""
         window, start = self.window, self.since_start
         every = {"loss": _ratio(window.loss_sum, window.valid_pixels),
                  "pixel_acc": window.confusion.pixel_accuracy(),
                  "mean_iou": window.confusion.mean_iou()}
         tp, fp, fn = start.confusion.counts()
+        every["accuracy"] = _ratio(start.label_matches, start.all_pixels)
         every["acc_ignore"] = _ratio(float(tp.sum()), float(tp.sum() + fn.sum()))
         every["IoU"] = float(np.mean(tp / (tp + fp + fn + RELEASED_EPS)))
         every["SoftmaxLoss"] = _ratio(start.released_loss_sum, start.released_loss_pixels)

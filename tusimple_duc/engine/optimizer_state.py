@@ -33,9 +33,11 @@ TRUST_FLAG = "--trust-pickled-states"
 State = Union[None, mx.nd.NDArray, tuple, list]
 
 
-def _ready(trainer: gluon.Trainer) -> None:
+def ready_trainer(trainer: gluon.Trainer) -> None:
     """Create the trainer's kvstore and updaters if no step has done it yet (as
-    ``Trainer.save_states`` / ``load_states`` do)."""
+    ``Trainer.save_states`` / ``load_states`` do). Creating the kvstore copies every
+    parameter of the first device to the others (``kvstore.broadcast``), BatchNorm
+    statistics included."""
     if not trainer._kv_initialized:
         trainer._init_kvstore()
     if trainer._params_to_init:
@@ -51,7 +53,7 @@ def _names(trainer: gluon.Trainer) -> List[str]:
 def save_optimizer_state(trainer: gluon.Trainer, path: str) -> Dict[str, Any]:
     """Write the arrays of ``trainer``'s optimizer state to ``path`` (``mx.nd.save``,
     atomically) and return the JSON part (counters and layout)."""
-    _ready(trainer)
+    ready_trainer(trainer)
     names = _names(trainer)
     updater = trainer._updaters[0]  # every device holds the same state (MXNet saves this one too)
     arrays: Dict[str, mx.nd.NDArray] = {}
@@ -109,7 +111,7 @@ def load_optimizer_state(trainer: gluon.Trainer, path: str, saved: Optional[Dict
     truncated, corrupt or mismatched file.
     """
     pickled = check_optimizer_file(path, trust_pickle)
-    _ready(trainer)
+    ready_trainer(trainer)
     if pickled or saved is None:
         if not pickled:
             raise CheckpointError(f"{path}: the training state has no optimizer counters for this mx.nd.save file")

@@ -2,8 +2,10 @@
 
 Epochs are counted like MXNet's ``Module.fit``: a run fine-tuning from ``load_epoch`` e
 trains epochs ``e .. num_epochs - 1`` and checkpoint ``k`` is written after epoch
-``k - 1``, every ``checkpoint_interval`` epochs and after the last one. The learning-rate
-schedule counts updates from the start of the run (``schedules.py``).
+``k - 1``, every ``checkpoint_interval`` epochs and after the last one. After every epoch
+(checkpoint or not) the parameters and BatchNorm statistics of the devices are averaged
+and set back on every device, as ``Module.fit`` does (``trainer.average_over_devices``).
+The learning-rate schedule counts updates from the start of the run (``schedules.py``).
 
 Files of a run (chief only), in its own folder ``<model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/``
 (``run_dirs.py``, the original solver's layout): ``train_<time>.cfg`` (the resolved config,
@@ -36,7 +38,7 @@ import numpy as np
 from tusimple_duc.config import TrainConfig, to_ini
 from tusimple_duc.engine import batches as batch_setup
 from tusimple_duc.engine import network
-from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, setup_devices
+from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, make_contexts, setup_devices
 from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
 from tusimple_duc.engine.metrics import SegmentationMetrics, reported_keys
 from tusimple_duc.engine.run_dirs import config_copy_path, log_path
@@ -202,6 +204,8 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
     check_kvstore(config.env, config.source)
     reported_keys(config.model.eval_metric, config.source)
     check_schedule(config.model, config.source)
+    batch_setup.check_device_split(config.data.batch_size, len(make_contexts(config.env, config.source)),
+                                   config.source)
     devices = setup_devices(config.env, config.source)
     recorded = network.trained_config(config)
     net = network.build_network(config)
@@ -235,6 +239,10 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
             start_epoch = _resume_point(run, trainer, updates_per_epoch, *resume_from[:2], trust_pickled_states)
         if config.data.use_val and devices.is_chief:
             val_iter = batch_setup.validation_iterator(config, spec)
+            if len(val_iter.dataset) < config.data.batch_size:
+                run.log.warning("[data] val_list %s: %d sample(s), fewer than one batch of %d: validation scores "
+                                "nothing (NaN), as the original's loader dropped the partial batch",
+                                config.data.val_list, len(val_iter.dataset), config.data.batch_size)
         run.log.info("Training epochs %d..%d: %d batches of %d per epoch on %d device(s) x %d worker(s), "
                      "lr policy %s", start_epoch, config.model.num_epochs - 1, updates_per_epoch,
                      config.data.batch_size, len(devices.contexts), devices.num_workers, config.model.lr_policy)
@@ -246,6 +254,7 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
                 metrics = run.train_epoch(trainer, train_iter, epoch, updates_per_epoch, net.num_classes)
             except TrainingDivergedError as err:
                 raise TrainingDivergedError(f"{err}; last good checkpoint: {run.last_checkpoint or 'none'}") from None
+            trainer.average_over_devices()  # Module.fit's epoch end: get_params, set_params
             if val_iter is not None:
                 validation = _validate(run, net, val_iter, epoch)
             last = epoch + 1 == config.model.num_epochs

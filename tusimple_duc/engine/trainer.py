@@ -2,7 +2,8 @@
 
 An update (:meth:`SegmentationTrainer.step`) is the released solver's ``Module`` update:
 
-1. the worker's batch is split into one slice per device (``batches.device_slices``);
+1. the worker's batch is split into one slice per device as ``Module`` splits it
+   (``batches.device_slices``: 3 samples over 2 devices are 2 + 1);
 2. every device computes the summed cross-entropy ``CE_d`` of its non-ignored pixels and
    its count ``V_d``, and back-propagates ``CE_d / max(V_d, 1)`` (``SoftmaxOutput``'s
    ``normalization='valid'``, ``loss.device_objective``); a network with several outputs
@@ -23,8 +24,11 @@ An update (:meth:`SegmentationTrainer.step`) is the released solver's ``Module``
    updated, exchanged or decayed.
 
 BatchNorm: with ``bn_use_global_stats`` (released) the statistics are frozen; when BN
-learns, each device normalises with its own slice's statistics (no synchronised BN, as in
-the released MXNet solver).
+learns, each device normalises with its own slice's statistics and moves its own running
+statistics (no synchronised BN, as in the released MXNet solver). At every epoch's end
+:meth:`SegmentationTrainer.average_over_devices` does what ``Module.fit`` does there
+(``get_params`` then ``set_params``): every parameter and running statistic becomes the mean
+of its copies on this worker's devices, on every device, before the checkpoint is written.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ from tusimple_duc.engine.contexts import DeviceSetup, WorkerAllreduce, WorkerSum
 from tusimple_duc.engine.loss import (as_score_maps, loss_weights, masked_cross_entropy_sum,
                                       weighted_device_objective)
 from tusimple_duc.engine.metrics import SegmentationMetrics
-from tusimple_duc.engine.optimizer_state import load_optimizer_state, save_optimizer_state
+from tusimple_duc.engine.optimizer_state import load_optimizer_state, ready_trainer, save_optimizer_state
 from tusimple_duc.engine.schedules import LRSchedule
 from tusimple_duc.errors import DUCError
 
@@ -120,6 +124,10 @@ class SegmentationTrainer:
         local_kvstore = None if devices.distributed else devices.kvstore
         self.trainer = gluon.Trainer(params, "sgd", sgd_parameters(model), kvstore=local_kvstore,
                                      update_on_kvstore=False if local_kvstore is not None else None)
+        # Gluon creates its kvstore at the first step, copying the first device's values to the
+        # others: after that step's forward, it would overwrite the other devices' BatchNorm
+        # statistics. Created now, it copies the (equal) initial values, as Module's set_params.
+        ready_trainer(self.trainer)
         self._allreduce = WorkerAllreduce(devices.kvstore, params.values()) if devices.distributed else None
         self._exchange = WorkerSum(devices, key=len(list(params.keys())), size=4)
 
@@ -178,8 +186,9 @@ class SegmentationTrainer:
             raise TrainingDivergedError(
                 f"{what} at {where or 'update ' + str(update)} (update {update}, lr {lr:.3g}): "
                 f"training diverged; this update was not applied")
+        own = min(data.shape[0], len(contexts))  # slices after these are ignored fillers
         for metric in metrics:
-            metric.update(scores, [y for _, y in pieces], local_loss, local_valid)
+            metric.update(scores[:own], [y for _, y in pieces[:own]], local_loss, local_valid)
         if self._allreduce is not None:
             self._allreduce()
         self.trainer.set_learning_rate(lr)
@@ -198,6 +207,26 @@ class SegmentationTrainer:
         return float(mx.nd.add_n(*[s.as_in_context(mx.cpu()) for s in squares]).asscalar()) if squares else 0.0
 
     # ------------------------------------------------------------------ parameters
+    def average_over_devices(self) -> None:
+        """``Module.fit``'s epoch end: replace every parameter and BatchNorm running statistic
+        on every device by the mean of its copies on this worker's devices.
+
+        ``Module.get_params`` computes ``sum(copy on the CPU) / devices`` per array (the same
+        float32 sum, in device order, here) and ``set_params`` writes it back to every device.
+        With BatchNorm learning the devices' statistics differ (each saw its own slice); the
+        parameters are the same on every device, so their mean only rounds (and is exact for
+        two devices). Workers of a ``dist_sync`` job average their own devices only:
+        ``Module`` never sends auxiliary states through the kvstore.
+        """
+        contexts = self.devices.contexts
+        mx.nd.waitall()  # BatchNorm writes its running statistics outside the engine's dependencies
+        if len(contexts) == 1:
+            return
+        for param in self.net.collect_params().values():
+            copies = param.list_data()
+            param.set_data(sum(copy.copyto(mx.cpu()) for copy in copies) / len(copies))
+        mx.nd.waitall()
+
     def parameter_arrays(self) -> Dict[str, np.ndarray]:
         """Host copies of every parameter (first device), by Gluon name."""
         context = self.devices.contexts[0]
@@ -213,9 +242,10 @@ def validate(net: gluon.HybridBlock, batches, contexts: Sequence[mx.Context], nu
         data, label = batch.data[0].asnumpy(), batch.label[0].asnumpy()
         pieces = device_slices(data, label, len(contexts), ignore_label)
         on_devices = to_devices(pieces, contexts)
-        scores = [as_score_maps(net(x))[0] for x, _ in on_devices]
+        own = min(data.shape[0], len(contexts))  # slices after these are ignored fillers
+        scores = [as_score_maps(net(x))[0] for x, _ in on_devices[:own]]
         loss = sum(masked_cross_entropy_sum(s, y, ignore_label)[0].asscalar()
                    for s, (_, y) in zip(scores, on_devices))
-        valid = sum(float((y != ignore_label).sum()) for _, y in pieces)
-        metrics.update(scores, [y for _, y in pieces], loss, valid)
+        valid = sum(float((y != ignore_label).sum()) for _, y in pieces[:own])
+        metrics.update(scores, [y for _, y in pieces[:own]], loss, valid)
     return metrics
