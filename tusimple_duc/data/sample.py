@@ -8,7 +8,7 @@ with a restatement of that function); docs/TRAINING.md "Augmentation" lists the 
 1. draw, in this order: the scale ``s`` (uniform over ``scale_factors``); if
    ``use_random_crop``, the row then the column jitter, uniform integers in
    ``[-b, b]`` with ``b = int(random_bound * s)`` per axis; if ``use_mirror``, the flip (p 0.5);
-2. read the image (BGR, used as RGB) and the label; resize the whole image to
+2. read the image (OpenCV BGR, converted to RGB as the original) and the label; resize the whole image to
    ``(int(H*s), int(W*s))`` (bilinear, uint8) and the label to the same size (nearest);
 3. the crop's top-left corner is ``int(int(centre) * s) + jitter - crop // 2`` per axis
    (``int`` truncates, as the original); the part outside the scaled image is the mean
