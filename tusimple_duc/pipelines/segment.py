@@ -21,6 +21,9 @@ Sizes: with a ``result_shape`` (the released protocol) an image larger than ``te
 segmented on its top-left ``test_shape`` part, as the released script did, and every output
 is written at ``result_shape``; with ``result_shape = None``, and with ``--images`` unless a
 result shape is given explicitly, every image is segmented and written whole, at its own size.
+
+Folders: a list run writes into ``result_dir``; an ``--images`` run into a folder of its own
+(``--out``, or a new ``<result_dir>-images-<time>`` beside it: :mod:`.images_folder`).
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ from tusimple_duc.models.presets import ModelSpec, get_model
 from tusimple_duc.models.systems import SystemSpec
 from tusimple_duc.models.segnet import SegmentationNet
 from tusimple_duc.pipelines.dataset_outputs import DatasetOutputs, outputs_for
+from tusimple_duc.pipelines.images_folder import images_output_dir
 from tusimple_duc.viz.colorize import colorize, overlay, write_rgb_png
 from tusimple_duc.viz.plots import write_result_figures
 from tusimple_duc.viz.released import confidence_heat_map, released_mosaic
@@ -267,14 +271,21 @@ def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> Inference
 
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
-             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None) -> SegmentationRun:
+             net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None,
+             out: Optional[str] = None) -> SegmentationRun:
     """Segment ``images`` (paths or folders) or the config's ``image_list``; see the module doc.
 
     ``net`` (already loaded) skips building and loading the checkpoint. ``images_result_shape``:
     with ``images``, the (rows, cols) every output is resized to (None: each image's own size).
-    ``result_dir`` is checked to be writable before anything is loaded.
+    The outputs go to ``result_dir``, or with ``images`` to a folder of their own
+    (:func:`~tusimple_duc.pipelines.images_folder.images_output_dir` of ``out``), checked to be
+    writable before anything is loaded.
     """
-    ensure_writable_dir(config.model.result_dir, "[model] result_dir")
+    if images:
+        result_dir = images_output_dir(config.model.result_dir, out)
+    else:
+        result_dir = config.model.result_dir
+        ensure_writable_dir(result_dir, "[model] result_dir")
     contexts = select_contexts(config.model.gpu)
     entries = image_entries(images) if images else read_list(config.data.image_list)
     spec = images_spec(spec_from_config(config), images_result_shape) if images else spec_from_config(config)
@@ -284,7 +295,7 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     predictor = Predictor(net, spec, contexts=contexts, forward=forward)
     outputs = outputs_for(config.data.dataset, net.num_classes)
     evaluate = config.output.evaluate and not images
-    run = SegmentationRun(result_dir=config.model.result_dir)
+    run = SegmentationRun(result_dir=result_dir)
     evaluated = 0
     for entry, name in tqdm(list(zip(entries, names)), desc="segment", unit="image", disable=not show_progress):
         image_path = entry.image if images else resolve(config.data.test_img_dir, entry.image)
