@@ -39,7 +39,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 from tqdm import tqdm
 
-from tusimple_duc.config import ArchitectureSection, TestConfig
+from tusimple_duc.config import RELEASED_MODEL_URL, RELEASED_PREFIX, ArchitectureSection, TestConfig
 from tusimple_duc.data.lists import ListEntry, read_list, resolve
 from tusimple_duc.data.readers import read_rgb_image
 from tusimple_duc.errors import CheckpointError, ConfigError, DataError
@@ -51,7 +51,7 @@ from tusimple_duc.inference.precision_auto import auto_forward
 from tusimple_duc.inference.predictor import ForwardFn, InferenceSpec, Prediction, Predictor, spec_from_config
 from tusimple_duc.inference.scales import resize_image
 from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir
-from tusimple_duc.io.checkpoint import load_checkpoint, symbol_path
+from tusimple_duc.io.checkpoint import load_checkpoint, params_path, symbol_path
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
 from tusimple_duc.models.from_config import spec_from_test_config
 from tusimple_duc.models.presets import ModelSpec, get_model
@@ -104,11 +104,27 @@ def select_contexts(gpu: Optional[int]) -> List[mx.Context]:
     return [mx.gpu(gpu)]
 
 
+def check_checkpoint_present(config: TestConfig) -> None:
+    """CheckpointError naming the missing checkpoint and where it comes from, when neither its
+    ``-symbol.json`` nor its ``-%04d.params`` exists (the released files: the original's link)."""
+    prefix = os.path.join(config.model.model_dir, config.model.model_prefix)
+    files = (symbol_path(prefix), params_path(prefix, config.model.model_epoch))
+    if any(os.path.isfile(path) for path in files):
+        return
+    if config.model.model_prefix == RELEASED_PREFIX:
+        source = (f"the released files {', '.join(os.path.basename(p) for p in files)} come from the original "
+                  f"repository's link {RELEASED_MODEL_URL} (docs/DATA.md): put them in {config.model.model_dir}/")
+    else:
+        source = "train it (train.py) or set [model] model_dir, model_prefix, model_epoch to a checkpoint"
+    raise CheckpointError(f"{files[1]}: no such checkpoint (nor {os.path.basename(files[0])}); {source}")
+
+
 def network_spec(config: TestConfig) -> Union[ModelSpec, SystemSpec]:
     """The network to test: ``[network]`` when the config sets any of its keys, else the
     architecture recorded in the checkpoint's ``-symbol.json`` (as the released script, which
     loaded the symbol), whose class count, output stride and cell width must then agree with
     ``[model] label_num`` and ``[data] ds_rate``, ``cell_width``."""
+    check_checkpoint_present(config)
     if config.network != ArchitectureSection():
         return spec_from_test_config(config)
     path = symbol_path(os.path.join(config.model.model_dir, config.model.model_prefix))
@@ -286,6 +302,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     else:
         result_dir = config.model.result_dir
         ensure_writable_dir(result_dir, "[model] result_dir")
+    if net is None:
+        check_checkpoint_present(config)
     contexts = select_contexts(config.model.gpu)
     entries = image_entries(images) if images else read_list(config.data.image_list)
     spec = images_spec(spec_from_config(config), images_result_shape) if images else spec_from_config(config)
