@@ -4,9 +4,15 @@
     python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...]
                     [--resume [--trust-pickled-states] | --overwrite]
 
-Checkpoints, logs and the resolved config go to ``<model_dir>/<save_model_prefix>-*``;
-``--resume`` continues from the newest complete checkpoint there. docs/TRAINING.md has the
-details (devices, several machines, the paper's experiments, resume rules).
+Config keys: every key with its type, default and meaning in tusimple_duc/config.py; paths in
+the config are relative to the current folder (configs/train/*.cfg are written for the repository
+root; train_cityscapes.cfg, the original's, for train/: cd train && python train_model.py ../CONFIG).
+
+A run writes into ``[model] model_dir``, files named ``<save_model_prefix>-*``: the checkpoints
+``-NNNN.params`` / ``.states`` / ``.state.json`` and ``-symbol.json``, the resolved config
+``-train.cfg``, the log ``-train.log``, the metrics ``-metrics.jsonl`` (tools/plot_log.py draws
+them) and ``-summary.txt``. ``--resume`` continues from the newest complete checkpoint there.
+docs/TRAINING.md has the details (devices, several machines, the paper's experiments, resume rules).
 """
 import argparse
 import sys
@@ -17,19 +23,21 @@ from tusimple_duc.config import load_train_config
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""),
+                                     epilog=__doc__.split("\n\n", 1)[1].replace("``", ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="training config (INI)")
     add_set_argument(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest complete checkpoint of <model_dir>/<save_model_prefix> "
-                             "(written with the same config, except num_epochs and other output-only keys)")
+                             "(written with the same config, except num_epochs and other output-only keys) (default: off)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start a fresh run even if the prefix holds an earlier run's checkpoints: "
-                             "they are moved into <model_dir>/replaced-<time>/ (nothing is deleted)")
+                             "they are moved into <model_dir>/replaced-<time>/ (nothing is deleted) (default: off)")
     parser.add_argument("--trust-pickled-states", action="store_true",
                         help="with --resume: read an optimizer state in the old pickled format (earlier versions "
                              "of this project, Gluon's Trainer.save_states); unpickling runs code, so only for "
-                             "files you trust")
+                             "files you trust (default: off)")
     args = parser.parse_args(argv)
     config = load_train_config(args.config, args.overrides)
     from tusimple_duc.engine.run import train
