@@ -16,7 +16,7 @@ import dataclasses
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from tusimple_duc.config import TrainConfig, load_train_config, to_ini
 from tusimple_duc.data.datasets import Lists
@@ -76,6 +76,7 @@ class Preflight:
 
     problems: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    checked_lists: Set[str] = field(default_factory=set)
 
 
 def required_folders(dataset: str, list_name: str) -> List[str]:
@@ -106,9 +107,10 @@ def make_list(dataset: str, root: str, path: str, built: Dict[Tuple[str, bool], 
 
 
 def check_list(path: str, dataset: str, root: str, result: Preflight, built: Dict, what: str) -> None:
-    """A list that must exist: present, made from ``root`` (a note), or a problem line."""
-    if os.path.isfile(path):
+    """A list that must exist: present, made from ``root`` (a note), or a problem line (once per list)."""
+    if os.path.isfile(path) or path in result.checked_lists:
         return
+    result.checked_lists.add(path)
     name = os.path.splitext(os.path.basename(path))[0]
     if name not in RECIPES.get(dataset, {}):
         result.problems.append(f"{path}: {what} not found, and it is not derived from the dataset folder: "
@@ -248,7 +250,6 @@ def preflight(names: Sequence[str], data_root: str, lists: str, gpus: str, confi
             real_run.problems.append(f"disk: the checkpoints need about {needed / 1e9:.1f} GB where the models go "
                                    f"({models_folder}), {free / 1e9:.1f} GB free: free space, or raise "
                                    f"[model] checkpoint_interval (--set model.checkpoint_interval=5)")
-    result.problems = list(dict.fromkeys(result.problems))  # a list several experiments read: one line
     if rehearsal is None:
         result.problems += real_run.problems
     else:
