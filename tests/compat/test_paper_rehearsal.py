@@ -51,7 +51,12 @@ def commands(stdout):
 def table_rows(stdout):
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("experiment"))
-    return {line.split()[0]: line.split() for line in lines[start + 2:] if line and not line.startswith("rehearsal")}
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line or line.startswith("rehearsal done"):
+            break
+        rows[line.split()[0]] = line.split()
+    return rows
 
 
 def test_kitti_rehearsal_runs_every_step_and_ends_with_the_table(repo, tmp_path, monkeypatch):

@@ -44,7 +44,8 @@ FOLDER_SOURCES = {
     "ImageSets/Segmentation": "VOCtrainval_11-May-2012.tar",
     "SegmentationClassAug": "SBD labels as PNG (SegmentationClassAug.zip)",
 }
-#: list name -> (the lists of the dataset builder it concatenates, needs the coarse annotations)
+#: list name -> (the lists of the dataset builder it concatenates, needs the optional annotations:
+#: Cityscapes gtCoarse, VOC SegmentationClassAug)
 CITYSCAPES_LISTS: Dict[str, Tuple[Tuple[str, ...], bool]] = {
     "train": (("train",), False), "train_7fold": (("train_7fold",), False),
     "train_12fold": (("train_12fold",), False), "val": (("val",), False), "val_7fold": (("val_7fold",), False),
@@ -100,7 +101,7 @@ def make_list(dataset: str, root: str, path: str, built: Dict[Tuple[str, bool], 
     parts, coarse = RECIPES[dataset][name]
     key = (root, coarse)
     if key not in built:
-        built[key] = dataset_lists(dataset, root, **({"coarse": True} if coarse else {}))
+        built[key] = dataset_lists(dataset, root, **({"coarse": True} if coarse and dataset == "cityscapes" else {}))
     entries = [entry for part in parts for entry in built[key][part]]
     renumbered = [dataclasses.replace(entry, index=index) for index, entry in enumerate(entries)]
     return write_list(path, renumbered)
@@ -116,7 +117,9 @@ def check_list(path: str, dataset: str, root: str, result: Preflight, built: Dic
         result.problems.append(f"{path}: {what} not found, and it is not derived from the dataset folder: "
                                f"write it (format: data_lists/README.md)")
         return
-    missing = [folder for folder in required_folders(dataset, name) if not os.path.isdir(os.path.join(root, folder))]
+    base = os.path.join(root, "VOC2012") if dataset == "voc" and os.path.isdir(os.path.join(root, "VOC2012")) \
+        else root  # VOC: DATA_ROOT may be VOCdevkit (tusimple_duc.datasets.voc.voc_folder)
+    missing = [folder for folder in required_folders(dataset, name) if not os.path.isdir(os.path.join(base, folder))]
     if missing:
         result.problems.append(f"{path}: {what} not found; it is made from {root}, which lacks "
                                + ", ".join(f"{folder}/ ({FOLDER_SOURCES[folder]})" for folder in missing)
@@ -274,8 +277,10 @@ def rehearse(loaded: Dict[str, TrainConfig], data_root: str, lists: str, folder:
             config,
             env=dataclasses.replace(config.env, use_cpu=True, cpus=1, kv_store="local"),
             network=dataclasses.replace(config.network, **REHEARSAL_NETWORK),
+            # a phase 2 goes on from the epoch it loads (1 in the rehearsal), as the real one from its load_epoch
             model=dataclasses.replace(
-                model, num_epochs=1, checkpoint_interval=1, model_dir=renamed[os.path.normpath(model.model_dir)],
+                model, num_epochs=2 if model.load_model_dir else 1, checkpoint_interval=1,
+                model_dir=renamed[os.path.normpath(model.model_dir)],
                 pretrained=None, lr_factor_epoch=min(model.lr_factor_epoch, 1.0),
                 load_model_dir=renamed.get(os.path.normpath(model.load_model_dir or ""), model.load_model_dir),
                 load_epoch=1 if model.load_model_dir else model.load_epoch, log_interval=1),
