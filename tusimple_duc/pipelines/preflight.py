@@ -13,6 +13,7 @@ backbone (width 8, blocks 1/1/4/3), one epoch, a few images, the CPU, no ImageNe
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -140,18 +141,11 @@ def parameter_count(config: TrainConfig) -> Optional[int]:
     try:
         symbol = training_symbol(spec_from_train_config(config))
         rows, cols = config.data.crop_shape
-        shapes, _, aux = symbol.infer_shape(data=(1, 3, rows, cols))
+        shapes, _, _ = symbol.infer_shape(data=(1, 3, rows, cols))
     except (DUCError, TypeError, ValueError):
         return None
     names = symbol.list_arguments()
-    return sum(int(_product(shape)) for name, shape in zip(names, shapes) if name not in ("data", "seg_loss_label"))
-
-
-def _product(shape: Sequence[int]) -> int:
-    total = 1
-    for side in shape:
-        total *= int(side)
-    return total
+    return sum(math.prod(shape) for name, shape in zip(names, shapes) if name not in ("data", "seg_loss_label"))
 
 
 def free_bytes(folder: str) -> int:
