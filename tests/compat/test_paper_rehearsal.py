@@ -116,7 +116,9 @@ def test_rehearsal_plans_of_the_cityscapes_tables(repo, tmp_path, monkeypatch, s
     assert len(trains) == trained
     for command in trains:
         config = load_train_config(command[2], [])
-        assert (config.network.width, config.model.num_epochs, config.env.use_cpu) == (8, 1, True)
+        phase2 = bool(config.model.load_model_dir)  # goes on from the rehearsed phase 1's epoch 1
+        assert (config.network.width, config.model.num_epochs, config.env.use_cpu) == (8, 2 if phase2 else 1, True)
+        assert not phase2 or (config.model.load_model_dir.startswith("rehearsal/") and config.model.load_epoch == 1)
         assert len(read_list(config.data.train_list)) <= 4 and os.path.isfile(config.data.train_list)
     if script == "table3.sh":  # 2 fine + 2 coarse images, 7 patches each, numbered anew
         both = read_list(str(lists / "train_fine_coarse_7fold.lst"))
