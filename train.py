@@ -4,8 +4,15 @@
     python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...]
                     [--resume [RUN_DIR] [--trust-pickled-states]]
 
-Each run writes into its own folder, as the original solver: checkpoints, log and config copy
-go to ``<model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/``; ``--resume`` continues the
+Config keys: every key with its type, default and meaning in tusimple_duc/config.py; paths in
+the config are relative to the current folder (configs/train/*.cfg are written for the repository
+root; train_cityscapes.cfg, the original's, for train/: cd train && python train_model.py ../CONFIG).
+
+Each run writes into its own folder, as the original solver: ``<model_dir>/<save_model_prefix>/
+<YYYY_MM_DD_HH:MM:SS>/`` holds the checkpoints ``<prefix>-NNNN.params`` / ``.states`` /
+``.state.json`` and ``<prefix>-symbol.json``, the config copy ``train_<time>.cfg``, the log
+``<prefix>_<time>.log``, the metrics ``<prefix>-metrics.jsonl`` (tools/plot_log.py draws them),
+``<prefix>-summary.txt`` and ``run.lock`` (held while the run lives). ``--resume`` continues the
 newest complete checkpoint of the newest such folder (or of RUN_DIR). docs/TRAINING.md has the
 details (devices, several machines, the paper's experiments, resume rules).
 """
@@ -18,17 +25,19 @@ from tusimple_duc.config import load_train_config
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""),
+                                     epilog=__doc__.split("\n\n", 1)[1].replace("``", ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="training config (INI)")
     add_set_argument(parser)
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                         help="continue from the newest complete checkpoint of the newest run folder "
                              "<model_dir>/<save_model_prefix>/<time>/, or of RUN_DIR (written with the same "
-                             "config, except num_epochs and other output-only keys)")
+                             "config, except num_epochs and other output-only keys) (default: off)")
     parser.add_argument("--trust-pickled-states", action="store_true",
                         help="with --resume: read an optimizer state in the old pickled format (earlier versions "
                              "of this project, Gluon's Trainer.save_states); unpickling runs code, so only for "
-                             "files you trust")
+                             "files you trust (default: off)")
     args = parser.parse_args(argv)
     config = load_train_config(args.config, args.overrides)
     from tusimple_duc.engine.run import train

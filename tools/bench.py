@@ -66,9 +66,9 @@ def parse_trained(text: Optional[str]) -> Optional[Tuple[str, str, int]]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--shapes", default="1024x2048,512x1024", help="input sizes HxW, comma-separated")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per variant (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs after the output check")
+    p.add_argument("--shapes", default="1024x2048,512x1024", help="input sizes HxW, comma-separated (default %(default)s)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per variant (median reported) (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs after the output check (default %(default)s)")
     p.add_argument("--sections", help=f"subset of {','.join(SECTIONS)} (default: all; a comparison system: "
                    f"{','.join(SYSTEM_SECTIONS)})")
     p.add_argument("--main-variants",
@@ -76,29 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "reference of each: gluon, and predict-whole for the image variants; default: all; a "
                    f"comparison system: {','.join(SYSTEM_MAIN_VARIANTS)})")
     p.add_argument("--preset", default="resnet101_duc_hdc_released",
-                   help="a DUC preset or a comparison system's (models.systems)")
+                   help="a DUC preset or a comparison system's (models.systems) (default %(default)s)")
     p.add_argument("--checkpoint", help="checkpoint prefix (default: random weights)")
-    p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and synthetic images")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs probability difference allowed")
+    p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and synthetic images (default %(default)s)")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs probability difference allowed (default %(default)s)")
     p.add_argument("--levers-shape", help="HxW of the levers section (default: smallest shape)")
     p.add_argument("--sliding-shape", help="HxW of the sliding-window section (default: largest shape)")
     p.add_argument("--precision-shape", help="HxW of the bf16/int8 section (default: smallest shape)")
-    p.add_argument("--precision-images", type=int, default=2, help="synthetic val images for agreement/mIoU")
-    p.add_argument("--calibration-images", type=int, default=2, help="synthetic train images for int8")
-    p.add_argument("--calibration-mode", choices=("naive", "entropy"), default="naive")
-    p.add_argument("--train-crop", default="544x544", help="HxW of the training-step batch")
+    p.add_argument("--precision-images", type=int, default=2, help="synthetic val images for agreement/mIoU (default %(default)s)")
+    p.add_argument("--calibration-images", type=int, default=2, help="synthetic train images for int8 (default %(default)s)")
+    p.add_argument("--calibration-mode", choices=("naive", "entropy"), default="naive",
+                   help="int8 calibration: naive (min/max) or entropy (default %(default)s)")
+    p.add_argument("--train-crop", default="544x544", help="HxW of the training-step batch (default %(default)s)")
     p.add_argument("--trained", help="PRESET:PREFIX:EPOCH of a trained checkpoint for the precision section "
-                   "(PRESET: a preset name or the run's train_<time>.cfg)")
+                   "(PRESET: a preset name or the run's train_<time>.cfg) (default: none)")
     p.add_argument("--trained-shape", help="HxW of the trained checkpoint's precision run (default: --precision-shape)")
     p.add_argument("--precision-backends", default="all",
                    help="deployment backends scored next to MXNet's precisions in the precision section: "
                    f"comma-separated, a subset of {','.join(BARE_VARIANTS)}, or all (the default: those "
                    "installed) or none")
     p.add_argument("--gemm-size", type=int, default=4096,
-                   help="N of the N x N x N fp32 matrix product measuring the GEMM peak (smaller: quicker, lower)")
+                   help="N of the N x N x N fp32 matrix product measuring the GEMM peak (smaller: quicker, lower) (default %(default)s)")
     p.add_argument("--workdir", help="folder for weights, inputs and worker logs (default: temporary)")
-    p.add_argument("--out", help="JSON results file")
+    p.add_argument("--out", help="JSON results file (default: none)")
     return p
 
 

@@ -27,8 +27,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=4, help="synthetic images to write (default 4)")
     parser.add_argument("--samples", type=int, default=40, help="samples timed per configuration (default 40)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="worker counts (default 0 1 2)")
-    parser.add_argument("--crop", type=int, nargs=2, default=[880, 880], metavar=("ROWS", "COLS"))
-    parser.add_argument("--root", default=None, help="an existing Cityscapes folder instead of synthetic images")
+    parser.add_argument("--crop", type=int, nargs=2, default=[880, 880], metavar=("ROWS", "COLS"),
+                        help="training crop, pixels (default 880 880)")
+    parser.add_argument("--root", default=None, help="an existing Cityscapes folder instead of synthetic images (default: none)")
     return parser.parse_args(argv)
 
 

@@ -37,7 +37,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each evaluator (default 3)")
     parser.add_argument("--workers", type=int, default=None,
                         help="--workers of tools/evaluate.py (default: its default, the physical cores)")
-    parser.add_argument("--data", default=None, help="keep the files in this folder (reused when present)")
+    parser.add_argument("--data", default=None, help="keep the files in this folder (reused when present) (default: none)")
     parser.add_argument("--out", default="bench_eval.json", help="JSON report (default bench_eval.json)")
     args = parser.parse_args(argv)
     if args.images < 1 or args.repeats < 1:

@@ -21,7 +21,7 @@ from experiments.systems.run import FULL, QUICK
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join("docs", "systems"), help="report folder (default docs/systems)")
-    parser.add_argument("--quick", action="store_true", help="smoke-test budget (CI)")
+    parser.add_argument("--quick", action="store_true", help="smoke-test budget (CI) (default: off)")
     parser.add_argument("--systems", default="",
                         help=f"comma-separated subset of {','.join(e.key for e in ENTRIES)} (default all)")
     args = parser.parse_args(argv)

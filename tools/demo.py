@@ -29,11 +29,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--released", metavar="PREFIX",
-                        help="also run the released checkpoint PREFIX-symbol.json + PREFIX-%%04d.params")
+                        help="also run the released checkpoint PREFIX-symbol.json + PREFIX-%%04d.params (default: none)")
     parser.add_argument("--released-epoch", type=int, default=demo.RELEASED_EPOCH,
                         help=f"epoch of the released checkpoint (default {demo.RELEASED_EPOCH})")
-    parser.add_argument("--quick", action="store_true", help="tiny data and one short epoch (seconds; for tests)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data, sampling and initialisation")
+    parser.add_argument("--quick", action="store_true", help="tiny data and one short epoch (seconds; for tests) (default: off)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, sampling and initialisation (default %(default)s)")
     args = parser.parse_args(argv)
     data = demo.QUICK_DATA if args.quick else demo.DemoData()
     data = demo.DemoData(data.train_images, data.val_images, data.image_size, args.seed)

@@ -34,12 +34,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("result_dir", help="folder of predictions")
     parser.add_argument("gt_root", help="dataset root holding the ground truth")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes",
+                        help="the dataset's official protocol to score with (default %(default)s)")
     parser.add_argument("--split", default=None,
                         help="ground-truth split (default: val; kitti: gt_image_2 in GT_ROOT or GT_ROOT/training)")
     parser.add_argument("--out", default=None, help="metrics JSON path (default: RESULT_DIR/metrics.json)")
     parser.add_argument("--figures", default=None, metavar="DIR",
-                        help="write confusion_matrix.png and class_iou.png into DIR")
+                        help="write confusion_matrix.png and class_iou.png into DIR (default: none)")
     parser.add_argument("--subset", action="store_true",
                         help="score only the ground truths that have a prediction (default: all need one)")
     parser.add_argument("--workers", type=int, default=None,

@@ -11,12 +11,15 @@ or by default the one ``PREFIX-symbol.json``
 describes. Writes
 ``OUT-symbol.json`` + ``OUT-0000.params`` (the released graph ending in SoftmaxOutput
 ``seg_loss``: ``mx.mod.Module.load(OUT, 0)`` binds it with input ``data``) and, with
-``--onnx``, an ONNX model ending in softmax over classes (input ``data`` (N, 3, H, W) with
-dynamic N, H, W; ``--shape`` is the H,W the graph is traced with). Files are written atomically.
+``--onnx``, an ONNX model for deployment (input ``data`` (N, 3, H, W) float32, RGB minus the
+mean, dynamic N, H, W; output ``--onnx-output``: ``probabilities`` (N, L, H/s, W/s),
+``resized`` (N, L, H, W) or ``labels`` (N, H, W); its metadata_props state the input contract,
+the class names and the dataset's label ids; see docs/DEPLOYMENT.md). ``--shape`` is the H,W
+the graph is traced with. Files are written atomically.
 
 A comparison system's preset (``fcn8s_vgg16``, ``pspnet_resnet101``, ...; or its training config)
 exports its own graph the same way: ``OUT-symbol.json`` ends in the same ``SoftmaxOutput`` over
-(N, L, h, w) scores, the ONNX output is the (N, L, h, w) probabilities.
+(N, L, h, w) scores; its ONNX has the same outputs and metadata.
 """
 from __future__ import annotations
 
@@ -26,8 +29,11 @@ from typing import Optional, Sequence, Tuple
 
 import tusimple_duc  # noqa: F401  (sets up threads before any heavy import)
 from tusimple_duc.cli import run_cli
-from tusimple_duc.io.export import RELEASED_TEST_SHAPE, export_model
+from tusimple_duc.datasets import DATASETS
+from tusimple_duc.io.export import RELEASED_TEST_SHAPE
+from tusimple_duc.io.onnx_deploy import DEPLOY_OUTPUTS
 from tusimple_duc.io.symbol import DEFAULT_IGNORE_LABEL
+from tusimple_duc.pipelines.deploy import DEFAULT_DATASET, export_for_deployment
 
 
 def parse_shape(text: str) -> Tuple[int, int]:
@@ -43,17 +49,25 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prefix", required=True,
                         help="checkpoint prefix (or a params file when --epoch is omitted)")
-    parser.add_argument("--epoch", type=int, default=None, help="checkpoint epoch")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="checkpoint epoch (default: none, --prefix is a params file)")
     parser.add_argument("--out", required=True, help="output prefix: OUT-symbol.json, OUT-0000.params")
     architecture = parser.add_mutually_exclusive_group()
     architecture.add_argument("--preset", default=None,
-                              help="architecture of the checkpoint: a preset name (DUC or comparison system)")
+                              help="architecture of the checkpoint: a preset name (DUC or comparison system; "
+                                   "default: the one PREFIX-symbol.json describes)")
     architecture.add_argument("--config", default=None,
                               help="architecture of the checkpoint: a training config (e.g. the run's "
-                                   "train_<time>.cfg)")
+                                   "train_<time>.cfg; default: none)")
     parser.add_argument("--shape", type=parse_shape, default=RELEASED_TEST_SHAPE,
                         help="H,W the ONNX graph is traced with (default %d,%d)" % RELEASED_TEST_SHAPE)
-    parser.add_argument("--onnx", default=None, help="also write an ONNX model to this file")
+    parser.add_argument("--onnx", default=None, help="also write an ONNX model to this file (default: none)")
+    parser.add_argument("--onnx-output", choices=DEPLOY_OUTPUTS, default=DEPLOY_OUTPUTS[0],
+                        help="the ONNX output: probabilities (N, L, H/s, W/s), resized (N, L, H, W) or "
+                             "labels (N, H, W) (default %(default)s)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=None,
+                        help="dataset whose class names and label ids the ONNX metadata states (default: the "
+                             f"--config's [data] dataset, else {DEFAULT_DATASET})")
     parser.add_argument("--ignore-label", type=int, default=DEFAULT_IGNORE_LABEL,
                         help=f"SoftmaxOutput ignore label (default {DEFAULT_IGNORE_LABEL})")
     return parser.parse_args(argv)
@@ -61,8 +75,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    result = export_model(args.prefix, args.epoch, args.out, args.preset, config=args.config,
-                          shape=args.shape, onnx_path=args.onnx, ignore_label=args.ignore_label)
+    result = export_for_deployment(args.prefix, args.epoch, args.out, args.preset, config=args.config,
+                                   dataset=args.dataset, shape=args.shape, onnx_path=args.onnx,
+                                   onnx_output=args.onnx_output, ignore_label=args.ignore_label)
     for path in (result.symbol, result.params, result.onnx):
         if path:
             print(path)

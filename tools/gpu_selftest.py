@@ -217,12 +217,12 @@ def table_text(checks: Sequence[Check]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="resnet101_duc_hdc_released", help="network preset")
-    parser.add_argument("--size", type=int, default=512, help="square input side in pixels (multiple of 8)")
+    parser.add_argument("--preset", default="resnet101_duc_hdc_released", help="network preset (default %(default)s)")
+    parser.add_argument("--size", type=int, default=512, help="square input side in pixels (multiple of 8) (default %(default)s)")
     parser.add_argument("--cpu-contexts", type=int, default=0, metavar="N",
-                        help="run the checks on N CPU contexts instead of GPUs")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="max probability difference GPU vs CPU")
-    parser.add_argument("--repeats", type=int, default=5, help="timed iterations of the throughput figure")
+                        help="run the checks on N CPU contexts instead of GPUs (default %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max probability difference GPU vs CPU (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed iterations of the throughput figure (default %(default)s)")
     args = parser.parse_args(argv)
     if args.cpu_contexts:
         devices, on_gpu = [mx.cpu(i) for i in range(args.cpu_contexts)], False

@@ -25,7 +25,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="dataset", required=True)
     cityscapes = commands.add_parser("cityscapes", help="leftImg8bit/ + gtFine/ (+ gtCoarse/)")
-    cityscapes.add_argument("--coarse", action="store_true", help="also the train_extra (gtCoarse) lists")
+    cityscapes.add_argument("--coarse", action="store_true", help="also the train_extra (gtCoarse) lists (default: off)")
     cityscapes.add_argument("--patch", type=int, default=800, help="12-fold patch size (default 800)")
     kitti = commands.add_parser("kitti", help="training/image_2 + training/gt_image_2")
     kitti.add_argument("--patch", type=int, default=320, help="patch size (default 320)")

@@ -33,7 +33,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=256, help="image height in px (default 256)")
     parser.add_argument("--width", type=int, default=512, help="image width in px (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--coarse", action="store_true", help="also write gtCoarse (train, val, train_extra)")
+    parser.add_argument("--coarse", action="store_true", help="also write gtCoarse (train, val, train_extra) (default: off)")
     return parser.parse_args(argv)
 
 

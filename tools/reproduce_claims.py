@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel, one thread each (default 2)")
     parser.add_argument("--claims", default=",".join(claims.CLAIMS),
                         help=f"comma-separated subset of {','.join(claims.CLAIMS)} (default all)")
-    parser.add_argument("--report-only", action="store_true", help="no training: the report from the saved runs")
+    parser.add_argument("--report-only", action="store_true", help="no training: the report from the saved runs (default: off)")
     args = parser.parse_args(argv)
     names = claims.parse_claims(args.claims)
     if args.jobs < 1:

@@ -8,11 +8,16 @@ from typing import Callable, List, Optional, Sequence
 from tusimple_duc.errors import DUCError
 
 
-def add_set_argument(parser: argparse.ArgumentParser) -> None:
-    """Add the repeatable ``--set section.key=value`` config override."""
+#: where every config key is documented (type, default, meaning)
+CONFIG_KEYS_DOC = "tusimple_duc/config.py (one typed schema: every key with its type, default and meaning)"
+
+
+def add_set_argument(parser: argparse.ArgumentParser, example: str = "data.batch_size=4") -> None:
+    """Add the repeatable ``--set section.key=value`` config override; ``example`` is a key of the
+    config the command reads (its help shows it)."""
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override a config value (repeatable), e.g. --set data.batch_size=4",
+        help=f"override a config value (repeatable; default: none), e.g. --set {example}; keys: {CONFIG_KEYS_DOC}",
     )
 
 

@@ -34,6 +34,10 @@ PAPER_TEST_SCALES: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 RELEASED_RGB_MEAN: Tuple[float, float, float] = (122.675, 116.669, 104.008)
 #: training scale augmentation of the released config
 RELEASED_SCALE_FACTORS: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+#: prefix of the released Cityscapes checkpoint (``-symbol.json``, ``-0020.params``)
+RELEASED_PREFIX = "ResNet_DUC_HDC_CityScapes"
+#: where the original repository's README links the released checkpoint
+RELEASED_MODEL_URL = "https://drive.google.com/open?id=0B72xLTlRb0SoREhISlhibFZTRmM"
 #: segmentation head types (``tusimple_duc.models.heads``)
 HeadKind = Literal["duc", "bilinear", "deconv"]
 HEADS: Tuple[str, ...] = typing.get_args(HeadKind)
@@ -99,7 +103,7 @@ class ModelSection:
 
     num_epochs: int = key(50, AT_LEAST_ONE)
     model_dir: str = "models"
-    save_model_prefix: str = "ResNet_DUC_HDC_CityScapes"
+    save_model_prefix: str = RELEASED_PREFIX
     checkpoint_interval: int = key(1, AT_LEAST_ONE)
     lr: float = key(1e-4, POSITIVE)
     lr_policy: Literal["step", "poly"] = "step"
@@ -195,7 +199,7 @@ class TestModelSection:
     __test__ = False  # not a pytest class
 
     model_dir: str = "models"
-    model_prefix: str = "ResNet_DUC_HDC_CityScapes"
+    model_prefix: str = RELEASED_PREFIX
     model_epoch: int = key(20, NON_NEGATIVE)
     #: GPU id; -1 or empty = CPU.
     gpu: Optional[int] = key(0, Range(-1))

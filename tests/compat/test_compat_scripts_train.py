@@ -103,3 +103,18 @@ def test_bad_config_is_one_error_line_and_exit_2(tmp_path, cityscapes_root):
     failed = _run(tree / "train", "train_model.py", "../configs/train.cfg")
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines()[-1].startswith("error: ../configs/train.cfg")
+
+
+def test_a_config_written_for_the_repository_root_is_one_line_from_train(tmp_path, cityscapes_root):
+    """cd train && python train_model.py ../configs/root.cfg, whose paths are relative to the repository
+    root: one line saying so, before any file (log, model folder) is written."""
+    tree = _repository_copy(tmp_path, cityscapes_root)
+    (tree / "configs" / "root.cfg").write_text(TRAIN_CONFIG.replace("../work", "work"))
+    failed = _run(tree / "train", "train_model.py", "../configs/root.cfg")
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"error: work/cityscapes/lists/train_7fold.lst: list file not found from {tree / 'train'}; "
+        f"../configs/root.cfg is written for the repository root: run python train.py configs/root.cfg from {tree}")
+    assert not (tree / "work" / "models").exists() and not (tree / "train" / "work").exists()
+    ran = _run(tree, "train.py", "configs/root.cfg", "--set", "model.num_epochs=1")  # from the root it trains
+    assert ran.returncode == 0, ran.stderr[-2000:]

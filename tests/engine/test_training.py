@@ -1,4 +1,5 @@
 """train(): learning on the tiny set, output files, metrics log and plot, NaN stop, config checks."""
+import importlib.util
 import json
 import os
 import re
@@ -7,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from engine_helpers import TINY_CFG, newest_prefix, run_train, set_args, tiny_config, tiny_overrides
+from engine_helpers import ROOT, TINY_CFG, newest_prefix, run_train, set_args, tiny_config, tiny_overrides
 from tusimple_duc.config import load_train_config
 from tusimple_duc.engine import run as run_module
 from tusimple_duc.engine.logs import read_metrics
@@ -68,10 +69,16 @@ def test_output_files(trained):
     assert again.model == config.model and again.data == config.data and again.network == config.network
     summary = open(prefix + "-summary.txt").read()
     assert "conv1_1_3x3_s2" in summary and "Total params" in summary
-    assert "Saved checkpoint" in open(os.path.join(result.run_dir, f"{PREFIX}_{stamp}.log")).read()
+    log_text = open(os.path.join(result.run_dir, f"{PREFIX}_{stamp}.log")).read()
+    assert "Saved checkpoint" in log_text
+    # the two IoUs the lines carry are named once: the project's (classes present) and the original's
+    legend = next(line for line in log_text.splitlines() if "metrics: " in line)
+    assert "mean_iou = this project's mean IoU over the classes present" in legend
+    assert "IoU = the original's IoUMetric: mean over ALL classes (an absent class counts 0), the epoch so far" \
+        in legend
 
 
-def test_metrics_log_and_plot(trained, tmp_path):
+def test_metrics_log_and_plot(trained, tmp_path, capsys):
     _, result, model_dir = trained
     log = os.path.join(result.run_dir, f"{PREFIX}-metrics.jsonl")
     records = read_metrics(log)
@@ -88,6 +95,15 @@ def test_metrics_log_and_plot(trained, tmp_path):
     assert counts["train:loss"] == 12 and counts["val:mean_iou"] == 6 and counts["train:lr"] == 12
     with open(png, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    from tusimple_duc.cli import run_cli
+
+    spec = importlib.util.spec_from_file_location("plot_log_tool", os.path.join(ROOT, "tools", "plot_log.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert run_cli(tool.main, [log, png]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        "mIoU panel: mean_iou = this project's mean IoU over the classes present (ground truth or prediction), "
+        "batches since the previous line (the log's IoU is the original's)")
 
 
 class NaNAfter:

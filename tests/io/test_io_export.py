@@ -19,12 +19,17 @@ from tusimple_duc.models.presets import get_model, get_spec
 TINY = "tiny_duc_hdc"
 
 
-def released_layout_probabilities(net, x: np.ndarray) -> np.ndarray:
-    """Independent expectation: softmax over classes of ``net(x)`` (N, L, H/c, W/c), each class
-    map laid out with :func:`tusimple_duc.layout.label_to_duc_layout` -> (N, L, r*r*h*w)."""
+def pixel_probabilities(net, x: np.ndarray) -> np.ndarray:
+    """Independent expectation of the ONNX output: softmax over classes of ``net(x)`` (N, L, H/c, W/c)."""
     scores = net(mx.nd.array(x)).asnumpy().astype(np.float64)
     prob = np.exp(scores - scores.max(axis=1, keepdims=True))
-    prob /= prob.sum(axis=1, keepdims=True)
+    return prob / prob.sum(axis=1, keepdims=True)
+
+
+def released_layout_probabilities(net, x: np.ndarray) -> np.ndarray:
+    """Independent expectation of the symbol's output: :func:`pixel_probabilities`, each class
+    map laid out with :func:`tusimple_duc.layout.label_to_duc_layout` -> (N, L, r*r*h*w)."""
+    prob = pixel_probabilities(net, x)
     ratio = net.output_stride // net.prediction_stride
     return np.stack([np.stack([label_to_duc_layout(p, ratio) for p in image]) for image in prob])
 
@@ -94,7 +99,8 @@ def test_exported_files_train_with_module_and_the_released_loss(tiny_checkpoint,
 
 
 def test_onnx_equals_mxnet_with_dynamic_batch_and_size(tiny_checkpoint, tmp_path):
-    prefix, _ = tiny_checkpoint
+    """The ONNX gives the Module's probabilities in pixel layout (N, L, H/c, W/c), any N, H, W."""
+    prefix, net = tiny_checkpoint
     onnx_path = str(tmp_path / "tiny.onnx")
     result = export_model(prefix, 3, str(tmp_path / "out"), TINY, shape=(64, 96), onnx_path=onnx_path)
     assert result.onnx == onnx_path
@@ -106,10 +112,11 @@ def test_onnx_equals_mxnet_with_dynamic_batch_and_size(tiny_checkpoint, tmp_path
     rng = np.random.RandomState(4)
     for shape in ((1, 3, 64, 96), (2, 3, 32, 64)):
         x = rng.uniform(-120, 120, shape).astype(np.float32)
-        expected = np.concatenate([module_forward(str(tmp_path / "out"), 0, x[i:i + 1]) for i in range(shape[0])])
+        flat = np.concatenate([module_forward(str(tmp_path / "out"), 0, x[i:i + 1]) for i in range(shape[0])])
+        np.testing.assert_allclose(flat, released_layout_probabilities(net, x), rtol=0, atol=1e-4)
         (out,) = session.run(None, {"data": x})
-        assert out.shape == expected.shape
-        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
+        assert out.shape == (shape[0], 19, shape[2] // 2, shape[3] // 2)
+        np.testing.assert_allclose(out, pixel_probabilities(net, x), rtol=0, atol=1e-4)
 
 
 def test_export_from_a_gluon_parameter_file(tiny_checkpoint, tmp_path):
@@ -243,7 +250,7 @@ def test_clean_onnx_loads_silently_and_equals_mxnet_in_both_runtimes(tmp_path, c
     assert not any(n.op_type == "BatchNormalization" for n in model.graph.node)
     assert not any(n.op_type == "Div" for n in model.graph.node)
     x = np.random.RandomState(6).uniform(-120, 120, (1, 3, 64, 64)).astype(np.float32)
-    expected = released_layout_probabilities(net, x)
+    expected = pixel_probabilities(net, x)
     assert_runtimes_equal_silently(onnx_path, x, expected, capfd)
 
 

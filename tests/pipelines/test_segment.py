@@ -93,7 +93,9 @@ def test_images_mode_without_list(dataset, tmp_path):
     folder = os.path.dirname(summary.frames["val"][0].image)
     run = run_test(config, images=[folder], show_progress=False)
     assert run.metrics is None and len(run.images) >= 1
-    assert (tmp_path / "own" / "score" / run.images[0]).is_file()
+    assert run.result_dir.startswith(str(tmp_path / "own-images-"))  # its own folder, beside result_dir
+    assert (tmp_path / run.result_dir / "score" / run.images[0]).is_file()
+    assert not (tmp_path / "own").exists()
 
 
 def test_cli_errors_are_one_line(dataset, tmp_path):

@@ -186,11 +186,14 @@ def test_images_are_written_at_their_own_size_unless_result_shape_is_set_on_the_
     for item in overrides(root, tmp_path / "r1")[3:]:
         if not item.startswith("data.result_shape"):
             sets += ["--set", item]
+    assert script.main([str(config_file), "--quiet", "--images", str(folder), "--out", str(tmp_path / "o1"),
+                        *sets]) == 0
+    assert cv2.imread(str(tmp_path / "o1" / "score" / "odd.png"), cv2.IMREAD_UNCHANGED).shape == (50, 70)
+    sets += ["--set", "data.result_shape=32,64"]
     assert script.main([str(config_file), "--quiet", "--images", str(folder), *sets]) == 0
-    assert cv2.imread(str(tmp_path / "r1" / "score" / "odd.png"), cv2.IMREAD_UNCHANGED).shape == (50, 70)
-    sets += ["--set", f"model.result_dir={tmp_path / 'r2'}", "--set", "data.result_shape=32,64"]
-    assert script.main([str(config_file), "--quiet", "--images", str(folder), *sets]) == 0
-    assert cv2.imread(str(tmp_path / "r2" / "score" / "odd.png"), cv2.IMREAD_UNCHANGED).shape == (32, 64)
+    (default_folder,) = [name for name in os.listdir(tmp_path) if name.startswith("r1-images-")]  # beside r1
+    assert cv2.imread(str(tmp_path / default_folder / "score" / "odd.png"), cv2.IMREAD_UNCHANGED).shape == (32, 64)
+    assert not (tmp_path / "r1").exists()
 
 
 def test_same_stem_inputs_get_unique_names_and_one_warning(case, tmp_path, caplog):
@@ -203,7 +206,8 @@ def test_same_stem_inputs_get_unique_names_and_one_warning(case, tmp_path, caplo
     cv2.imwrite(str(folder / "sub" / "a.png"), image[:, :, ::-1])
     config = load_test_config(None, overrides(root, tmp_path / "out"))
     with caplog.at_level(logging.WARNING):
-        run = run_test(config, images=[str(folder), str(folder / "sub" / "a.png")], show_progress=False)
+        run = run_test(config, images=[str(folder), str(folder / "sub" / "a.png")], show_progress=False,
+                       out=str(tmp_path / "out"))
     assert run.images == ["a.png", "a_2.png", "a_3.png"]
     assert sorted(os.listdir(tmp_path / "out" / "score")) == ["a.png", "a_2.png", "a_3.png"]
     warnings = [r for r in caplog.records if "share an output name" in r.getMessage()]

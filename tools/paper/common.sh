@@ -6,7 +6,11 @@
 #   LISTS       folder of the test list val.lst / train.lst [data_lists/<dataset>]
 #   RESULTS     test outputs go to RESULTS/<experiment> [results/paper]
 #   PYTHON      interpreter [python]
-#   DRY_RUN=1 or --dry-run: print the commands instead of running them
+#   DRY_RUN=1 or --dry-run: check the prerequisites, then print the commands instead of running them
+#   REHEARSE=1  run every step (lists, train, test, score, table) on DATA_ROOT with the tiny backbone,
+#               a few images, one epoch, on the CPU, into REHEARSAL [rehearsal/<script>]: minutes
+# Every run first checks what it needs (tools/preflight.py: dataset folders, lists, initial weights,
+# GPUs, disk), makes the lists the dataset folder gives and stops with one line per missing item.
 # Run from anywhere; commands run in the repository root (relative paths as in the configs).
 set -euo pipefail
 
@@ -22,6 +26,15 @@ for argument in "$@"; do
         *) echo "error: unknown argument $argument (only --dry-run)" >&2; exit 2 ;;
     esac
 done
+REHEARSE="${REHEARSE:-0}"
+CONFIGS=configs/train
+if [[ "$REHEARSE" == 1 ]]; then
+    REHEARSAL="${REHEARSAL:-rehearsal/$(basename "$0" .sh)}"
+    ASKED_GPUS="$GPUS"  # checked for the real run, reported as a note
+    GPUS=-1
+    RESULTS="$REHEARSAL/results"
+    CONFIGS="$REHEARSAL/configs"
+fi
 TEST_GPU="${GPUS%%,*}"
 
 # run CMD...: print the command; run it unless DRY_RUN=1.
@@ -34,7 +47,27 @@ run() {
     fi
 }
 
-# train NAME [ARGS...]: python train.py configs/train/NAME.cfg on $GPUS with $DATA_ROOT (and ARGS).
+# preflight NAME...: everything the training configs NAME... and the test need, before any work
+# (tools/preflight.py); stops the script with one line per missing item. REHEARSE=1: writes the
+# rehearsal configs and short lists into $REHEARSAL and tests on its short list.
+preflight() {
+    local -a rehearse=()
+    if [[ "$REHEARSE" == 1 ]]; then
+        rehearse=(--rehearse "$REHEARSAL")
+    fi
+    if ! "$PYTHON" tools/preflight.py "$@" --data-root "$DATA_ROOT" --lists "$LISTS" --gpus "${ASKED_GPUS:-$GPUS}" \
+            "${rehearse[@]}"; then
+        if [[ "$DRY_RUN" != 1 ]]; then
+            exit 2
+        fi
+        echo "(dry run: the commands below would run once the missing items are there)"
+    fi
+    if [[ "$REHEARSE" == 1 ]]; then
+        LISTS="$REHEARSAL/lists"
+    fi
+}
+
+# train NAME [ARGS...]: python train.py $CONFIGS/NAME.cfg on $GPUS with $DATA_ROOT (and ARGS).
 # Each run writes into a new folder <model_dir>/<save_model_prefix>/<YYYY_MM_DD_HH:MM:SS>/.
 train() {
     local name="$1"
@@ -43,7 +76,7 @@ train() {
     if [[ "$GPUS" == -1 ]]; then
         devices=(--set env.use_cpu=True)
     fi
-    run "$PYTHON" train.py "configs/train/$name.cfg" "${devices[@]}" \
+    run "$PYTHON" train.py "$CONFIGS/$name.cfg" "${devices[@]}" \
         --set "data.data_dir=$DATA_ROOT" --set "data.label_dir=$DATA_ROOT" "$@"
 }
 
@@ -52,7 +85,7 @@ run_dir() {
     if [[ "$DRY_RUN" == 1 ]]; then
         printf '%s\n' "<newest run folder of $1>"
     else
-        "$PYTHON" tools/paper_table.py run-dir "configs/train/$1.cfg"
+        "$PYTHON" tools/paper_table.py run-dir "$CONFIGS/$1.cfg"
     fi
 }
 
@@ -63,7 +96,7 @@ plan_tests() {
     local planned name line
     local -a configs=()
     for name in "$@"; do
-        configs+=("configs/train/$name.cfg")
+        configs+=("$CONFIGS/$name.cfg")
     done
     planned="$("$PYTHON" tools/paper_table.py test-args "${configs[@]}")"
     while IFS= read -r line; do
@@ -78,10 +111,14 @@ evaluate() {
     local -a checkpoint
     IFS=$'\t' read -r -a checkpoint <<< "${TEST_ARGS[$name]}"
     folder="$(run_dir "$name")"
+    local -a rehearsal=()
+    if [[ "$REHEARSE" == 1 ]]; then
+        rehearsal=(--set data.result_shape=None)  # each image at its own size, whatever the dataset's
+    fi
     run "$PYTHON" test.py "configs/test/$test_config" "${checkpoint[@]}" --set "model.model_dir=$folder" \
         --set "model.gpu=$TEST_GPU" \
         --set "model.result_dir=$RESULTS/$name" --set "data.image_list=$LISTS/val.lst" \
-        --set "data.test_img_dir=$DATA_ROOT" --set "data.gt_dir=$DATA_ROOT" --quiet
+        --set "data.test_img_dir=$DATA_ROOT" --set "data.gt_dir=$DATA_ROOT" "${rehearsal[@]}" --quiet
 }
 
 # experiment NAME TEST_CONFIG [TRAIN ARGS...]: train, then test and score.
@@ -95,4 +132,8 @@ experiment() {
 # table NAME...: the paper's numbers next to the measured ones.
 table() {
     run "$PYTHON" tools/paper_table.py table --results "$RESULTS" "$@"
+    if [[ "$REHEARSE" == 1 && "$DRY_RUN" != 1 ]]; then
+        echo "rehearsal done: every step ran on $DATA_ROOT (tiny backbone, 1 epoch, a few images, CPU), so its"
+        echo "numbers mean nothing; the real run is the same command without REHEARSE=1 (outputs: $REHEARSAL)"
+    fi
 }

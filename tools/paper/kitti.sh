@@ -6,6 +6,7 @@ DATA_ROOT="${DATA_ROOT:-data/kitti_road}"
 LISTS="${LISTS:-data_lists/kitti}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+preflight kitti_road
 plan_tests kitti_road
 experiment kitti_road test_kitti_road.cfg
 table kitti_road

@@ -7,6 +7,7 @@ LISTS="${LISTS:-data_lists/cityscapes}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ROWS=(sec412_bigger_patch_duc sec412_deconv_one_step sec412_deconv_two_step)
+preflight "${ROWS[@]}"
 plan_tests "${ROWS[@]}"
 for name in "${ROWS[@]}"; do
     experiment "$name" test_full_image.cfg

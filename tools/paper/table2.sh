@@ -6,6 +6,7 @@ LISTS="${LISTS:-data_lists/cityscapes}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ROWS=(table2_no_dilation table2_dilation_conv table2_dilation_rf table2_dilation_bigger)
+preflight "${ROWS[@]}"
 plan_tests "${ROWS[@]}"
 for name in "${ROWS[@]}"; do
     experiment "$name" test_full_image.cfg

@@ -8,6 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TESTED=(table3_r101_duc_hdc_fine_coarse table3_r152_deconv_phase2 table3_r152_duc_hdc_phase2
         table3_r152_duc_hdc_fine_coarse_phase2)
+preflight table3_r101_duc_hdc_fine_coarse table3_r152_deconv_phase1_bn table3_r152_deconv_phase2 \
+    table3_r152_duc_hdc_phase1_bn table3_r152_duc_hdc_phase2 table3_r152_duc_hdc_fine_coarse_phase1_bn \
+    table3_r152_duc_hdc_fine_coarse_phase2
 plan_tests "${TESTED[@]}"
 experiment table3_r101_duc_hdc_fine_coarse test_full_image.cfg
 for base in table3_r152_deconv table3_r152_duc_hdc table3_r152_duc_hdc_fine_coarse; do

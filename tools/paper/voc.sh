@@ -6,6 +6,7 @@ DATA_ROOT="${DATA_ROOT:-data/VOCdevkit/VOC2012}"
 LISTS="${LISTS:-data_lists/voc}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+preflight voc_pretrain_train_aug voc_finetune_trainval_aug
 plan_tests voc_finetune_trainval_aug
 train voc_pretrain_train_aug
 pretrained="$(run_dir voc_pretrain_train_aug)"

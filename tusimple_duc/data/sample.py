@@ -8,7 +8,7 @@ with a restatement of that function); docs/TRAINING.md "Augmentation" lists the 
 1. draw, in this order: the scale ``s`` (uniform over ``scale_factors``); if
    ``use_random_crop``, the row then the column jitter, uniform integers in
    ``[-b, b]`` with ``b = int(random_bound * s)`` per axis; if ``use_mirror``, the flip (p 0.5);
-2. read the image as ``cv2.imread`` reads it (BGR; grey, alpha, 16-bit and palette files
+2. read the image as ``cv2.imread`` reads it (BGR, converted to RGB as the original; grey, alpha, 16-bit and palette files
    converted as OpenCV's ``IMREAD_COLOR`` converts them) and the label as PIL reads it (a palette
    PNG gives its indices); resize the whole image to
    ``(int(H*s), int(W*s))`` (bilinear, uint8) and the label to the same size (nearest);

@@ -51,6 +51,11 @@ class DatasetSpec(ABC):
         """Number of training classes."""
         return len(self.class_names)
 
+    @property
+    def label_ids(self) -> Tuple[int, ...]:
+        """The dataset's own id of each training class, in training-id order (default: the index)."""
+        return tuple(range(self.num_classes))
+
     def label_codec(self, ignore_label: int = IGNORE_LABEL) -> LabelCodec:
         """How this dataset's label files decode to training ids (``[data] convert_label = True``)."""
         return LabelCodec(self.name, self.num_classes, ignore_label)

@@ -18,7 +18,8 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from tusimple_duc.data.datasets import Lists, Pair, patch_entries, require_dir, whole_image_entries
-from tusimple_duc.data.labels import CITYSCAPES_CLASS_NAMES, CITYSCAPES_TRAINID_PALETTE, cityscapes_train_ids_to_ids
+from tusimple_duc.data.labels import (CITYSCAPES_CLASS_NAMES, CITYSCAPES_TRAINID_PALETTE, CITYSCAPES_TRAINID_TO_ID,
+                                     cityscapes_train_ids_to_ids)
 from tusimple_duc.data.lists import seven_fold_centres, twelve_fold_centres
 from tusimple_duc.data.png import read_png
 from tusimple_duc.datasets.base import DatasetSpec
@@ -94,6 +95,11 @@ class CityscapesDataset(DatasetSpec):
                         show_progress: bool = False, subset: bool = False,
                         workers: Optional[int] = None) -> EvaluationResult:
         return evaluate_cityscapes(result_dir, gt_root, split or self.default_split, show_progress, subset, workers)
+
+    @property
+    def label_ids(self) -> Tuple[int, ...]:
+        """The official labelId of each trainId 0..18."""
+        return tuple(int(v) for v in CITYSCAPES_TRAINID_TO_ID[:self.num_classes])
 
     def encode_score(self, labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """labelIds (H, W) uint8 of the predicted trainIds."""

@@ -45,6 +45,21 @@ METRIC_KEYS = {"acc": ((), "accuracy"), "acc_ignore": (("pixel_acc",), "acc_igno
                "IoU": (("mean_iou",), "IoU")}
 #: The released metrics' epsilon (IoU denominator, SoftmaxLoss log argument).
 RELEASED_EPS = 1e-6
+#: What each logged key is (the training log states it once; tools/plot_log.py names what it draws).
+METRIC_MEANINGS = {
+    "loss": "this project's cross-entropy per non-ignored pixel, batches since the previous line",
+    "pixel_acc": "this project's pixel accuracy, batches since the previous line",
+    "mean_iou": "this project's mean IoU over the classes present (ground truth or prediction), "
+                "batches since the previous line",
+    "acc_ignore": "the original's AccWithIgnoreMetric, the epoch so far",
+    "IoU": "the original's IoUMetric: mean over ALL classes (an absent class counts 0), the epoch so far",
+    "SoftmaxLoss": "the original's SoftmaxLoss, the epoch so far",
+}
+
+
+def metric_legend(keys: Sequence[str]) -> str:
+    """One line naming what each of ``keys`` is (:data:`METRIC_MEANINGS`)."""
+    return "metrics: " + "; ".join(f"{key} = {METRIC_MEANINGS[key]}" for key in keys)
 
 
 def reported_keys(eval_metric: Sequence[str], source: str = "<config>") -> Tuple[str, ...]:

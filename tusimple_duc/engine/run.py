@@ -40,7 +40,7 @@ from tusimple_duc.engine import batches as batch_setup
 from tusimple_duc.engine import network
 from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, make_contexts, setup_devices
 from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
-from tusimple_duc.engine.metrics import SegmentationMetrics, reported_keys
+from tusimple_duc.engine.metrics import SegmentationMetrics, metric_legend, reported_keys
 from tusimple_duc.engine.run_dirs import config_copy_path, log_path
 from tusimple_duc.engine.run_folder import RunFolder, check_resume, config_record, open_run_folder
 from tusimple_duc.engine.schedules import check_schedule, schedule_from_config
@@ -246,6 +246,7 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
         run.log.info("Training epochs %d..%d: %d batches of %d per epoch on %d device(s) x %d worker(s), "
                      "lr policy %s", start_epoch, config.model.num_epochs - 1, updates_per_epoch,
                      config.data.batch_size, len(devices.contexts), devices.num_workers, config.model.lr_policy)
+        run.log.info("%s", metric_legend(run.keys))
         metrics: Dict[str, float] = {}
         validation = None
         for epoch in range(start_epoch, config.model.num_epochs):

@@ -52,6 +52,7 @@ from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
 from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint, load_params_file,
                                         params_path, save_checkpoint, symbol_path)
 from tusimple_duc.io.matching import CheckpointMismatchError
+from tusimple_duc.io.onnx_deploy import DatasetFacts, check_output, deployment_metadata, deployment_model
 from tusimple_duc.io.onnx_graph import clean_model
 from tusimple_duc.io.onnx_ops import system_converters
 from tusimple_duc.io.paramfile import write_params
@@ -119,7 +120,8 @@ def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str]
 def export_model(prefix: str, epoch: Optional[int], out: str,
                  model: Union[str, ModelSpec, SystemSpec, None] = None, config: Optional[str] = None,
                  shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
-                 ignore_label: int = DEFAULT_IGNORE_LABEL) -> ExportResult:
+                 ignore_label: int = DEFAULT_IGNORE_LABEL, onnx_output: str = "probabilities",
+                 facts: Optional[DatasetFacts] = None) -> ExportResult:
     """Load ``prefix``/``epoch`` into the network ``model`` and write the released-format files.
 
     Parameters
@@ -130,13 +132,16 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     model : a preset name, a :class:`ModelSpec` or a ``SystemSpec``; config : a training config file instead;
         neither: the network ``<prefix>-symbol.json`` describes (:func:`export_architecture`).
     shape : (H, W) used to trace the ONNX graph; multiples of the output stride.
-    onnx_path : also write an ONNX model there.
+    onnx_path : also write the deployment ONNX there (:mod:`tusimple_duc.io.onnx_deploy`).
     ignore_label : the SoftmaxOutput's ignore label.
+    onnx_output : its output, one of :data:`~tusimple_duc.io.onnx_deploy.DEPLOY_OUTPUTS`.
+    facts : the dataset and input facts its ``metadata_props`` state (None: no metadata).
 
     Raises
     ------
     CheckpointError : checkpoint missing, corrupt or not of that network.
-    ConfigError : unknown preset or a shape that is not a multiple of the output stride.
+    ConfigError : unknown preset, a shape that is not a multiple of the output stride, an unknown
+        ``onnx_output``, a dataset of another class count.
     """
     if isinstance(model, (ModelSpec, SystemSpec)):
         spec, origin = model, "the given network"
@@ -147,6 +152,8 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     net = get_model(spec)
     if onnx_path:
         check_shape(net, shape)
+        check_output(onnx_output)
+        metadata = deployment_metadata(net, onnx_output, facts) if facts else None
     try:
         report = load_params_file(net, prefix) if epoch is None else load_checkpoint(net, prefix, epoch)
     except CheckpointMismatchError as err:
@@ -156,7 +163,9 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
         sym_file, params_file = save_system_graph(net, out, ignore_label)
     else:
         sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
-    onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
+    onnx_file = None
+    if onnx_path:
+        onnx_file = write_onnx(deployment_model(onnx_model(net, shape), net, onnx_output, metadata), onnx_path)
     return ExportResult(sym_file, params_file, onnx_file, report)
 
 
@@ -200,8 +209,12 @@ def onnx_model(net: Any, shape: Tuple[int, int]) -> onnx.ModelProto:
 
 
 def export_onnx(net: Any, path: str, shape: Tuple[int, int]) -> str:
-    """Write :func:`onnx_model` of ``net`` to ``path`` (atomically); returns ``path``."""
-    model = onnx_model(net, shape)
+    """Write :func:`onnx_model` of ``net`` (the project backends' layout) to ``path``; returns ``path``."""
+    return write_onnx(onnx_model(net, shape), path)
+
+
+def write_onnx(model: onnx.ModelProto, path: str) -> str:
+    """Write ``model`` to ``path`` atomically; returns ``path``."""
     atomic_write_with(path, lambda tmp_path: onnx.save(model, tmp_path))
     return path
 

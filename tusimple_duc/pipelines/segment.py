@@ -21,6 +21,9 @@ Sizes: with a ``result_shape`` (the released protocol) an image larger than ``te
 segmented on its top-left ``test_shape`` part, as the released script did, and every output
 is written at ``result_shape``; with ``result_shape = None``, and with ``--images`` unless a
 result shape is given explicitly, every image is segmented and written whole, at its own size.
+
+Folders: a list run writes into ``result_dir``; an ``--images`` run into a folder of its own
+(``--out``, or a new ``<result_dir>-images-<time>`` beside it: :mod:`.images_folder`).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 from tqdm import tqdm
 
-from tusimple_duc.config import ArchitectureSection, TestConfig
+from tusimple_duc.config import RELEASED_MODEL_URL, RELEASED_PREFIX, ArchitectureSection, TestConfig
 from tusimple_duc.data.lists import ListEntry, read_list, resolve
 from tusimple_duc.data.geometry_checks import log_converted_images
 from tusimple_duc.data.readers import read_image_header, read_rgb_image
@@ -49,13 +52,14 @@ from tusimple_duc.inference.precision_auto import auto_forward
 from tusimple_duc.inference.predictor import ForwardFn, InferenceSpec, Prediction, Predictor, spec_from_config
 from tusimple_duc.inference.scales import resize_image
 from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir
-from tusimple_duc.io.checkpoint import load_checkpoint, symbol_path
+from tusimple_duc.io.checkpoint import load_checkpoint, params_path, symbol_path
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
 from tusimple_duc.models.from_config import spec_from_test_config
 from tusimple_duc.models.presets import ModelSpec, get_model
 from tusimple_duc.models.systems import SystemSpec
 from tusimple_duc.models.segnet import SegmentationNet
 from tusimple_duc.pipelines.dataset_outputs import DatasetOutputs, outputs_for
+from tusimple_duc.pipelines.images_folder import images_output_dir
 from tusimple_duc.viz.colorize import colorize, overlay, write_rgb_png
 from tusimple_duc.viz.plots import write_result_figures
 from tusimple_duc.viz.released import confidence_heat_map, released_mosaic
@@ -104,11 +108,27 @@ def select_contexts(gpu: Optional[int]) -> List[mx.Context]:
     return [mx.gpu(gpu)]
 
 
+def check_checkpoint_present(config: TestConfig) -> None:
+    """CheckpointError naming the missing checkpoint and where it comes from, when neither its
+    ``-symbol.json`` nor its ``-%04d.params`` exists (the released files: the original's link)."""
+    prefix = os.path.join(config.model.model_dir, config.model.model_prefix)
+    files = (symbol_path(prefix), params_path(prefix, config.model.model_epoch))
+    if any(os.path.isfile(path) for path in files):
+        return
+    if config.model.model_prefix == RELEASED_PREFIX:
+        source = (f"the released files {', '.join(os.path.basename(p) for p in files)} come from the original "
+                  f"repository's link {RELEASED_MODEL_URL} (docs/DATA.md): put them in {config.model.model_dir}/")
+    else:
+        source = "train it (train.py) or set [model] model_dir, model_prefix, model_epoch to a checkpoint"
+    raise CheckpointError(f"{files[1]}: no such checkpoint (nor {os.path.basename(files[0])}); {source}")
+
+
 def network_spec(config: TestConfig) -> Union[ModelSpec, SystemSpec]:
     """The network to test: ``[network]`` when the config sets any of its keys, else the
     architecture recorded in the checkpoint's ``-symbol.json`` (as the released script, which
     loaded the symbol), whose class count, output stride and cell width must then agree with
     ``[model] label_num`` and ``[data] ds_rate``, ``cell_width``."""
+    check_checkpoint_present(config)
     if config.network != ArchitectureSection():
         return spec_from_test_config(config)
     path = symbol_path(os.path.join(config.model.model_dir, config.model.model_prefix))
@@ -272,15 +292,23 @@ def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> Inference
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
              net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None,
-             entries: Optional[Sequence[ListEntry]] = None) -> SegmentationRun:
+             entries: Optional[Sequence[ListEntry]] = None, out: Optional[str] = None) -> SegmentationRun:
     """Segment ``images`` (paths or folders), or ``entries`` (list lines), or the config's ``image_list``;
     see the module doc.
 
     ``net`` (already loaded) skips building and loading the checkpoint. ``images_result_shape``:
     with ``images``, the (rows, cols) every output is resized to (None: each image's own size).
-    ``result_dir`` is checked to be writable before anything is loaded.
+    The outputs go to ``result_dir``, or with ``images`` to a folder of their own
+    (:func:`~tusimple_duc.pipelines.images_folder.images_output_dir` of ``out``), checked to be
+    writable before anything is loaded.
     """
-    ensure_writable_dir(config.model.result_dir, "[model] result_dir")
+    if images:
+        result_dir = images_output_dir(config.model.result_dir, out)
+    else:
+        result_dir = config.model.result_dir
+        ensure_writable_dir(result_dir, "[model] result_dir")
+    if net is None:
+        check_checkpoint_present(config)
     contexts = select_contexts(config.model.gpu)
     if images:
         entries = image_entries(images)
@@ -293,7 +321,7 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     predictor = Predictor(net, spec, contexts=contexts, forward=forward)
     outputs = outputs_for(config.data.dataset, net.num_classes)
     evaluate = config.output.evaluate and not images
-    run = SegmentationRun(result_dir=config.model.result_dir)
+    run = SegmentationRun(result_dir=result_dir)
     evaluated = 0
     for entry, name in tqdm(list(zip(entries, names)), desc="segment", unit="image", disable=not show_progress):
         image_path = entry.image if images else resolve(config.data.test_img_dir, entry.image)

@@ -40,7 +40,7 @@ def plot_training_log(log_path: str, png_path: str, title: str = "") -> Dict[str
     panels = [
         ("loss", [("train", "loss", "train (running)"), ("epoch", "loss", "train (epoch)"),
                   ("val", "loss", "validation")]),
-        ("mIoU", [("train", "mean_iou", "train (running)"), ("epoch", "mean_iou", "train (epoch)"),
+        ("mean_iou (classes present)", [("train", "mean_iou", "train (running)"), ("epoch", "mean_iou", "train (epoch)"),
                   ("val", "mean_iou", "validation")]),
         ("learning rate", [("train", "lr", "lr")]),
     ]
