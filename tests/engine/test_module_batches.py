@@ -12,6 +12,7 @@ from engine_helpers import tiny_config
 from tusimple_duc.engine.batches import (device_slices, module_slice_sizes, sampling_spec, validation_iterator)
 from tusimple_duc.engine.network import build_network
 from tusimple_duc.engine.run import train
+from tusimple_duc.engine.run_dirs import log_path
 from tusimple_duc.engine.trainer import SegmentationTrainer
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.checkpoint import read_params
@@ -94,7 +95,7 @@ def test_two_devices_uneven_batch_learning_batchnorm(synthetic_root, tmp_path, m
             np.testing.assert_allclose(copy, expected, rtol=1e-6, atol=1e-7)
     saved = read_params(result.checkpoint)["aux:conv1_1_3x3_s2/bn_moving_mean"].asnumpy()
     np.testing.assert_array_equal(saved, after_epoch[-1][1][mean][0])
-    records = [json.loads(line) for line in open(os.path.join(str(tmp_path), "tiny_duc_hdc-metrics.jsonl"))]
+    records = [json.loads(line) for line in open(os.path.join(result.run_dir, "tiny_duc_hdc-metrics.jsonl"))]
     for kind in ("epoch", "val"):
         values = [r["accuracy"] for r in records if r["kind"] == kind]
         assert len(values) == 2 and all(0 <= v <= 1 for v in values), kind
@@ -107,5 +108,5 @@ def test_validation_list_shorter_than_a_batch_warns(synthetic_root, tmp_path):
                          "model.num_epochs=1", "model.log_interval=100")
     result = train(config)
     assert np.isnan(result.validation["loss"]) and np.isnan(result.validation["acc_ignore"])
-    log = open(os.path.join(str(tmp_path), "tiny_duc_hdc-train.log")).read()
+    log = open(log_path(result.run_dir, "tiny_duc_hdc")).read()
     assert f"[data] val_list {val_list}: 1 sample(s), fewer than one batch of 2" in log

@@ -49,8 +49,13 @@ def test_openvino_bf16_argmax_agrees_with_fp32(tiny):
     fp32 = OpenVINOForward(tiny, "fp32")(batch)
     bf16 = OpenVINOForward(tiny, "bf16")(batch)
     assert bf16.shape == fp32.shape == (2, 19, 32, 48)
-    assert not np.array_equal(bf16, fp32)  # another arithmetic really ran
-    assert (bf16.argmax(1) == fp32.argmax(1)).mean() >= 0.9
+    # OpenVINO runs the bf16 hint in bf16 where its CPU plugin says it can, in f32 elsewhere
+    # (e.g. an AMD EPYC of family 23 without AVX512-BF16)
+    if "BF16" in OpenVINOForward(tiny, "fp32").core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert not np.array_equal(bf16, fp32)  # another arithmetic really ran
+        assert (bf16.argmax(1) == fp32.argmax(1)).mean() >= 0.9
+    else:
+        np.testing.assert_array_equal(bf16, fp32)
 
 
 def test_openvino_recompiles_for_a_new_shape(tiny):
