@@ -51,6 +51,7 @@ METRIC_MEANINGS = {
     "pixel_acc": "this project's pixel accuracy, batches since the previous line",
     "mean_iou": "this project's mean IoU over the classes present (ground truth or prediction), "
                 "batches since the previous line",
+    "accuracy": "the original's 'acc' (MXNet's Accuracy: ignored pixels count in the denominator), the epoch so far",
     "acc_ignore": "the original's AccWithIgnoreMetric, the epoch so far",
     "IoU": "the original's IoUMetric: mean over ALL classes (an absent class counts 0), the epoch so far",
     "SoftmaxLoss": "the original's SoftmaxLoss, the epoch so far",
