@@ -272,13 +272,15 @@ def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> Inference
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
              net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None,
-             entries: Optional[Sequence[ListEntry]] = None) -> SegmentationRun:
+             entries: Optional[Sequence[ListEntry]] = None, write_confidences: bool = True) -> SegmentationRun:
     """Segment ``images`` (paths or folders), or ``entries`` (list lines), or the config's ``image_list``;
     see the module doc.
 
     ``net`` (already loaded) skips building and loading the checkpoint. ``images_result_shape``:
     with ``images``, the (rows, cols) every output is resized to (None: each image's own size).
-    ``result_dir`` is checked to be writable before anything is loaded.
+    ``write_confidences=False`` leaves the confidence files of an earlier run alone (the original's
+    ``ImageListTester.predict_single`` wrote none). ``result_dir`` is checked to be writable before
+    anything is loaded.
     """
     ensure_writable_dir(config.model.result_dir, "[model] result_dir")
     contexts = select_contexts(config.model.gpu)
@@ -312,7 +314,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
                 evaluated += 1
             else:
                 log.warning("%s: no ground truth %s; image not evaluated", entry.where, gt_path)
-    _write_confidences(config, run)
+    if write_confidences:
+        _write_confidences(config, run)
     _log_sizes(run, spec, config.data.test_shape)
     if run.converted:
         log_converted_images(config.data.image_list if not images else "--images", run.converted)
