@@ -99,6 +99,25 @@ def test_image_list_tester_writes_what_test_py_writes(cityscapes_root, tiny_chec
     assert (tmp_path / "list" / "visualization" / os.path.basename(image)).is_file()
 
 
+def test_image_list_tester_predict_single_leaves_the_confidence_files(cityscapes_root, tiny_checkpoint, tmp_path):
+    """The original's predict_single wrote visualization/ and score/ only: the confidence files of the
+    list (``<model_prefix><model_epoch>.txt``, confidence.txt) keep every image of predict_all."""
+    line = open(os.path.join(cityscapes_root, "lists", "val.lst")).readline()
+    index, image, _ = line.rstrip("\n").split("\t")
+    lines = [line, f"{index}\t{image}\n"]  # two outputs: named by the label, then by the image
+    (tmp_path / "two.lst").write_text("".join(lines))
+    parser = test_parser(cityscapes_root, tiny_checkpoint, str(tmp_path / "list"))
+    parser.set("data", "image_list", str(tmp_path / "two.lst"))
+    tester = load_module("test/predict_full_image.py").ImageListTester(parser)
+    tester.predict_all()
+    _, prefix, epoch, _ = tiny_checkpoint
+    files = [tmp_path / "list" / f"{prefix}{epoch}.txt", tmp_path / "list" / "confidence.txt"]
+    before = [path.read_text() for path in files]
+    assert all(text.count("\n") == len(lines) for text in before)
+    tester.predict_single(lines[0])
+    assert [path.read_text() for path in files] == before
+
+
 def original_preprocess(im, test_shape, test_scales, rgb_mean):
     """The original's Tester.preprocess restated for images at least test_shape large (its padding is then 0)."""
     imgs = []

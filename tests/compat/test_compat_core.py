@@ -30,11 +30,15 @@ def _input_args(root, crop=32, **extra):
     return args
 
 
-def _original_centre_crop(root, item, crop, cell_width, ds_rate=8):
-    """The original get_single_image_duc at scale 1, no jitter, no mirror (square crop), restated."""
-    image = cv2.imread(os.path.join(root, item[0]))[:, :, ::-1].astype(np.float64)
-    label_ids = cv2.imread(os.path.join(root, item[1]), cv2.IMREAD_UNCHANGED).astype(np.float64)
-    x0, y0 = int(item[2][0]) - crop // 2, int(item[2][1]) - crop // 2
+def _original_centre_crop(root, item, crop, cell_width, ds_rate=8, scale=1.0, jitter=(0, 0), flip=False):
+    """The original get_single_image_duc (square crop) for the given draws, restated."""
+    image = cv2.imread(os.path.join(root, item[0]))[:, :, ::-1]
+    label_ids = cv2.imread(os.path.join(root, item[1]), cv2.IMREAD_UNCHANGED)
+    size = (int(image.shape[1] * scale), int(image.shape[0] * scale))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR).astype(np.float64)
+    label_ids = cv2.resize(label_ids, size, interpolation=cv2.INTER_NEAREST).astype(np.float64)
+    x0 = int(int(item[2][0]) * scale) + jitter[0] - crop // 2
+    y0 = int(int(item[2][1]) * scale) + jitter[1] - crop // 2
     x1, y1 = x0 + crop, y0 + crop
     pads = (max(-x0, 0), max(x1 - image.shape[0], 0), max(-y0, 0), max(y1 - image.shape[1], 0))
     image = cv2.copyMakeBorder(image, *pads, cv2.BORDER_CONSTANT, value=list(MEAN))
@@ -44,6 +48,8 @@ def _original_centre_crop(root, item, crop, cell_width, ds_rate=8):
     label = label_ids[x0:x1, y0:y1]
     if cell_width > 1:
         label = cv2.resize(label, (crop // cell_width, crop // cell_width), interpolation=cv2.INTER_NEAREST)
+    if flip:
+        data, label = data[:, :, ::-1], label[:, ::-1]
     converted = np.full(label.shape, 255.0)
     for row in official_labels:
         converted[label == row.id] = row.trainId
@@ -76,6 +82,30 @@ def test_random_augmentation_follows_pythons_random_seed(cityscapes_root):
     np.testing.assert_array_equal(first[0][0], again[0][0])
     np.testing.assert_array_equal(first[1][0], again[1][0])
     assert any(not np.array_equal(first[0][0], other) for other in different)
+
+
+def test_random_augmentation_is_the_originals_draws_after_the_same_seed(cityscapes_root):
+    """After random.seed(k) the original drew random.choice(scale_factors), random.randint of the row
+    and the column jitter (bound int(random_bound * scale)) and random.randint(0, 1) for the flip."""
+    items = CityLoader.read_data(os.path.join(cityscapes_root, "lists", "train_7fold.lst"))
+    scales, bound = [0.5, 1.0, 1.5], (8, 8)
+    args = _input_args(cityscapes_root, crop=48, use_random_crop=True, use_mirror=True, scale_factors=scales,
+                       random_bound=bound)
+    flips = set()
+    for seed, item in enumerate(items[:6]):
+        random.seed(seed)
+        scale = random.choice(scales)
+        jitter = (random.randint(-int(bound[0] * scale), int(bound[0] * scale)),
+                  random.randint(-int(bound[1] * scale), int(bound[1] * scale)))
+        flip = random.randint(0, 1) == 1
+        flips.add(flip)
+        expected_data, expected_label = _original_centre_crop(cityscapes_root, item, 48, 2, scale=scale,
+                                                              jitter=jitter, flip=flip)
+        random.seed(seed)
+        [data], [label] = utils.get_single_image_duc(item, args)
+        np.testing.assert_allclose(data, expected_data, atol=1e-4)
+        np.testing.assert_array_equal(label, expected_label)
+    assert flips == {True, False}
 
 
 def test_city_loader_batches_are_the_package_iterators(cityscapes_root):

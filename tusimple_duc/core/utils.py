@@ -1,9 +1,10 @@
 """The original's ``tusimple_duc.core.utils`` helpers over the package.
 
 ``get_single_image_duc(item, input_args)`` is one released-augmentation training sample
-(:func:`tusimple_duc.data.sample.make_sample` with the DUC label layout), its randomness
-drawn from Python's ``random`` module as in the original (``random.seed`` makes it
-repeatable). ``input_args`` keys are the original's (``data_path``, ``label_path``,
+(:func:`tusimple_duc.data.sample.make_sample_into` with the DUC label layout), its random
+choices drawn from Python's ``random`` module exactly as the original drew them
+(``random.choice`` of the scale, ``random.randint`` of the row and column jitter, then of the
+flip), so after the same ``random.seed`` it crops, scales and flips as the original. ``input_args`` keys are the original's (``data_path``, ``label_path``,
 ``data_shape``, ``convert_label``, ``use_random_crop``, ``use_mirror``, ``scale_factors``,
 ``rgb_mean``, ``ignore_label``, ``ds_rate``, ``cell_width``, ``random_bound``) plus the
 optional ``label_num`` (19) the package validates label values with.
@@ -15,14 +16,14 @@ import os
 import random
 import time
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from tusimple_duc.data.labels import CITYSCAPES_TRAINID_PALETTE, cityscapes_ids_to_train_ids
 from tusimple_duc.data.lists import ListEntry
-from tusimple_duc.data.sample import SamplingSpec, make_sample
+from tusimple_duc.data.sample import SamplingSpec, make_sample_into
 from tusimple_duc.io.atomic import atomic_write_text
 from tusimple_duc.io.checkpoint import params_path, symbol_path
 from tusimple_duc.io.paramfile import write_params
@@ -57,11 +58,24 @@ def list_entry(item: Sequence[Any], index: int = 0) -> ListEntry:
     return ListEntry(index, item[0], item[1], centre)
 
 
+class PythonRandomDraws:
+    """The ``integers`` method of a NumPy generator over Python's ``random`` module, so that
+    :func:`tusimple_duc.data.sample.draw_augmentation` makes the original's calls:
+    ``integers(n)`` is ``random.choice``'s index draw (``randrange(n)``), ``integers(lo, hi)``
+    is ``random.randint(lo, hi - 1)`` (``randrange(lo, hi)``)."""
+
+    @staticmethod
+    def integers(low: int, high: Optional[int] = None) -> int:
+        return random.randrange(low) if high is None else random.randrange(low, high)
+
+
 def get_single_image_duc(item: Sequence[Any], input_args: Mapping[str, Any]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     """One training sample: ``[image (3, rows, cols)], [label (r*r*h*w,)]`` float32 (see the module doc)."""
     spec = sampling_spec_from_input_args(input_args)
-    image, label = make_sample(list_entry(item), random.getrandbits(63), spec,
-                               input_args.get("data_path", ""), input_args.get("label_path", ""))
+    image = np.empty(spec.image_shape, dtype=np.float32)
+    label = np.empty(spec.label_shape, dtype=np.float32)
+    make_sample_into(list_entry(item), PythonRandomDraws(), spec, image, label,  # type: ignore[arg-type]
+                     input_args.get("data_path", ""), input_args.get("label_path", ""))
     return [image], [label]
 
 

@@ -292,7 +292,8 @@ def images_spec(spec: InferenceSpec, result_shape: Optional[Shape]) -> Inference
 
 def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_progress: bool = True,
              net: Optional[SegmentationNet] = None, images_result_shape: Optional[Shape] = None,
-             entries: Optional[Sequence[ListEntry]] = None, out: Optional[str] = None) -> SegmentationRun:
+             entries: Optional[Sequence[ListEntry]] = None, out: Optional[str] = None,
+             write_confidences: bool = True) -> SegmentationRun:
     """Segment ``images`` (paths or folders), or ``entries`` (list lines), or the config's ``image_list``;
     see the module doc.
 
@@ -301,6 +302,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     The outputs go to ``result_dir``, or with ``images`` to a folder of their own
     (:func:`~tusimple_duc.pipelines.images_folder.images_output_dir` of ``out``), checked to be
     writable before anything is loaded.
+    ``write_confidences=False`` leaves the confidence files of an earlier run alone (the original's
+    ``ImageListTester.predict_single`` wrote none).
     """
     if images:
         result_dir = images_output_dir(config.model.result_dir, out)
@@ -340,7 +343,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
                 evaluated += 1
             else:
                 log.warning("%s: no ground truth %s; image not evaluated", entry.where, gt_path)
-    _write_confidences(config, run)
+    if write_confidences:
+        _write_confidences(config, run)
     _log_sizes(run, spec, config.data.test_shape)
     if run.converted:
         log_converted_images(config.data.image_list if not images else "--images", run.converted)

@@ -37,12 +37,12 @@ class ImageListTester:
     def predict_single(self, item: str) -> Tuple[float, str]:
         """Segment the image of one list line and write its outputs; returns ``(confidence, image path)``.
 
-        Nothing is evaluated and the confidence files are those of this one image (``predict_all``
-        writes the list's).
+        Nothing is evaluated and, as the original, no confidence file is written (``predict_all``
+        writes the list's; those of an earlier ``predict_all`` are left as they are).
         """
         entry = parse_list_line(item.strip("\r\n"), f"{self.image_list or 'item'}: item {item.strip()!r}")
         config = dataclasses.replace(self.config, output=dataclasses.replace(self.config.output, evaluate=False))
-        run = run_test(config, show_progress=False, net=self.tester.net, entries=[entry])
+        run = run_test(config, show_progress=False, net=self.tester.net, entries=[entry], write_confidences=False)
         return run.confidences[0], run.image_paths[0]
 
     def predict_all(self) -> SegmentationRun:
