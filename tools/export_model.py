@@ -1,7 +1,8 @@
 """Export a checkpoint as a drop-in replacement of the released files (and optionally ONNX).
 
     python tools/export_model.py --prefix models/ResNet_DUC_HDC_CityScapes --epoch 20 \
-        --out export/duc [--preset NAME | --config TRAIN_CFG] [--shape 1024,2048] [--onnx duc.onnx]
+        --out export/duc [--preset NAME | --config TRAIN_CFG] [--shape 1024,2048] [--onnx duc.onnx] \
+        [--overwrite]
 
 Reads ``PREFIX-%04d.params`` (and cross-checks ``PREFIX-symbol.json``); with ``--epoch``
 omitted, ``--prefix`` is a params file (checkpoint or Gluon format). The architecture is
@@ -11,7 +12,8 @@ describes. Writes
 ``OUT-symbol.json`` + ``OUT-0000.params`` (the released graph ending in SoftmaxOutput
 ``seg_loss``: ``mx.mod.Module.load(OUT, 0)`` binds it with input ``data``) and, with
 ``--onnx``, an ONNX model ending in softmax over classes (input ``data`` (N, 3, H, W) with
-dynamic N, H, W; ``--shape`` is the H,W the graph is traced with). Files are written atomically.
+dynamic N, H, W; ``--shape`` is the H,W the graph is traced with). Files are written atomically;
+an earlier export's files are replaced only with ``--overwrite``.
 
 A comparison system's preset (``fcn8s_vgg16``, ``pspnet_resnet101``, ...; or its training config)
 exports its own graph the same way: ``OUT-symbol.json`` ends in the same ``SoftmaxOutput`` over
@@ -52,6 +54,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--shape", type=parse_shape, default=RELEASED_TEST_SHAPE,
                         help="H,W the ONNX graph is traced with (default %d,%d)" % RELEASED_TEST_SHAPE)
     parser.add_argument("--onnx", default=None, help="also write an ONNX model to this file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier export into OUT (refused without it)")
     parser.add_argument("--ignore-label", type=int, default=DEFAULT_IGNORE_LABEL,
                         help=f"SoftmaxOutput ignore label (default {DEFAULT_IGNORE_LABEL})")
     return parser.parse_args(argv)
@@ -60,7 +64,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     result = export_model(args.prefix, args.epoch, args.out, args.preset, config=args.config,
-                          shape=args.shape, onnx_path=args.onnx, ignore_label=args.ignore_label)
+                          shape=args.shape, onnx_path=args.onnx, ignore_label=args.ignore_label,
+                          overwrite=args.overwrite)
     for path in (result.symbol, result.params, result.onnx):
         if path:
             print(path)

@@ -47,7 +47,7 @@ import numpy as np
 import onnx
 
 from tusimple_duc.config import load_train_config
-from tusimple_duc.errors import CheckpointError, ConfigError
+from tusimple_duc.errors import CheckpointError, ConfigError, OutputError
 from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
 from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint, load_params_file,
                                         params_path, save_checkpoint, symbol_path)
@@ -119,7 +119,7 @@ def export_architecture(prefix: str, epoch: Optional[int], preset: Optional[str]
 def export_model(prefix: str, epoch: Optional[int], out: str,
                  model: Union[str, ModelSpec, SystemSpec, None] = None, config: Optional[str] = None,
                  shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
-                 ignore_label: int = DEFAULT_IGNORE_LABEL) -> ExportResult:
+                 ignore_label: int = DEFAULT_IGNORE_LABEL, overwrite: bool = False) -> ExportResult:
     """Load ``prefix``/``epoch`` into the network ``model`` and write the released-format files.
 
     Parameters
@@ -132,12 +132,16 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     shape : (H, W) used to trace the ONNX graph; multiples of the output stride.
     onnx_path : also write an ONNX model there.
     ignore_label : the SoftmaxOutput's ignore label.
+    overwrite : replace an earlier export's files; without it they are refused (as train.py does).
 
     Raises
     ------
     CheckpointError : checkpoint missing, corrupt or not of that network.
     ConfigError : unknown preset or a shape that is not a multiple of the output stride.
+    OutputError : an output file exists and ``overwrite`` is False.
     """
+    if not overwrite:
+        refuse_existing([symbol_path(out), params_path(out, EXPORT_EPOCH), onnx_path])
     if isinstance(model, (ModelSpec, SystemSpec)):
         spec, origin = model, "the given network"
     else:
@@ -158,6 +162,14 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
         sym_file, params_file = save_checkpoint(net, out, EXPORT_EPOCH, ignore_label)
     onnx_file = export_onnx(net, onnx_path, shape) if onnx_path else None
     return ExportResult(sym_file, params_file, onnx_file, report)
+
+
+def refuse_existing(paths: List[Optional[str]]) -> None:
+    """``OutputError`` naming the first of ``paths`` (None entries skipped) that exists."""
+    for path in paths:
+        if path and os.path.lexists(path):
+            raise OutputError(f"{path}: exists (an earlier export); give --overwrite to replace it, "
+                              f"or another output prefix")
 
 
 def is_system(net: Any) -> bool:
