@@ -5,7 +5,8 @@ plus the new ``[network]``, ``[inference]`` and ``[output]`` keys; without ``[ne
 network is the one the checkpoint's ``-symbol.json`` records. ``--images`` segments any images
 or folders instead of the config's list (no evaluation), each at its own size unless
 ``--set data.result_shape=H,W`` is given on the command line (the config file's result_shape
-applies to the list only).
+applies to the list only). SIGTERM stops it with exit status 143, removing the file being
+written; temporary files an earlier run left (``kill -9``) are removed at the start.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 from typing import Optional, Sequence
 
 import tusimple_duc  # noqa: F401  (sets threads before mxnet loads)
-from tusimple_duc.cli import add_set_argument, run_cli
+from tusimple_duc.cli import add_set_argument, exit_on_sigterm, run_cli
 from tusimple_duc.config import load_test_config, parse_overrides
 
 
@@ -26,6 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--images", nargs="+", metavar="PATH", help="images or folders to segment instead of the list")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # a kill mid-write leaves no hidden temporary file behind
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_test_config(args.config, args.overrides)
 
