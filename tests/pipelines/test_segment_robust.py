@@ -172,3 +172,24 @@ def test_a_deeply_nested_symbol_json_is_one_line(checkpoint, tmp_path, capsys):
     assert status == 2 and "RecursionError" not in stderr
     assert stderr.strip().splitlines()[-1] == (f"error: {models / 'tiny-symbol.json'}: symbol JSON nested 100000 "
                                                f"levels deep, more than the limit of 32; not a network's symbol file")
+
+
+@pytest.mark.parametrize("dataset", ["cityscapes", "kitti", "voc"])
+def test_scores_are_the_same_when_the_probability_map_is_not_kept(dataset, tmp_path):
+    from tusimple_duc.data.png import read_png
+    from tusimple_duc.inference.predictor import Predictor
+    from tusimple_duc.pipelines.dataset_outputs import outputs_for
+
+    probe = outputs_for(dataset, 2 if dataset == "kitti" else 21 if dataset == "voc" else 19)
+    mx.random.seed(1)
+    net = get_model("tiny_duc_hdc", num_classes=probe.dataset.num_classes)
+    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
+    image = np.random.RandomState(0).randint(0, 256, (40, 56, 3)).astype(np.uint8)
+    full = Predictor(net).predict(image)
+    compact = Predictor(net).predict(image, keep_probabilities=probe.dataset.scores_probabilities)
+    assert (compact.probabilities is None) == (dataset != "kitti")
+    probe.write_score(str(tmp_path / "full.png"), full)
+    probe.write_score(str(tmp_path / "compact.png"), compact)
+    modes = ("L", "P")
+    np.testing.assert_array_equal(read_png(str(tmp_path / "compact.png"), modes, "score"),
+                                  read_png(str(tmp_path / "full.png"), modes, "score"))
