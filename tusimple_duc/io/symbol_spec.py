@@ -61,7 +61,7 @@ _HEAD_BRANCH = re.compile(r"(?P<head>.+)_c(?P<index>\d+)")
 MAX_SYMBOL_JSON_BYTES = 64 * 1024 * 1024
 #: deepest nesting of ``[`` / ``{`` accepted (MXNet writes 5 levels)
 MAX_SYMBOL_JSON_DEPTH = 32
-_OPENING, _CLOSING = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
+_OPENING, _BRACKETS = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"[{]}", dtype=np.uint8)
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BN_DEFAULTS = {"eps": "0.001", "momentum": "0.9", "fix_gamma": "True", "use_global_stats": "False"}
 
@@ -119,9 +119,10 @@ def read_symbol_json_text(path: str) -> str:
 def json_depth(text: str) -> int:
     """The deepest nesting of arrays and objects in a JSON text (brackets inside strings do not
     count); a linear scan without recursion."""
-    structure = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
-    steps = np.isin(structure, _OPENING).astype(np.int32) - np.isin(structure, _CLOSING).astype(np.int32)
-    return int(np.cumsum(steps).max(initial=0))
+    codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
+    brackets = codes[np.isin(codes, _BRACKETS)]
+    steps = np.where(np.isin(brackets, _OPENING), np.int8(1), np.int8(-1))
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def check_symbol_json_limits(text: str, source: str) -> None:
