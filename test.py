@@ -16,7 +16,8 @@ A list run writes into ``[model] result_dir``: ``score/`` (the dataset's submiss
 list (no evaluation) into a folder of its own (``--out``; default a new
 ``<result_dir>-images-<time>`` beside the results), each at its own size unless
 ``--set data.result_shape=H,W`` is given on the command line (the config file's result_shape
-applies to the list only).
+applies to the list only). SIGTERM stops it with exit status 143, removing the file being
+written; temporary files an earlier run left (``kill -9``) are removed at the start.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import sys
 from typing import Optional, Sequence
 
 import tusimple_duc  # noqa: F401  (sets threads before mxnet loads)
-from tusimple_duc.cli import add_set_argument, run_cli
+from tusimple_duc.cli import add_set_argument, exit_on_sigterm, run_cli
 from tusimple_duc.config import load_test_config, parse_overrides
 
 
@@ -45,6 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.out and not args.images:
         parser.error("--out goes with --images (a list run writes into [model] result_dir)")
+    exit_on_sigterm()  # a kill mid-write leaves no hidden temporary file behind
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_test_config(args.config, args.overrides)
 

@@ -100,6 +100,12 @@ def test_missing_and_malformed_files(tmp_path):
         load_train_config(str(broken))
 
 
+def test_a_config_path_that_is_a_directory_says_so(tmp_path):
+    for load in (load_train_config, load_test_config):
+        with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, not a config file$"):
+            load(str(tmp_path))
+
+
 def test_to_ini_round_trips(tmp_path):
     config = load_train_config(TRAIN_CFG, ["network.blocks_per_stage=1,1,2,1", "data.num_workers=2"])
     path = tmp_path / "resolved.cfg"

@@ -1,7 +1,8 @@
 """Export a checkpoint as a drop-in replacement of the released files (and optionally ONNX).
 
     python tools/export_model.py --prefix models/ResNet_DUC_HDC_CityScapes --epoch 20 \
-        --out export/duc [--preset NAME | --config TRAIN_CFG] [--shape 1024,2048] [--onnx duc.onnx]
+        --out export/duc [--preset NAME | --config TRAIN_CFG] [--shape 1024,2048] [--onnx duc.onnx] \
+        [--overwrite]
 
 Reads ``PREFIX-%04d.params`` (and cross-checks ``PREFIX-symbol.json``); with ``--epoch``
 omitted, ``--prefix`` is a params file (checkpoint or Gluon format). The architecture is
@@ -15,7 +16,8 @@ describes. Writes
 mean, dynamic N, H, W; output ``--onnx-output``: ``probabilities`` (N, L, H/s, W/s),
 ``resized`` (N, L, H, W) or ``labels`` (N, H, W); its metadata_props state the input contract,
 the class names and the dataset's label ids; see docs/DEPLOYMENT.md). ``--shape`` is the H,W
-the graph is traced with. Files are written atomically.
+the graph is traced with. Files are written atomically; an earlier export's files are
+replaced only with ``--overwrite``.
 
 A comparison system's preset (``fcn8s_vgg16``, ``pspnet_resnet101``, ...; or its training config)
 exports its own graph the same way: ``OUT-symbol.json`` ends in the same ``SoftmaxOutput`` over
@@ -68,6 +70,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default=None,
                         help="dataset whose class names and label ids the ONNX metadata states (default: the "
                              f"--config's [data] dataset, else {DEFAULT_DATASET})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier export into OUT (default: refused)")
     parser.add_argument("--ignore-label", type=int, default=DEFAULT_IGNORE_LABEL,
                         help=f"SoftmaxOutput ignore label (default {DEFAULT_IGNORE_LABEL})")
     return parser.parse_args(argv)
@@ -77,7 +81,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     result = export_for_deployment(args.prefix, args.epoch, args.out, args.preset, config=args.config,
                                    dataset=args.dataset, shape=args.shape, onnx_path=args.onnx,
-                                   onnx_output=args.onnx_output, ignore_label=args.ignore_label)
+                                   onnx_output=args.onnx_output, ignore_label=args.ignore_label,
+                                   overwrite=args.overwrite)
     for path in (result.symbol, result.params, result.onnx):
         if path:
             print(path)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from typing import Callable, List, Optional, Sequence
 
@@ -21,10 +23,31 @@ def add_set_argument(parser: argparse.ArgumentParser, example: str = "data.batch
     )
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (:func:`exit_on_sigterm`): unwinds the stack like Ctrl-C, so that an
+    atomic write in progress removes its temporary file."""
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` in this process (:func:`run_cli` exits 143). A
+    forked child that inherited the handler dies of the signal as before."""
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_cli(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[List[str]] = None) -> int:
     """Run ``main(argv)``; a :class:`DUCError` becomes ``error: <message>`` on stderr and exit 2.
 
-    Ctrl-C exits with 130 without a traceback. Anything else is a bug and keeps its traceback.
+    Ctrl-C exits with 130 and SIGTERM (with :func:`exit_on_sigterm`) with 143, without a
+    traceback. Anything else is a bug and keeps its traceback.
     """
     try:
         return int(main(argv) or 0)
@@ -34,3 +57,6 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[List[
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM

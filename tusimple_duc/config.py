@@ -357,6 +357,8 @@ def parse_overrides(overrides: Sequence[str]) -> Dict[str, Dict[str, str]]:
 
 
 def _read_ini(path: str) -> Dict[str, Dict[str, str]]:
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a directory, not a config file")
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
     # As the original's RawConfigParser: keys lower-cased (case-insensitive), section names as written.

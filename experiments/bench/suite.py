@@ -188,7 +188,7 @@ class Suite(PrecisionSection):
             return {"source": save_system_weights(o.preset, o.checkpoint, o.epoch, o.seed, self.prefix,
                                                   self.module_prefix())}
         if o.checkpoint:
-            export_model(o.checkpoint, o.epoch, self.prefix, o.preset)
+            export_model(o.checkpoint, o.epoch, self.prefix, o.preset, overwrite=True)
             return {"source": f"{o.checkpoint} epoch {o.epoch}"}
         net = get_model(o.preset)
         stride = int(net.output_stride)

@@ -47,7 +47,7 @@ def test_image_writer_round_trips_and_names_the_file_on_failure(tmp_path):
     grey16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
     atomic_write_image(str(tmp_path / "ids.png"), grey16)
     assert (cv2.imread(str(tmp_path / "ids.png"), cv2.IMREAD_UNCHANGED) == grey16).all()
-    with pytest.raises(OSError, match="bad.png: OpenCV could not write the image"):
+    with pytest.raises(OSError, match="bad.png: OpenCV could not encode the image"):
         atomic_write_image(str(tmp_path / "bad.png"), np.zeros((2, 2, 7), dtype=np.float64))
     assert not (tmp_path / "bad.png").exists()
 

@@ -148,7 +148,8 @@ def test_export_tool(tiny_checkpoint, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [out + "-symbol.json", out + "-0000.params"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert run_cli(tool.main, ["--prefix", prefix, "--epoch", "9", "--out", out, "--preset", TINY]) == 2
+        assert run_cli(tool.main, ["--prefix", prefix, "--epoch", "9", "--out", out, "--preset", TINY,
+                                     "--overwrite"]) == 2
     assert capsys.readouterr().err == f"error: {prefix}-0009.params: no such checkpoint (epochs found: 3)\n"
     with pytest.raises(SystemExit) as exit_code:
         tool.main(["--prefix", prefix, "--out", out, "--shape", "64x96"])
@@ -209,13 +210,13 @@ def test_export_tool_architecture_options(custom_checkpoint, tmp_path, capsys):
     config = tmp_path / "train.cfg"
     config.write_text(CUSTOM_CONFIG)
     assert tool.main(["--prefix", prefix, "--epoch", "2", "--out", out, "--config", str(config)]) == 0
-    assert tool.main(["--prefix", prefix, "--epoch", "2", "--out", out]) == 0
+    assert tool.main(["--prefix", prefix, "--epoch", "2", "--out", out, "--overwrite"]) == 0
     capsys.readouterr()
-    assert run_cli(tool.main, ["--prefix", prefix + "-0002.params", "--out", out]) == 2
+    assert run_cli(tool.main, ["--prefix", prefix + "-0002.params", "--out", out, "--overwrite"]) == 2
     assert capsys.readouterr().err == (f"error: {prefix}-0002.params: a params file has no -symbol.json to read "
                                        f"the architecture from; give a preset or a training config\n")
     os.remove(prefix + "-symbol.json")
-    assert run_cli(tool.main, ["--prefix", prefix, "--epoch", "2", "--out", out]) == 2
+    assert run_cli(tool.main, ["--prefix", prefix, "--epoch", "2", "--out", out, "--overwrite"]) == 2
     assert capsys.readouterr().err == (f"error: {prefix}-symbol.json: no symbol JSON to read the architecture "
                                        f"from; give a preset or a training config\n")
     with pytest.raises(SystemExit):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, ClassVar, Optional, Tuple
 
 import numpy as np
 
@@ -37,7 +37,12 @@ class DatasetSpec(ABC):
     score_palette : (256, 3) uint8 palette of ``score/`` PNGs written as palette images, or
         None for plain 8-bit PNGs.
     ignore_label : training id of void pixels.
+    scores_probabilities : (class attribute) True when :meth:`encode_score` and
+        :meth:`add_prediction` read the class probabilities, False when the labels are enough
+        (test.py then does not keep the (L, H, W) map).
     """
+
+    scores_probabilities: ClassVar[bool] = False
 
     name: str
     class_names: Tuple[str, ...]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, ClassVar, List, Optional
 
 import numpy as np
 
@@ -61,6 +61,8 @@ def kitti_category(path: str) -> str:
 @dataclass(frozen=True, eq=False)
 class KittiRoadDataset(DatasetSpec):
     """The KITTI road benchmark (training split with ground truth), scored as the road devkit does."""
+
+    scores_probabilities: ClassVar[bool] = True
 
     def lists(self, root: str, **options: Any) -> Lists:
         """:func:`kitti_road_lists` (options ``patch``, ``stride``)."""

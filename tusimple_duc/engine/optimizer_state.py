@@ -23,7 +23,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from tusimple_duc.errors import CheckpointError
-from tusimple_duc.io.paramfile import write_params
+from tusimple_duc.io.paramfile import check_finite, write_params
 
 FORMAT = "nd-v1"
 #: first 8 bytes of an ``mx.nd.save`` file (``kMXAPINDArrayListMagic`` 0x112, little-endian uint64)
@@ -125,6 +125,7 @@ def load_optimizer_state(trainer: gluon.Trainer, path: str, saved: Optional[Dict
         arrays = {}
     if not isinstance(arrays, dict):
         raise CheckpointError(f"{path}: optimizer state has unnamed arrays")
+    check_finite(arrays, path)
     states = _states_by_index(trainer, path, arrays, saved.get("layout", {}))
     for position, updater in enumerate(trainer._updaters):
         updater.states = {index: _on_context(state, trainer._params[index].list_ctx()[position])

@@ -36,7 +36,7 @@ from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import (
     ConfusionAccumulator, confusion_matrix, group_counts, mean_of_present, safe_ratio)
 from tusimple_duc.evaluation.files import (
-    check_same_size, coverage_details, list_prediction_files, size_text)
+    check_same_size, coverage_details, list_prediction_files, require_ground_truth, size_text)
 from tusimple_duc.evaluation.parallel import ordered_map
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
@@ -285,6 +285,7 @@ def match_predictions(result_dir: str, gt_root: str,
     split_dir = _split_dir(gt_root, split)
     ground_truths = {os.path.basename(path)[:-len(GT_SUFFIX)]: path
                      for path in glob.glob(os.path.join(split_dir, "*", "*" + GT_SUFFIX))}
+    require_ground_truth(ground_truths, split_dir, "<city>/*" + GT_SUFFIX)
     pairs: Dict[str, Tuple[str, str]] = {}
     extra: List[str] = []
     for path in list_prediction_files(result_dir, (".png",)):

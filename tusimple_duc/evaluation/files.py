@@ -5,7 +5,7 @@ PNG files are read with :func:`tusimple_duc.data.png.read_png` (``error=Evaluati
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Sized
 
 import numpy as np
 
@@ -28,6 +28,13 @@ def list_prediction_files(result_dir: str, extensions: Sequence[str]) -> List[st
     if not found:
         raise EvaluationError(f"{result_dir}: no prediction files ({', '.join(extensions)}) in the result directory")
     return sorted(found)
+
+
+def require_ground_truth(found: Sized, folder: str, pattern: str) -> None:
+    """Raise EvaluationError naming ``folder`` when no ground-truth file (``pattern``) was found
+    (e.g. a ground-truth root whose split folders are empty)."""
+    if not found:
+        raise EvaluationError(f"{folder}: no ground truth ({pattern}) in this folder")
 
 
 def check_same_size(prediction: np.ndarray, prediction_path: str, gt: np.ndarray, gt_path: str) -> None:

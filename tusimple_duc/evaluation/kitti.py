@@ -32,7 +32,8 @@ from tusimple_duc.data.labels import IGNORE_LABEL, KITTI_CLASS_NAMES, KITTI_ROAD
 from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import safe_ratio
-from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files
+from tusimple_duc.evaluation.files import (check_same_size, coverage_details, list_prediction_files,
+                                           require_ground_truth)
 from tusimple_duc.evaluation.parallel import ordered_map
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
@@ -209,6 +210,7 @@ def match_predictions(result_dir: str, gt_root: str, split: Optional[str] = None
     gt_dir = _gt_dir(gt_root, split)
     ground_truths = {os.path.basename(path)[:-len(".png")]: path
                      for path in glob.glob(os.path.join(gt_dir, "*_road_*.png"))}
+    require_ground_truth(ground_truths, gt_dir, "*_road_*.png")
     pairs: Dict[str, Tuple[str, str, str]] = {}
     extra: List[str] = []
     for path in list_prediction_files(result_dir, (".png", ".npz")):

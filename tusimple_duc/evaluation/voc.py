@@ -5,6 +5,7 @@ colours); predictions are ``{image_id}.png`` palette or 8-bit index PNGs with va
 """
 from __future__ import annotations
 
+import glob
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -14,7 +15,8 @@ from tusimple_duc.data.labels import IGNORE_LABEL, VOC_CLASS_NAMES, VOC_NUM_CLAS
 from tusimple_duc.data.png import read_png
 from tusimple_duc.errors import EvaluationError
 from tusimple_duc.evaluation.confusion import ConfusionAccumulator
-from tusimple_duc.evaluation.files import check_same_size, coverage_details, list_prediction_files
+from tusimple_duc.evaluation.files import (check_same_size, coverage_details, list_prediction_files,
+                                           require_ground_truth)
 from tusimple_duc.evaluation.parallel import ordered_map
 from tusimple_duc.evaluation.report import EvaluationResult, ScoreTable
 
@@ -85,6 +87,12 @@ def match_predictions(result_dir: str, gt_root: str, split: str = "val"
     voc_root = _voc_root(gt_root)
     split_ids = _split_ids(voc_root, split)
     wanted = None if split_ids is None else set(split_ids)
+    if wanted is None:
+        require_ground_truth(glob.glob(os.path.join(voc_root, "SegmentationClass", "*.png")),
+                             os.path.join(voc_root, "SegmentationClass"), "*.png")
+    else:
+        require_ground_truth(wanted, os.path.join(voc_root, "ImageSets", "Segmentation", split + ".txt"),
+                             "image ids")
 
     def gt_path(image_id: str) -> str:
         return os.path.join(voc_root, "SegmentationClass", image_id + ".png")

@@ -18,9 +18,13 @@ For every scale (and, with ``flip``, for the image and its mirror) one *pass*:
 4. resize the valid part to the result shape and add it (mirrored back for the flip
    pass) to one result-resolution accumulator (:func:`.scales.add_resized`).
 
-The accumulator, divided by the number of passes, is the probability map. Only it
-lives at full resolution (19 x 1024 x 2048 float32 = 160 MB); nothing is kept per
-scale.
+The sum, divided by the number of passes, is the probability map. It is assembled in
+horizontal bands (:meth:`Predictor.predict`): per band, the resize of every pass's map,
+the average, argmax and max; only the (H, W) labels and max probability live at full
+resolution, plus the (L, H, W) map when asked for (19 x 1024 x 2048 float32 = 160 MB).
+The prediction-resolution maps of all passes are kept until the image is done
+(1/s^2 of the result each). A network output that is not finite (NaN, infinity) is an
+error, not a map of one class.
 """
 from __future__ import annotations
 
@@ -152,14 +156,40 @@ class Prediction:
 
     Attributes
     ----------
-    probabilities : (L, H, W) float32 class probabilities at the result shape.
     labels : (H, W) uint8 argmax class (trainIds for Cityscapes).
     confidence : mean over pixels of the max class probability.
+    top_probability : (H, W) float32 max class probability of every pixel.
+    probabilities : (L, H, W) float32 class probabilities at the result shape, or None when
+        :meth:`Predictor.predict` was asked not to keep them (memory: L float planes).
     """
 
-    probabilities: np.ndarray = field(repr=False)
     labels: np.ndarray = field(repr=False)
     confidence: float
+    top_probability: np.ndarray = field(repr=False)
+    probabilities: Optional[np.ndarray] = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ViewMap:
+    """One pass's window-averaged probabilities at prediction resolution.
+
+    probabilities : (L, rows/s, cols/s) float32 (padded). extent : (rows, cols) of it the image
+    covers, prediction pixels. mirror : the pass saw the left-right mirrored image.
+    """
+
+    probabilities: np.ndarray
+    extent: Tuple[float, float]
+    mirror: bool
+
+
+#: bytes of one (L, band, W) float32 band of the result (:meth:`Predictor.predict` works band
+#: by band; a few such arrays are the only result-resolution float temporaries)
+BAND_BYTES = 16 * 1024 * 1024
+
+
+def band_rows(num_classes: int, width: int) -> int:
+    """Rows of a result band: ``(L, rows, W)`` float32 within :data:`BAND_BYTES`, at least 1."""
+    return max(1, BAND_BYTES // (4 * num_classes * width))
 
 
 def forward_probabilities(net: mx.gluon.Block, batch: np.ndarray, contexts: Sequence[mx.Context]) -> np.ndarray:
@@ -224,41 +254,75 @@ class Predictor:
                 raise ConfigError(f"inference: stride {self.spec.stride} is not a multiple of the "
                                   f"network's prediction stride {self.prediction_stride}")
 
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Probabilities, labels and confidence for one (H, W, 3) uint8 RGB image."""
-        probabilities = self.probabilities(image)
-        labels = probabilities.argmax(axis=0).astype(np.uint8)
-        # The released script's number: NumPy's float32 mean of the float32 max probabilities.
-        confidence = float(probabilities.max(axis=0).mean())
-        return Prediction(probabilities=probabilities, labels=labels, confidence=confidence)
+    def predict(self, image: np.ndarray, keep_probabilities: bool = True,
+                rows_per_band: Optional[int] = None) -> Prediction:
+        """Labels, confidence (and the probabilities unless not kept) of one (H, W, 3) uint8 RGB image.
+
+        Without CRF the result is assembled in horizontal bands of ``rows_per_band`` rows
+        (default :func:`band_rows`): resize, average over passes, argmax and max per band, so that
+        with ``keep_probabilities=False`` memory grows with the network's activations and the
+        prediction maps, not with L full-resolution float planes. The values do not depend on
+        the band height.
+        """
+        if self.spec.crf is not None:
+            probabilities = self.probabilities(image)
+            top = probabilities.max(axis=0)
+            return Prediction(labels=probabilities.argmax(axis=0).astype(np.uint8),
+                              confidence=_mean_confidence(top), top_probability=top, probabilities=probabilities)
+        views, result_shape = self._view_maps(image)
+        height, width = result_shape
+        labels = np.empty(result_shape, dtype=np.uint8)
+        top = np.empty(result_shape, dtype=np.float32)
+        kept = np.empty((self.num_classes, height, width), dtype=np.float32) if keep_probabilities else None
+        step = rows_per_band or band_rows(self.num_classes, width)
+        for first in range(0, height, step):
+            rows = slice(first, min(first + step, height))
+            band = self._average(views, result_shape, rows)
+            labels[rows] = band.argmax(axis=0)
+            band.max(axis=0, out=top[rows])
+            if kept is not None:
+                kept[:, rows] = band
+        return Prediction(labels=labels, confidence=_mean_confidence(top), top_probability=top,
+                          probabilities=kept)
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """(L, H_out, W_out) float32 class probabilities of one (H, W, 3) uint8 RGB image."""
+        views, result_shape = self._view_maps(image)
+        probabilities = self._average(views, result_shape, slice(0, result_shape[0]))
+        if self.spec.crf is not None:
+            cropped = image if self.spec.crop is None else image[:self.spec.crop[0], :self.spec.crop[1]]
+            probabilities = dense_crf(probabilities, resize_image(cropped, result_shape), self.spec.crf)
+        return probabilities
+
+    def _view_maps(self, image: np.ndarray) -> Tuple[List[ViewMap], Tuple[int, int]]:
+        """Every pass's prediction-resolution map (scales x flips) and the result shape."""
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
                 and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
             raise DataError(f"inference: image must be a (H, W, 3) uint8 RGB array, got "
                             f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
-        original, crop = image, self.spec.crop
-        if crop is not None:
-            image = image[:crop[0], :crop[1]]
-        result_shape = self.spec.result_shape or image.shape[:2]
-        accumulator = np.zeros((self.num_classes,) + tuple(result_shape), dtype=np.float32)
-        passes = 0
+        crop = self.spec.crop
+        cropped = image if crop is None else image[:crop[0], :crop[1]]
+        result_shape = tuple(self.spec.result_shape or cropped.shape[:2])
+        views = []
         for scale in self.spec.scales:
-            scaled = scale_image(original, scale)
+            scaled = scale_image(image, scale)
             if crop is not None:
                 rows, cols = scaled_shape(crop, scale)
                 scaled = scaled[:rows, :cols]
             for mirror in (False, True) if self.spec.flip else (False,):
                 view = scaled[:, ::-1] if mirror else scaled
-                window_probabilities = self._predict_view(view)
                 extent = (view.shape[0] / self.prediction_stride, view.shape[1] / self.prediction_stride)
-                add_resized(window_probabilities, extent, accumulator, mirror=mirror)
-                passes += 1
-        accumulator /= np.float32(passes)
-        if self.spec.crf is not None:
-            accumulator = dense_crf(accumulator, resize_image(image, result_shape), self.spec.crf)
-        return accumulator
+                views.append(ViewMap(self._predict_view(view), extent, mirror))
+        return views, result_shape
+
+    def _average(self, views: Sequence[ViewMap], result_shape: Tuple[int, int], rows: slice) -> np.ndarray:
+        """(L, rows, W) float32: result rows ``rows`` of the mean over passes of the resized maps."""
+        band = np.zeros((self.num_classes, rows.stop - rows.start, result_shape[1]), dtype=np.float32)
+        for view in views:
+            add_resized(view.probabilities, view.extent, band, mirror=view.mirror,
+                        first_row=rows.start, result_rows=result_shape[0])
+        band /= np.float32(len(views))
+        return band
 
     def _predict_view(self, view: np.ndarray) -> np.ndarray:
         """Window-averaged probabilities (L, rows/s, cols/s) of one scaled (and maybe mirrored) image.
@@ -285,6 +349,10 @@ class Predictor:
             if probabilities.shape != expected:
                 raise ValueError(f"network output {probabilities.shape} for input {batch.shape}, expected {expected} "
                                  f"(num_classes {self.num_classes}, prediction_stride {stride})")
+            bad = probabilities.size - int(np.isfinite(probabilities).sum())
+            if bad:
+                raise DataError(f"inference: the network's output holds {bad} non-finite probabilities "
+                                f"(NaN or infinite activations: the weights or the precision)")
             for (r, c), window_probabilities in zip(batch_origins, probabilities):
                 rows = slice(r // stride, r // stride + out_window[0])
                 cols = slice(c // stride, c // stride + out_window[1])
@@ -292,6 +360,11 @@ class Predictor:
                 counts[rows, cols] += 1
         sums /= counts
         return sums
+
+
+def _mean_confidence(top_probability: np.ndarray) -> float:
+    """The released script's confidence: NumPy's float32 mean of the (H, W) max probabilities."""
+    return float(top_probability.mean())
 
 
 def _cut_windows(data: np.ndarray, origins: Sequence[Tuple[int, int]], window: Tuple[int, int]) -> np.ndarray:

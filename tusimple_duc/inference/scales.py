@@ -10,13 +10,15 @@ filter with an exact geometric mapping: output pixel ``y`` of a result with
 clamped to the valid rows (OpenCV's ``INTER_LINEAR`` convention). ``extent`` is the
 part of the prediction map covered by the unpadded scaled image, so the padding is
 cropped away at prediction resolution. When ``h_scaled`` is a multiple of the
-prediction stride this is exactly ``cv2.resize`` of the cropped map (the released
-protocol); otherwise it stays geometrically exact where an integer crop could not.
+prediction stride this is ``cv2.resize`` of the cropped map (the released protocol; equal
+to float rounding, 1e-7); otherwise it stays geometrically exact where an integer crop
+could not. The result can be computed in horizontal bands (``first_row``), bit for bit
+the same as whole.
 """
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -62,50 +64,35 @@ def bilinear_taps(out_size: int, extent: float) -> Tuple[np.ndarray, np.ndarray,
 
 
 def add_resized(probabilities: np.ndarray, extent: Tuple[float, float], accumulator: np.ndarray,
-                mirror: bool = False) -> None:
-    """Resize the valid part of a prediction map and add it to ``accumulator`` in place.
+                mirror: bool = False, first_row: int = 0, result_rows: Optional[int] = None) -> None:
+    """Resize the valid part of a prediction map and add rows of it to ``accumulator`` in place.
 
     Parameters
     ----------
     probabilities : (L, h, w) float32 prediction map, possibly with padding at the bottom/right.
     extent : (rows, cols) of the map covered by the image, in prediction pixels (may be fractional).
-    accumulator : (L, H, W) float32, the result-resolution sum; ``H, W`` set the output size.
+    accumulator : (L, B, W) float32: rows ``first_row .. first_row + B - 1`` of the
+        result-resolution sum; ``W`` is the result width.
     mirror : add the map flipped left-right (undoes a horizontal flip of the input).
+    first_row : the result row of ``accumulator[:, 0]``.
+    result_rows : the result height ``H`` (default ``B``: the accumulator is the whole result).
 
-    Works one class plane at a time: the only temporaries are a few (H, W) planes.
-    An integral ``extent`` (the usual case) is a plain crop, resized by ``cv2.resize``
-    (same mapping, ~10x faster); a fractional one goes through :func:`bilinear_taps`.
+    Separable bilinear taps (:func:`bilinear_taps`): columns first on the few prediction rows
+    the band reads, then rows. Every result pixel is the same arithmetic whatever the band, so
+    a result assembled band by band equals the one computed whole, bit for bit; the only
+    temporaries are a few (L, B, W) arrays.
     """
-    rows, cols = extent
-    if float(rows).is_integer() and float(cols).is_integer():
-        _add_resized_crop(probabilities[:, :int(rows), :int(cols)], accumulator, mirror)
-    else:
-        _add_resized_fractional(probabilities, extent, accumulator, mirror)
-
-
-def _add_resized_crop(crop: np.ndarray, accumulator: np.ndarray, mirror: bool) -> None:
-    """``accumulator[l] += resize(crop[l])`` (mirrored if asked) with OpenCV's bilinear resize."""
-    num_classes, out_rows, out_cols = accumulator.shape
-    resized = np.empty((out_rows, out_cols), dtype=np.float32)
-    for label in range(num_classes):
-        cv2.resize(crop[label], (out_cols, out_rows), dst=resized, interpolation=cv2.INTER_LINEAR)
-        accumulator[label] += resized[:, ::-1] if mirror else resized
-
-
-def _add_resized_fractional(probabilities: np.ndarray, extent: Tuple[float, float], accumulator: np.ndarray,
-                            mirror: bool) -> None:
-    """``accumulator[l] += resize(probabilities[l])`` for a fractional extent, with explicit taps."""
-    num_classes, out_rows, out_cols = accumulator.shape
-    row_lo, row_hi, row_w = bilinear_taps(out_rows, extent[0])
+    num_classes, band_rows, out_cols = accumulator.shape
+    result_rows = band_rows if result_rows is None else result_rows
+    rows = slice(first_row, first_row + band_rows)
+    row_lo, row_hi, row_w = (taps[rows] for taps in bilinear_taps(result_rows, extent[0]))
     col_lo, col_hi, col_w = bilinear_taps(out_cols, extent[1])
     if mirror:
         col_lo, col_hi, col_w = col_lo[::-1], col_hi[::-1], col_w[::-1]
-    used_rows = int(row_hi.max()) + 1
-    row_w = row_w[:, None]
-    for label in range(num_classes):
-        plane = probabilities[label, :used_rows]
-        left = plane[:, col_lo]
-        columns = left + (plane[:, col_hi] - left) * col_w
-        top = columns[row_lo]
-        top += (columns[row_hi] - top) * row_w
-        accumulator[label] += top
+    top = int(row_lo.min())
+    plane = probabilities[:, top:int(row_hi.max()) + 1]
+    left = plane[:, :, col_lo]
+    columns = left + (plane[:, :, col_hi] - left) * col_w
+    upper = columns[:, row_lo - top]
+    upper += (columns[:, row_hi - top] - upper) * row_w[:, None]
+    accumulator += upper

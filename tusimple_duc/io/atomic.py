@@ -18,7 +18,7 @@ import json
 import os
 import re
 import tempfile
-from typing import IO, Any, Callable, Iterator, Optional
+from typing import IO, Any, Callable, Iterator, List, Optional
 
 from tusimple_duc.errors import OutputError
 
@@ -66,10 +66,18 @@ def atomic_open(path: str, mode: str = "wb") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         _publish(tmp_path, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
-        raise
+        raise _naming(err, path, tmp_path)
+
+
+def _naming(err: BaseException, path: str, tmp_path: str) -> BaseException:
+    """An ``OSError`` that names no file (a failed ``write``: full disk, quota) or the temporary
+    file, as the same error naming ``path``; any other exception unchanged."""
+    if isinstance(err, OSError) and err.errno is not None and err.filename in (None, tmp_path):
+        return type(err)(err.errno, err.strerror, path)
+    return err
 
 
 def atomic_write_with(path: str, writer: Callable[[str], Any]) -> None:
@@ -90,10 +98,10 @@ def atomic_write_with(path: str, writer: Callable[[str], Any]) -> None:
         writer(tmp_path)
         _fsync_path(tmp_path)
         _publish(tmp_path, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
-        raise
+        raise _naming(err, path, tmp_path)
 
 
 def temporary_target(name: str) -> Optional[str]:
@@ -103,6 +111,20 @@ def temporary_target(name: str) -> Optional[str]:
     if match is None:
         return None
     return match.group("stem") + (match.group("ext") or "")
+
+
+def remove_temporaries(folder: str) -> List[str]:
+    """Delete the temporary files interrupted writes left in ``folder`` and its subfolders
+    (:func:`temporary_target` names); returns their paths, sorted."""
+    removed = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if temporary_target(name) is not None:
+                path = os.path.join(parent, name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                    removed.append(path)
+    return sorted(removed)
 
 
 def ensure_writable_dir(path: str, what: str) -> None:
@@ -145,20 +167,19 @@ def atomic_write_image(path: str, array: Any) -> None:
     """Write an image array in OpenCV's channel order (BGR, grey, 16-bit grey) atomically;
     the format (PNG, JPEG) follows ``path``'s extension.
 
-    Raises ``OSError`` naming ``path`` when OpenCV cannot encode or write it.
+    The image is encoded in memory (``cv2.imencode``) and written by Python, so a full disk is
+    the system's ``OSError`` (``ENOSPC``) naming ``path``, not a libpng "Write Error". Raises
+    ``OSError`` naming ``path`` when OpenCV cannot encode it or the file cannot be written.
     """
     import cv2  # deferred: the rest of this module needs only the standard library
     import numpy as np
 
-    contiguous = np.ascontiguousarray(array)
-
-    def write(tmp_path: str) -> None:
-        try:
-            written = cv2.imwrite(tmp_path, contiguous)
-        except cv2.error as error:
-            reason = str(error).strip().splitlines()[-1]
-            raise OSError(f"{path}: OpenCV could not write the image ({reason})") from None
-        if not written:
-            raise OSError(f"{path}: OpenCV could not write the image")
-
-    atomic_write_with(path, write)
+    try:
+        encoded, data = cv2.imencode(os.path.splitext(path)[1], np.ascontiguousarray(array))
+    except cv2.error as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise OSError(f"{path}: OpenCV could not encode the image ({reason})") from None
+    if not encoded:
+        raise OSError(f"{path}: OpenCV could not encode the image")
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)

@@ -47,7 +47,7 @@ import numpy as np
 import onnx
 
 from tusimple_duc.config import load_train_config
-from tusimple_duc.errors import CheckpointError, ConfigError
+from tusimple_duc.errors import CheckpointError, ConfigError, OutputError
 from tusimple_duc.io.atomic import atomic_write_text, atomic_write_with
 from tusimple_duc.io.checkpoint import (LoadReport, checkpoint_arrays, load_checkpoint, load_params_file,
                                         params_path, save_checkpoint, symbol_path)
@@ -121,7 +121,7 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
                  model: Union[str, ModelSpec, SystemSpec, None] = None, config: Optional[str] = None,
                  shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
                  ignore_label: int = DEFAULT_IGNORE_LABEL, onnx_output: str = "probabilities",
-                 facts: Optional[DatasetFacts] = None) -> ExportResult:
+                 facts: Optional[DatasetFacts] = None, overwrite: bool = False) -> ExportResult:
     """Load ``prefix``/``epoch`` into the network ``model`` and write the released-format files.
 
     Parameters
@@ -136,13 +136,17 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     ignore_label : the SoftmaxOutput's ignore label.
     onnx_output : its output, one of :data:`~tusimple_duc.io.onnx_deploy.DEPLOY_OUTPUTS`.
     facts : the dataset and input facts its ``metadata_props`` state (None: no metadata).
+    overwrite : replace an earlier export's files; without it they are refused (as train.py does).
 
     Raises
     ------
     CheckpointError : checkpoint missing, corrupt or not of that network.
     ConfigError : unknown preset, a shape that is not a multiple of the output stride, an unknown
         ``onnx_output``, a dataset of another class count.
+    OutputError : an output file exists and ``overwrite`` is False.
     """
+    if not overwrite:
+        refuse_existing([symbol_path(out), params_path(out, EXPORT_EPOCH), onnx_path])
     if isinstance(model, (ModelSpec, SystemSpec)):
         spec, origin = model, "the given network"
     else:
@@ -167,6 +171,14 @@ def export_model(prefix: str, epoch: Optional[int], out: str,
     if onnx_path:
         onnx_file = write_onnx(deployment_model(onnx_model(net, shape), net, onnx_output, metadata), onnx_path)
     return ExportResult(sym_file, params_file, onnx_file, report)
+
+
+def refuse_existing(paths: List[Optional[str]]) -> None:
+    """``OutputError`` naming the first of ``paths`` (None entries skipped) that exists."""
+    for path in paths:
+        if path and os.path.lexists(path):
+            raise OutputError(f"{path}: exists (an earlier export); give --overwrite to replace it, "
+                              f"or another output prefix")
 
 
 def is_system(net: Any) -> bool:

@@ -1,7 +1,9 @@
 """Read and write MXNet ``.params`` files (``mx.nd.save`` dictionaries) with clear errors.
 
-A missing, empty, truncated or corrupt file, or one holding an unnamed list of arrays,
-raises one :class:`~tusimple_duc.errors.CheckpointError` naming the file and the problem.
+A missing, empty, truncated or corrupt file, one holding an unnamed list of arrays, or one
+holding a NaN or infinite value (a diverged training: oneDNN's fused ReLU would even turn NaN
+into 0 in inner layers, so the output could look plausible) raises one
+:class:`~tusimple_duc.errors.CheckpointError` naming the file and the problem.
 Writes are atomic (:func:`tusimple_duc.io.atomic.atomic_write_with`); a failed write (a full
 disk) is an ``OSError`` like any other file write, not MXNet's ``MXNetError``
 (:func:`save_arrays`).
@@ -13,6 +15,7 @@ import os
 from typing import Dict, Mapping, Union
 
 import mxnet as mx
+import numpy as np
 
 from tusimple_duc.errors import CheckpointError
 from tusimple_duc.io.atomic import atomic_write_with
@@ -25,7 +28,8 @@ def read_params(path: str) -> Dict[str, mx.nd.NDArray]:
     ------
     CheckpointError
         the file does not exist, is not a readable params file (truncated, corrupt, empty),
-        holds an unnamed list, or holds no arrays.
+        holds an unnamed list, holds no arrays, or holds a non-finite value
+        (:func:`check_finite`).
     """
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such params file")
@@ -41,7 +45,21 @@ def read_params(path: str) -> Dict[str, mx.nd.NDArray]:
                               f"not named parameters")
     if not arrays:
         raise CheckpointError(f"{path}: holds no arrays")
+    check_finite(arrays, path)
     return dict(arrays)
+
+
+def check_finite(arrays: Mapping[str, mx.nd.NDArray], path: str) -> None:
+    """Raise ``CheckpointError`` naming ``path`` and the first array (in file order) holding a
+    NaN or an infinite value, with its counts."""
+    for key, value in arrays.items():
+        values = value.asnumpy()
+        if np.isfinite(values).all():
+            continue
+        nans = int(np.isnan(values).sum())
+        infinite = int(np.isinf(values).sum())
+        raise CheckpointError(f"{path}: array {key} holds {nans} NaN and {infinite} infinite of "
+                              f"{values.size} values (a diverged training?); refusing non-finite weights")
 
 
 def write_params(path: str, arrays: Mapping[str, mx.nd.NDArray]) -> None:

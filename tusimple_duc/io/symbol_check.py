@@ -19,7 +19,9 @@ the parameters belong to. Two comparisons:
   BatchNorm attribute ``fix_linear_trans`` MXNet >= 1.0 rejects): the geometry is still
   compared, then a warning says the shapes were not inferred and the caller goes on;
 * not a readable symbol JSON at all (a damaged file): a warning naming the file and the
-  reason, and the caller goes on from the params file alone.
+  reason, and the caller goes on from the params file alone;
+* larger or deeper than the limits of :mod:`~tusimple_duc.io.symbol_spec` (a hostile file):
+  ``CheckpointError``, one line.
 
 Inputs (``data`` and ``*_label`` arguments) are not parameters and are ignored.
 """
@@ -37,8 +39,8 @@ from tusimple_duc.io.matching import (CheckpointMismatchError, Comparison, Shape
 from tusimple_duc.io.names import ARG_PREFIX, AUX_PREFIX, checkpoint_key
 from tusimple_duc.io.paramfile import mxnet_error_reason
 from tusimple_duc.io.symbol import INPUT_NAME
-from tusimple_duc.io.symbol_spec import (first_layer_difference, layer_table, network_layer_table,
-                                         read_graph_nodes)
+from tusimple_duc.io.symbol_spec import (check_symbol_json_limits, first_layer_difference, layer_table,
+                                         network_layer_table, read_graph_nodes, read_symbol_json_text)
 from tusimple_duc.models.systems import SystemSpec
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,8 @@ def read_symbol_text(path: str) -> Optional[str]:
     """The text of a symbol JSON file; None (after a warning naming the file and why) when it
     cannot be read or is not JSON."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            text = handle.read()
+        text = read_symbol_json_text(path)
+        check_symbol_json_limits(text, path)
         json.loads(text)
         return text
     except (OSError, UnicodeDecodeError) as err:

@@ -23,6 +23,10 @@ What is read
   ``(0, L, -1)`` (``cls_score_reshape``);
 * BatchNorm eps, momentum, ``fix_gamma``, ``use_global_stats`` (all BatchNorms must agree).
 
+Limits: a file larger than :data:`MAX_SYMBOL_JSON_BYTES` or nested deeper than
+:data:`MAX_SYMBOL_JSON_DEPTH` (a symbol JSON is 5 levels deep; a hostile ``[[[[...]]]]`` would
+exhaust Python's recursion) is refused before it is parsed (:func:`parse_symbol_json`).
+
 The spec is then checked: the network it builds must have exactly the file's convolutions and
 pooling (names, kernels, strides, paddings, dilations, filters, bias). Anything else is a
 :class:`~tusimple_duc.errors.CheckpointError` naming the file and the problem.
@@ -31,10 +35,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 from mxnet.gluon import Block, nn
 
 from tusimple_duc.errors import CheckpointError, ConfigError
@@ -51,6 +57,12 @@ SUM_OPS: Tuple[str, ...] = ("add_n", "ElementWiseSum")
 _ATTR_KEYS: Tuple[str, ...] = ("param", "attr", "attrs")
 _BLOCK_3X3 = re.compile(r"conv([2-5])_(\d+)_3x3")
 _HEAD_BRANCH = re.compile(r"(?P<head>.+)_c(?P<index>\d+)")
+#: largest ``-symbol.json`` read, bytes (the ResNet-152 graphs are under 0.5 MB)
+MAX_SYMBOL_JSON_BYTES = 64 * 1024 * 1024
+#: deepest nesting of ``[`` / ``{`` accepted (MXNet writes 5 levels)
+MAX_SYMBOL_JSON_DEPTH = 32
+_OPENING, _BRACKETS = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"[{]}", dtype=np.uint8)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BN_DEFAULTS = {"eps": "0.001", "momentum": "0.9", "fix_gamma": "True", "use_global_stats": "False"}
 
 
@@ -89,13 +101,56 @@ def _pair_text(pair: Pair) -> str:
 
 
 # ---------------------------------------------------------------------------- JSON reading
+def read_symbol_json_text(path: str) -> str:
+    """The text of a ``-symbol.json`` file, refused unread when it is larger than
+    :data:`MAX_SYMBOL_JSON_BYTES`.
+
+    Raises ``CheckpointError`` (too large); ``OSError`` / ``UnicodeDecodeError`` when it cannot
+    be read (the callers word those).
+    """
+    size = os.path.getsize(path)
+    if size > MAX_SYMBOL_JSON_BYTES:
+        raise CheckpointError(f"{path}: symbol JSON of {size} bytes is larger than the limit of "
+                              f"{MAX_SYMBOL_JSON_BYTES} bytes; not a network's symbol file")
+    with open(path, "r", encoding="utf-8") as handle:
+        return handle.read()
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (brackets inside strings do not
+    count); a linear scan without recursion."""
+    codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
+    brackets = codes[np.isin(codes, _BRACKETS)]
+    steps = np.where(np.isin(brackets, _OPENING), np.int8(1), np.int8(-1))
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+
+
+def check_symbol_json_limits(text: str, source: str) -> None:
+    """Refuse a symbol JSON text larger than :data:`MAX_SYMBOL_JSON_BYTES` characters or nested
+    deeper than :data:`MAX_SYMBOL_JSON_DEPTH` (``CheckpointError``, one line naming ``source``)."""
+    if len(text) > MAX_SYMBOL_JSON_BYTES:
+        raise CheckpointError(f"{source}: symbol JSON of {len(text)} characters is larger than the limit of "
+                              f"{MAX_SYMBOL_JSON_BYTES}; not a network's symbol file")
+    depth = json_depth(text)
+    if depth > MAX_SYMBOL_JSON_DEPTH:
+        raise CheckpointError(f"{source}: symbol JSON nested {depth} levels deep, more than the limit of "
+                              f"{MAX_SYMBOL_JSON_DEPTH}; not a network's symbol file")
+
+
+def parse_symbol_json(text: str, source: str) -> Any:
+    """``json.loads`` of a symbol JSON text within the limits (:func:`check_symbol_json_limits`);
+    ``CheckpointError`` naming ``source`` when it is not valid JSON."""
+    check_symbol_json_limits(text, source)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{source}: not valid symbol JSON (line {err.lineno}: {err.msg})") from None
+
+
 def read_graph_nodes(text: str, source: str) -> List[Dict[str, Any]]:
     """The ``nodes`` of a symbol JSON text, each with ``op``, ``name``, ``inputs`` (node indices)
     and ``attrs`` (every attribute key MXNet versions used, merged)."""
-    try:
-        graph = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{source}: not valid symbol JSON (line {err.lineno}: {err.msg})") from None
+    graph = parse_symbol_json(text, source)
     raw = graph.get("nodes") if isinstance(graph, dict) else None
     if not isinstance(raw, list) or not raw:
         raise CheckpointError(f"{source}: not an MXNet symbol JSON (no 'nodes' list)")
@@ -219,8 +274,7 @@ def spec_from_symbol_file(path: str) -> ModelSpec:
         this project cannot build (the message names the file and the problem).
     """
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            text = handle.read()
+        text = read_symbol_json_text(path)
     except (OSError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: cannot read the symbol JSON ({err})") from None
     return spec_from_symbol_json(text, path)

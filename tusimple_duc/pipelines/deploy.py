@@ -34,8 +34,8 @@ def export_for_deployment(prefix: str, epoch: Optional[int], out: str, preset: O
                           config: Optional[str] = None, dataset: Optional[str] = None,
                           shape: Tuple[int, int] = RELEASED_TEST_SHAPE, onnx_path: Optional[str] = None,
                           onnx_output: str = DEPLOY_OUTPUTS[0],
-                          ignore_label: int = DEFAULT_IGNORE_LABEL) -> ExportResult:
+                          ignore_label: int = DEFAULT_IGNORE_LABEL, overwrite: bool = False) -> ExportResult:
     """:func:`~tusimple_duc.io.export.export_model` with the ONNX metadata of :func:`dataset_facts`."""
     facts = dataset_facts(dataset, config) if onnx_path else None
     return export_model(prefix, epoch, out, preset, config=config, shape=shape, onnx_path=onnx_path,
-                        ignore_label=ignore_label, onnx_output=onnx_output, facts=facts)
+                        ignore_label=ignore_label, onnx_output=onnx_output, facts=facts, overwrite=overwrite)

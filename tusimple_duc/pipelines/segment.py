@@ -27,12 +27,13 @@ Folders: a list run writes into ``result_dir``; an ``--images`` run into a folde
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -43,7 +44,7 @@ from tusimple_duc.config import RELEASED_MODEL_URL, RELEASED_PREFIX, Architectur
 from tusimple_duc.data.lists import ListEntry, read_list, resolve
 from tusimple_duc.data.geometry_checks import log_converted_images
 from tusimple_duc.data.readers import read_image_header, read_rgb_image
-from tusimple_duc.errors import CheckpointError, ConfigError, DataError
+from tusimple_duc.errors import CheckpointError, ConfigError, DataError, OutputError
 from tusimple_duc.evaluation.files import size_text
 from tusimple_duc.evaluation.report import EvaluationResult, format_tables, write_metrics_json
 from tusimple_duc.inference.backends import is_int8, make_forward
@@ -51,7 +52,7 @@ from tusimple_duc.inference.fast import int8_fp32_groups
 from tusimple_duc.inference.precision_auto import auto_forward
 from tusimple_duc.inference.predictor import ForwardFn, InferenceSpec, Prediction, Predictor, spec_from_config
 from tusimple_duc.inference.scales import resize_image
-from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir
+from tusimple_duc.io.atomic import atomic_write_text, ensure_writable_dir, remove_temporaries
 from tusimple_duc.io.checkpoint import load_checkpoint, params_path, symbol_path
 from tusimple_duc.io.symbol_spec import spec_from_symbol_file
 from tusimple_duc.models.from_config import spec_from_test_config
@@ -312,6 +313,8 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
         ensure_writable_dir(result_dir, "[model] result_dir")
     if net is None:
         check_checkpoint_present(config)
+    for path in remove_temporaries(result_dir):
+        log.info("removed %s (left by an interrupted write)", path)
     contexts = select_contexts(config.model.gpu)
     if images:
         entries = image_entries(images)
@@ -324,6 +327,7 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
     predictor = Predictor(net, spec, contexts=contexts, forward=forward)
     outputs = outputs_for(config.data.dataset, net.num_classes)
     evaluate = config.output.evaluate and not images
+    keep_probabilities = config.output.save_probabilities or outputs.dataset.scores_probabilities
     run = SegmentationRun(result_dir=result_dir)
     evaluated = 0
     for entry, name in tqdm(list(zip(entries, names)), desc="segment", unit="image", disable=not show_progress):
@@ -331,8 +335,12 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
         image = read_rgb_image(image_path, entry.where)
         _note_size(run, spec, image_path, image.shape[:2])
         _note_converted(run, image_path)
-        prediction = predictor.predict(image)
-        _write_outputs(config, outputs, run.result_dir, name, image, prediction)
+        try:
+            prediction = predictor.predict(image, keep_probabilities=keep_probabilities)
+        except DataError as err:
+            raise DataError(f"{image_path}: {err}") from None
+        with output_errors(run.result_dir):
+            _write_outputs(config, outputs, run.result_dir, name, image, prediction)
         run.images.append(name)
         run.image_paths.append(image_path)
         run.confidences.append(prediction.confidence)
@@ -344,15 +352,30 @@ def run_test(config: TestConfig, images: Optional[Sequence[str]] = None, show_pr
             else:
                 log.warning("%s: no ground truth %s; image not evaluated", entry.where, gt_path)
     if write_confidences:
-        _write_confidences(config, run)
+        with output_errors(run.result_dir):
+            _write_confidences(config, run)
     _log_sizes(run, spec, config.data.test_shape)
     if run.converted:
         log_converted_images(config.data.image_list if not images else "--images", run.converted)
     if evaluated:
         run.metrics = outputs.evaluator.result()
-        write_metrics_json(os.path.join(run.result_dir, "metrics.json"), run.metrics)
-        write_result_figures(run.metrics, os.path.join(run.result_dir, "figures"))
+        with output_errors(run.result_dir):
+            write_metrics_json(os.path.join(run.result_dir, "metrics.json"), run.metrics)
+            write_result_figures(run.metrics, os.path.join(run.result_dir, "figures"))
     return run
+
+
+@contextlib.contextmanager
+def output_errors(result_dir: str) -> Iterator[None]:
+    """An ``OSError`` while writing outputs (a full disk, a quota, permissions) becomes one
+    ``OutputError`` line naming the file (the result folder when the error names none) and the
+    reason, e.g. ``.../score/a.png: cannot write (no space left on device)``."""
+    try:
+        yield
+    except OSError as err:
+        where = err.filename or result_dir
+        reason = (err.strerror or str(err)).strip()
+        raise OutputError(f"{where}: cannot write ({reason[:1].lower() + reason[1:]})") from None
 
 
 def _note_size(run: SegmentationRun, spec: InferenceSpec, image_path: str, shape: Shape) -> None:
@@ -404,7 +427,7 @@ def _write_outputs(config: TestConfig, outputs: DatasetOutputs, result_dir: str,
     outputs.write_score(os.path.join(result_dir, "score", name), prediction)
     colour = colorize(prediction.labels, outputs.palette)
     write_rgb_png(os.path.join(result_dir, "visualization", name),
-                  released_mosaic(image, colour, confidence_heat_map(prediction.probabilities)))
+                  released_mosaic(image, colour, confidence_heat_map(prediction.top_probability)))
     if config.output.save_color:
         write_rgb_png(os.path.join(result_dir, "color", name), colour)
     if config.output.save_overlay:

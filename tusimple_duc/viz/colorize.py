@@ -46,6 +46,9 @@ def colorize(label_map: np.ndarray, palette: Union[str, np.ndarray]) -> np.ndarr
     return table[label_map]
 
 
+_BLEND_ROWS = 256  # rows blended at once by overlay()
+
+
 def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """Alpha-blend ``colour`` over ``image``: ``round((1 - alpha) * image + alpha * colour)``.
 
@@ -55,8 +58,12 @@ def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.nda
         raise ValueError(f"image {image.shape} and colour map {colour.shape} differ in shape")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colour.astype(np.float32)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    result = np.empty_like(image)
+    for first in range(0, image.shape[0], _BLEND_ROWS):  # bands: float temporaries of a few rows only
+        rows = slice(first, first + _BLEND_ROWS)
+        blended = (1.0 - alpha) * image[rows].astype(np.float32) + alpha * colour[rows].astype(np.float32)
+        result[rows] = np.clip(np.rint(blended), 0, 255)
+    return result
 
 
 def _as_rgb(panel: np.ndarray) -> np.ndarray:

@@ -23,18 +23,18 @@ import numpy as np
 from tusimple_duc.inference.scales import resize_image
 
 
-def confidence_heat_map(probabilities: np.ndarray) -> np.ndarray:
+def confidence_heat_map(top_probability: np.ndarray) -> np.ndarray:
     """JET heat map of the max class probability, as the released tester drew it.
 
     Parameters
     ----------
-    probabilities : (L, H, W) float32 class probabilities.
+    top_probability : (H, W) float32 max class probability of every pixel (``max_l p``).
 
     Returns
     -------
     (H, W, 3) uint8 RGB: ``COLORMAP_JET`` of ``uint8(max_l p * 256 - 1)`` (truncated).
     """
-    heat = probabilities.max(axis=0) * np.float32(256) - np.float32(1)
+    heat = top_probability * np.float32(256) - np.float32(1)
     bgr = cv2.applyColorMap(heat.astype(np.uint8), cv2.COLORMAP_JET)
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
