@@ -46,7 +46,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.out and not args.images:
         parser.error("--out goes with --images (a list run writes into [model] result_dir)")
-    exit_on_sigterm()  # a kill mid-write leaves no hidden temporary file behind
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_test_config(args.config, args.overrides)
 
@@ -60,4 +59,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # a kill mid-write leaves no hidden temporary file behind
     sys.exit(run_cli(main))

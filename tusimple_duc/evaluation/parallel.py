@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import signal
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from tqdm import tqdm
@@ -43,11 +44,14 @@ def resolve_workers(workers: Optional[int]) -> int:
 
 
 def keep_freed_memory() -> None:
-    """Pool initializer: let glibc reuse freed image buffers instead of returning them to the system.
+    """Pool initializer: SIGTERM's default action (the pool ends its workers with it, whatever
+    handler the parent process installed), and let glibc reuse freed image buffers instead of
+    returning them to the system.
 
     Otherwise every decoded image is a fresh ``mmap`` whose pages fault in one by one (measured:
     a fifth of the evaluation's CPU time in system time). No-op without glibc's ``mallopt``.
     """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
