@@ -56,7 +56,7 @@ def test_outputs_are_pixel_layout_resized_and_labels(tmp_path, preset, stride):
     outputs = {}
     for kind in ("probabilities", "resized", "labels"):
         path = str(tmp_path / f"{kind}.onnx")
-        export_model(prefix, 1, str(tmp_path / "out"), preset, shape=(64, 64), onnx_path=path, onnx_output=kind)
+        export_model(prefix, 1, str(tmp_path / f"out_{kind}"), preset, shape=(64, 64), onnx_path=path, onnx_output=kind)
         outputs[kind], session = _run(path, x)
         assert [o.name for o in session.get_outputs()] == ["seg_label" if kind == "labels" else "seg_prob"]
     np.testing.assert_allclose(outputs["probabilities"], expected, rtol=0, atol=1e-4)
