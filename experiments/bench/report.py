@@ -8,6 +8,9 @@ from experiments.bench.systems import is_system_preset
 MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager",
                "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16", "openvino-int8": "OpenVINO int8",
                "onnxruntime-fp32": "ONNX Runtime fp32", "onnxruntime-int8": "ONNX Runtime int8",
+               "peer-openvino-fp32": "peer: OpenVINO fp32", "peer-openvino-bf16": "peer: OpenVINO bf16",
+               "peer-openvino-default": "peer: OpenVINO default hint", "peer-nncf-int8": "peer: OpenVINO + NNCF int8",
+               "peer-nncf-int8-mixed": "peer: OpenVINO + NNCF int8 mixed",
                "predict-whole": "image: predictor, FastForward fp32",
                "predict-openvino": "image: predictor, OpenVINO fp32 (test.py)",
                "bare-openvino": "image: by hand, bare OpenVINO fp32"}
@@ -76,6 +79,11 @@ def format_report(results: Dict[str, object]) -> str:
              f"numpy {gemm['numpy_matmul']:.0f}, oneDNN FullyConnected {gemm['onednn_fully_connected']:.0f})",
              f"weights: {results['weights']['source']}; load average (1, 5, 15 min) at the start "
              f"{_loads(m.get('load_average'))}, at the end {_loads(results.get('load_average_at_end'))}", ""]
+    peer = results.get("peer") or {}
+    if peer.get("python"):
+        versions = peer.get("versions", {})
+        lines += [f"peer interpreter {peer['python']} (Python {peer.get('python_version', '?')}): " +
+                  ", ".join(f"{m} {v or 'unavailable'}" for m, v in versions.items()), ""]
     for entry in results.get("main", []):
         lines += _main_table(entry, results["macs"]["x".join(map(str, entry["shape"]))],
                              is_system_preset(results["options"]["preset"])) + [""]
