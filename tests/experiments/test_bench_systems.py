@@ -35,7 +35,8 @@ from experiments.bench.peers import PEER_VARIANTS  # noqa: E402
 APPLICABLE = {"gluon", "module", "openvino-fp32", "openvino-bf16", "onnxruntime-fp32"}
 DUC_ONLY = {"torch", "openvino-int8", "onnxruntime-int8", "predict-whole", "predict-openvino", "bare-openvino",
             "openvino-int8-bf16", "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
-            "openvino-taps-int8-bf16", *PEER_VARIANTS}
+            "openvino-taps-int8-bf16", "openvino-phases-fp32", "openvino-phases-bf16", "openvino-phases-int8",
+            "openvino-phases-int8-bf16", *PEER_VARIANTS}
 SHAPE = (64, 96)
 TAG = "64x96"
 TOLERANCE = 1e-3
