@@ -50,6 +50,7 @@ import mxnet as mx
 import numpy as np
 
 from experiments.bench.compare import IMAGE_REFERENCE, compare_outputs, reference_of
+from experiments.bench.int8_peak import int8_gemm_peak
 from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak, load_average
 from experiments.bench.process import Worker
 from experiments.bench.peers import PEER_VARIANTS, is_peer, peer_command, probe
@@ -119,6 +120,7 @@ class Suite(PrecisionSection):
         self.workers: List[Worker] = []
         self.prefix = os.path.join(options.workdir, "weights")
         self.peak = 0.0
+        self.int8_peak: Optional[float] = None   # int8 GEMM peak, GOP/s (OpenVINO installed)
         self._synthetic: Dict[Shape, object] = {}
         self.peer: Optional[Dict[str, object]] = None   # the peer interpreter's probe
 
@@ -238,6 +240,8 @@ class Suite(PrecisionSection):
             result["gflops"] = achieved_gflops(count.gemm, result["median_s"])
             result["gflops_valid_taps"] = achieved_gflops(count.gemm_valid, result["median_s"])
             result["fraction_of_peak"] = result["gflops"] / self.peak
+            if self.int8_peak:
+                result["fraction_of_int8_peak"] = result["gflops"] / self.int8_peak
 
     def main_shape(self, shape: Shape, memory_estimate_mb: Dict[str, float]) -> Dict[str, object]:
         """The main variants at ``shape``: interleaved when their estimated peak memories fit in
@@ -383,6 +387,10 @@ class Suite(PrecisionSection):
         self.log("GEMM peak ...")
         results["gemm_gflops"] = gemm_peak(o.gemm_size)
         self.peak = results["gemm_gflops"]["peak"]
+        if unavailable_reason("openvino-int8") is None:
+            self.log("int8 GEMM peak (OpenVINO) ...")
+            results["gemm_int8"] = int8_gemm_peak(o.gemm_size)
+            self.int8_peak = results["gemm_int8"]["int8_gops"]
         results["weights"] = self.prepare_weights()
         counts = {f"{h}x{w}": network_macs(o.preset, h, w) for h, w in o.shapes}
         results["macs"] = {tag: {"gemm": c.gemm, "gemm_valid_taps": c.gemm_valid,
