@@ -18,6 +18,9 @@ from experiments.bench.peers import PEER_SCRIPT, PEER_VARIANTS, peer_command, pr
 from experiments.bench.process import BenchError
 from experiments.bench.suite import BenchOptions, Suite
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools"))
+import bench  # noqa: E402
+
 SHAPE = (64, 128)
 VARIANTS = ("gluon", "peer-openvino-fp32", "peer-openvino-default", "peer-nncf-int8")
 #: a Python that refuses to import the project: ``sys.modules[name] = None`` makes ``import name`` fail
@@ -108,3 +111,10 @@ def test_a_peer_python_that_does_not_answer_is_named(tmp_path):
         probe("/bin/false")
     with pytest.raises(BenchError, match="cannot run it"):
         probe(str(tmp_path / "missing-python"))
+
+
+def test_a_peer_python_that_is_not_executable_is_one_line(tmp_path, capsys):
+    missing = str(tmp_path / "python")
+    assert bench.main(["--preset", "tiny_duc_hdc", "--shapes", "64x128", "--sections", "main",
+                       "--peer-python", missing]) == 2
+    assert capsys.readouterr().err == f"error: --peer-python {missing}: not an executable file\n"
