@@ -6,7 +6,9 @@ Every variant runs in its own process (peak memory per variant), timings interle
 outputs must agree before anything is timed. See ``experiments/bench/suite.py`` for the
 sections and ``tusimple_duc/inference/fast.py`` for the optimized forward. Needs ``torch``
 (``pip install -e ".[bench]"``) for variant ``torch`` and ``openvino`` (``.[openvino]``) for
-the OpenVINO variants (without it they are reported as unavailable). Prints a table and writes
+the OpenVINO variants (without it they are reported as unavailable); ``--peer-python`` for the
+peer variants (``peer-*``: the latest OpenVINO and NNCF in their own interpreter,
+``experiments/bench/peers.py``). Prints a table and writes
 the results as JSON (atomically).
 
 A comparison system (``--preset fcn8s_vgg16``, ``pspnet_resnet101``, ...) runs the main section
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "installed) or none")
     p.add_argument("--gemm-size", type=int, default=4096,
                    help="N of the N x N x N fp32 matrix product measuring the GEMM peak (smaller: quicker, lower) (default %(default)s)")
+    p.add_argument("--peer-python", help="Python of the peer variants (peer-*: bare OpenVINO and OpenVINO + NNCF "
+                   "int8, experiments/bench/peers.py), a venv with the latest openvino and nncf (default: none, no peers)")
     p.add_argument("--workdir", help="folder for weights, inputs and worker logs (default: temporary)")
     p.add_argument("--out", help="JSON results file (default: none)")
     return p
@@ -134,6 +138,8 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
     check_system_request(args.preset, sections, main_variants)
     if args.runs < 1 or args.warmup < 0 or args.gemm_size < 1:
         raise ConfigError("--runs and --gemm-size must be >= 1 and --warmup >= 0")
+    if args.peer_python and not (os.path.isfile(args.peer_python) and os.access(args.peer_python, os.X_OK)):
+        raise ConfigError(f"--peer-python {args.peer_python}: not an executable file")
     optional = lambda text: parse_shape(text) if text else None  # noqa: E731
     return BenchOptions(
         workdir=workdir, preset=args.preset, shapes=tuple(parse_shape(s) for s in args.shapes.split(",")),
@@ -144,7 +150,7 @@ def options_from_args(args: argparse.Namespace, workdir: str) -> BenchOptions:
         calibration_images=args.calibration_images, calibration_mode=args.calibration_mode,
         train_crop=parse_shape(args.train_crop), trained=parse_trained(args.trained),
         trained_shape=optional(args.trained_shape), main_variants=main_variants, gemm_size=args.gemm_size,
-        precision_backends=parse_precision_backends(args.precision_backends))
+        precision_backends=parse_precision_backends(args.precision_backends), peer_python=args.peer_python)
 
 
 def main(argv=None) -> int:

@@ -260,10 +260,12 @@ class InferenceSection:
     #: ``auto``: the fastest of them on this machine that keeps >= 99 % of fp32's argmax on the
     #: calibration images, measured once and cached (``inference/precision_auto.py``).
     precision: Literal["fp32", "bf16", "int8", "int8-bf16", "auto"] = "fp32"
-    #: openvino / onnxruntime: the DUC head's dilated 3x3 convolutions run ``direct`` or as
-    #: ``taps`` (nine shifted 1x1 convolutions, exact; faster for some runtimes, precisions and
-    #: CPUs, slower for others); ``auto`` (with ``precision = auto``): measured, both forms.
-    dilated_conv_form: Literal["direct", "taps", "auto"] = "direct"
+    #: openvino / onnxruntime: the DUC head's dilated 3x3 convolutions run ``direct``, as
+    #: ``taps`` (nine shifted 1x1 convolutions, exact) or as ``phases`` (one dense 3x3 convolution
+    #: on the d x d phases moved into the batch, exact, about a ninth of the taps' memory); each is
+    #: faster for some runtimes, precisions and CPUs, slower for others; ``auto`` (with
+    #: ``precision = auto``): measured, every form.
+    dilated_conv_form: Literal["direct", "taps", "phases", "auto"] = "direct"
     #: precision = auto: folder of the per-machine cache ``precision.json``; empty =
     #: ``~/.cache/tusimple_duc``.
     precision_cache_dir: str = ""

@@ -20,6 +20,8 @@ weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
                        (``[inference] dilated_conv_form = taps``,
                        :func:`tusimple_duc.io.onnx_taps.dilated_conv_taps`), rewritten when
                        the worker is built (not timed)
+``openvino-phases-*``  the same with the form ``phases`` (one dense 3x3 convolution on the d x d
+                       phases, :func:`tusimple_duc.io.onnx_phases.dilated_conv_phases`)
 ``predict-openvino``   what ``test.py`` runs with ``[inference] backend = openvino``: one
                        ``Predictor.predict`` (released whole-image protocol) of a uint8 image with
                        ``backends.make_forward(net, "openvino", "fp32")``
@@ -50,9 +52,11 @@ from tusimple_duc.layout import sides_are_multiples
 
 BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "onnxruntime-fp32", "onnxruntime-int8",
                  "openvino-int8-bf16", "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
-                 "openvino-taps-int8-bf16")
+                 "openvino-taps-int8-bf16", "openvino-phases-fp32", "openvino-phases-bf16", "openvino-phases-int8",
+                 "openvino-phases-int8-bf16")
 IMAGE_VARIANTS = ("predict-openvino", "bare-openvino")
-TAPS = "-taps"
+#: the rewritten forms a variant name can carry (``openvino-<form>-<precision>``)
+REWRITTEN_FORMS = ("taps", "phases")
 
 
 def backend_precision(variant: str) -> Tuple[str, str]:
@@ -60,13 +64,14 @@ def backend_precision(variant: str) -> Tuple[str, str]:
     ``bf16``); the image variants run OpenVINO fp32."""
     if variant in IMAGE_VARIANTS:
         return "openvino", "fp32"
-    backend, precision = variant.replace(TAPS, "").split("-", 1)
-    return backend, precision
+    backend, precision = variant.split("-", 1)
+    form = conv_form(variant)
+    return backend, precision[len(form) + 1:] if form != "direct" else precision
 
 
 def conv_form(variant: str) -> str:
-    """``taps`` for the ``*-taps-*`` variants, else ``direct``."""
-    return "taps" if TAPS + "-" in variant else "direct"
+    """``taps`` / ``phases`` for the ``*-taps-*`` / ``*-phases-*`` variants, else ``direct``."""
+    return next((form for form in REWRITTEN_FORMS if f"-{form}-" in variant), "direct")
 
 
 def unavailable_reason(variant: str) -> Optional[str]:

@@ -5,10 +5,12 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
 
 from experiments.bench.variants import VariantConfig
-from experiments.bench.worker import REPLY_PREFIX
+from experiments.bench.protocol import REPLY_PREFIX
 from tusimple_duc.errors import DUCError
 
 WORKER_MODULE = "experiments.bench.worker"
@@ -19,17 +21,26 @@ class BenchError(DUCError):
 
 
 class Worker:
-    """One variant in its own process (``python -m experiments.bench.worker``); stderr goes to ``log_path``."""
+    """One variant in its own process (``python -m experiments.bench.worker``, or ``command``: a
+    peer worker, :mod:`experiments.bench.peers`); stderr goes to ``log_path``. ``to_pixels``
+    rearranges the probabilities the worker saves into the pixel layout (None: they are)."""
 
     def __init__(self, label: str, config: VariantConfig, log_path: str,
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, command: Optional[List[str]] = None,
+                 to_pixels: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
         self.label = label
         self.log_path = log_path
+        self.to_pixels = to_pixels
         self._log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, json.dumps(asdict(config))],
+        self.process = subprocess.Popen(command or [sys.executable, "-m", WORKER_MODULE, json.dumps(asdict(config))],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self._log, text=True, env=env)
         self.ready: Dict[str, object] = {}
+
+    def saved_probabilities(self, path: str) -> np.ndarray:
+        """The probabilities the worker saved to ``path``, in the pixel layout."""
+        saved = np.load(path)
+        return self.to_pixels(saved) if self.to_pixels else saved
 
     def _reply(self) -> Dict[str, object]:
         for line in self.process.stdout:

@@ -8,6 +8,9 @@ from experiments.bench.systems import is_system_preset
 MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager",
                "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16", "openvino-int8": "OpenVINO int8",
                "onnxruntime-fp32": "ONNX Runtime fp32", "onnxruntime-int8": "ONNX Runtime int8",
+               "peer-openvino-fp32": "peer: OpenVINO fp32", "peer-openvino-bf16": "peer: OpenVINO bf16",
+               "peer-openvino-default": "peer: OpenVINO default hint", "peer-nncf-int8": "peer: OpenVINO + NNCF int8",
+               "peer-nncf-int8-mixed": "peer: OpenVINO + NNCF int8 mixed",
                "predict-whole": "image: predictor, FastForward fp32",
                "predict-openvino": "image: predictor, OpenVINO fp32 (test.py)",
                "bare-openvino": "image: by hand, bare OpenVINO fp32"}
@@ -47,14 +50,15 @@ def _main_table(entry: Dict[str, object], macs: Dict[str, int], system: bool) ->
     rows = []
     for name, v in variants.items():
         speedup = v.get("speedup_vs_reference")
+        int8_share = f" / {100 * v['fraction_of_int8_peak']:.0f}%" if "fraction_of_int8_peak" in v else ""
         rows.append([labels.get(name, name), _seconds(v["median_s"]),
                      "-" if speedup is None else f"x{speedup:.2f}", f"{v['gflops']:.0f}",
-                     f"{100 * v['fraction_of_peak']:.0f}%", f"{v['gflops_valid_taps']:.0f}", _memory(v),
+                     f"{100 * v['fraction_of_peak']:.0f}%{int8_share}", f"{v['gflops_valid_taps']:.0f}", _memory(v),
                      f"{v['max_abs_difference']:.1e}", _percent(v["argmax_agreement"])])
     lines = [f"Whole image {tag} ({macs['gemm'] / 1e12:.3f} T multiply-adds, {macs['gemm_valid_taps'] / 1e12:.3f} T "
              f"on taps inside the image), median of {len(variants['gluon']['runs_s'])} runs; 'vs fp32': speed-up "
              f"over {reference}, 'argmax =': agreement with it:"]
-    lines += _table(["variant", "latency s", "vs fp32", "GFLOP/s", "of peak", "GFLOP/s inside", "peak RSS GB",
+    lines += _table(["variant", "latency s", "vs fp32", "GFLOP/s", "of peak fp32 / int8", "GFLOP/s inside", "peak RSS GB",
                      "max |dp|", "argmax ="], rows)
     ratios = [f"a/{k} = {entry[f'ratio_a_over_{k}']:.2f}" for k in ("b", "c")
               if entry[f"ratio_a_over_{k}"] is not None]
@@ -74,8 +78,17 @@ def format_report(results: Dict[str, object]) -> str:
              f"MXNet {m['mxnet']} (oneDNN {m['mxnet_onednn']}), OMP_NUM_THREADS {m['omp_num_threads']}",
              f"GEMM peak fp32 {gemm['size']}^3: {gemm['peak']:.0f} GFLOP/s (mx.nd.dot {gemm['mxnet_dot']:.0f}, "
              f"numpy {gemm['numpy_matmul']:.0f}, oneDNN FullyConnected {gemm['onednn_fully_connected']:.0f})",
+             *([f"GEMM peak int8 (OpenVINO, QDQ MatMul {results['gemm_int8']['size']}^3, runs "
+                f"{results['gemm_int8']['int8_runtime_precision']}): {results['gemm_int8']['int8_gops']:.0f} GOP/s "
+                f"(the same product in fp32: {results['gemm_int8']['fp32_gflops']:.0f} GFLOP/s)"]
+               if "gemm_int8" in results else []),
              f"weights: {results['weights']['source']}; load average (1, 5, 15 min) at the start "
              f"{_loads(m.get('load_average'))}, at the end {_loads(results.get('load_average_at_end'))}", ""]
+    peer = results.get("peer") or {}
+    if peer.get("python"):
+        versions = peer.get("versions", {})
+        lines += [f"peer interpreter {peer['python']} (Python {peer.get('python_version', '?')}): " +
+                  ", ".join(f"{m} {v or 'unavailable'}" for m, v in versions.items()), ""]
     for entry in results.get("main", []):
         lines += _main_table(entry, results["macs"]["x".join(map(str, entry["shape"]))],
                              is_system_preset(results["options"]["preset"])) + [""]

@@ -50,18 +50,21 @@ import mxnet as mx
 import numpy as np
 
 from experiments.bench.compare import IMAGE_REFERENCE, compare_outputs, reference_of
+from experiments.bench.int8_peak import int8_gemm_peak
 from experiments.bench.machine import available_memory_mb, describe_machine, gemm_peak, load_average
 from experiments.bench.process import Worker
+from experiments.bench.peers import PEER_VARIANTS, is_peer, peer_command, probe
+from experiments.bench.peers import unavailable_reason as peer_unavailable_reason
 from experiments.bench.precision import PrecisionSection
 from experiments.bench.scoring import read_rgb, targets, train_id_map
-from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, unavailable_reason
+from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, geometry_net, unavailable_reason
 from experiments.bench.systems import is_system_preset, network_macs, save_system_weights
 from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig, network
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
 from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
-from tusimple_duc.inference.backends import TRACE_SHAPE
+from tusimple_duc.inference.backends import TRACE_SHAPE, prediction_layout
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
 from tusimple_duc.io.export import export_model, export_onnx
 from tusimple_duc.models import get_model
@@ -70,11 +73,13 @@ from tusimple_duc.models.flops import achieved_gflops
 Shape = Tuple[int, int]
 SECTIONS = ("main", "levers", "sliding", "precision", "train")
 BACKEND_VARIANTS = BARE_VARIANTS + IMAGE_VARIANTS
-MAIN_VARIANTS = ("gluon", "module", "torch", *BARE_VARIANTS, IMAGE_REFERENCE, *IMAGE_VARIANTS)
+MAIN_VARIANTS = ("gluon", "module", "torch", *BARE_VARIANTS, *PEER_VARIANTS, IMAGE_REFERENCE, *IMAGE_VARIANTS)
 LEVERS = ("lever-imperative", "lever-hybridized", "lever-static", "lever-fused-plain-relu",
           "lever-unpadded-head", "gluon", "lever-raw-head")
 HALF_THREADS = "gluon (MXNet default threads)"
 MEMORY_HEADROOM = 0.9
+#: what a peer worker's ready reply adds to its results: the peer's versions, OpenVINO's precision
+PEER_READY_FIELDS = ("versions", "inference_precision")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class BenchOptions:
     gemm_size: int = 4096
     main_variants: Tuple[str, ...] = MAIN_VARIANTS
     precision_backends: Tuple[str, ...] = BARE_VARIANTS
+    peer_python: Optional[str] = None          # interpreter of the peer variants (experiments.bench.peers)
 
 
 class Suite(PrecisionSection):
@@ -114,7 +120,9 @@ class Suite(PrecisionSection):
         self.workers: List[Worker] = []
         self.prefix = os.path.join(options.workdir, "weights")
         self.peak = 0.0
+        self.int8_peak: Optional[float] = None   # int8 GEMM peak, GOP/s (OpenVINO installed)
         self._synthetic: Dict[Shape, object] = {}
+        self.peer: Optional[Dict[str, object]] = None   # the peer interpreter's probe
 
     # ------------------------------------------------------------------ helpers
     def spawn(self, label: str, variant: str, input_path: str, prefix: Optional[str] = None,
@@ -126,6 +134,28 @@ class Suite(PrecisionSection):
         worker = Worker(label, config, log_path, env)
         self.workers.append(worker)
         return worker
+
+    def spawn_peer(self, name: str, input_path: str, shape: Shape) -> Worker:
+        """The peer variant ``name`` in the peer interpreter, on the suite's ONNX export and
+        ``input_path``; its ``seg_prob`` output rearranged to the pixel layout."""
+        net = geometry_net(self.options.preset)
+        command = peer_command(self.options.peer_python, name, self.onnx_file(), input_path,
+                               self.calibration_inputs(shape))
+        config = VariantConfig(variant=name, preset=self.options.preset, prefix=self.prefix, epoch=0,
+                               input=input_path)
+        log_path = os.path.join(self.options.workdir, f"worker-{len(self.workers)}-{name}.log")
+        worker = Worker(name, config, log_path, command=command,
+                        to_pixels=lambda flat: prediction_layout(flat, net, shape))
+        self.workers.append(worker)
+        return worker
+
+    def unavailable(self, name: str) -> Optional[str]:
+        """Why the main variant ``name`` cannot run here (None when it can)."""
+        if is_peer(name):
+            if self.options.peer_python and self.peer is None:
+                self.peer = probe(self.options.peer_python)
+            return peer_unavailable_reason(name, self.options.peer_python, self.peer)
+        return unavailable_reason(name) if name in BACKEND_VARIANTS else None
 
     def close_all(self) -> None:
         for worker in self.workers:
@@ -168,7 +198,8 @@ class Suite(PrecisionSection):
             results[name] = {"median_s": statistics.median(times[name]), "runs_s": times[name],
                              "build_s": worker.ready.get("build_seconds"),
                              "built_rss_mb": worker.ready.get("built_rss_mb"),
-                             "threads": worker.ready.get("threads"), **worker.close()}
+                             "threads": worker.ready.get("threads"), **worker.close(),
+                             **{key: worker.ready[key] for key in PEER_READY_FIELDS if key in worker.ready}}
         return results
 
     def first_outputs(self, workers: Dict[str, Worker], tag: str) -> Dict[str, np.ndarray]:
@@ -178,7 +209,7 @@ class Suite(PrecisionSection):
             worker.wait_ready()
             path = self.path(f"out-{tag}-{name}.npy")
             worker.run(save=path)
-            outputs[name] = np.load(path)
+            outputs[name] = worker.saved_probabilities(path)
         return outputs
 
     # ------------------------------------------------------------------ sections
@@ -209,6 +240,8 @@ class Suite(PrecisionSection):
             result["gflops"] = achieved_gflops(count.gemm, result["median_s"])
             result["gflops_valid_taps"] = achieved_gflops(count.gemm_valid, result["median_s"])
             result["fraction_of_peak"] = result["gflops"] / self.peak
+            if self.int8_peak:
+                result["fraction_of_int8_peak"] = result["gflops"] / self.int8_peak
 
     def main_shape(self, shape: Shape, memory_estimate_mb: Dict[str, float]) -> Dict[str, object]:
         """The main variants at ``shape``: interleaved when their estimated peak memories fit in
@@ -216,8 +249,7 @@ class Suite(PrecisionSection):
         install cannot run are recorded as unavailable, with the reason."""
         o = self.options
         tag = f"{shape[0]}x{shape[1]}"
-        unavailable = {name: reason for name in o.main_variants
-                       if (reason := unavailable_reason(name) if name in BACKEND_VARIANTS else None)}
+        unavailable = {name: reason for name in o.main_variants if (reason := self.unavailable(name))}
         names = [name for name in o.main_variants if name not in unavailable]
         available = available_memory_mb()
         together = sum(memory_estimate_mb.get(name, 0.0) for name in names) < MEMORY_HEADROOM * available
@@ -227,7 +259,7 @@ class Suite(PrecisionSection):
             self.log(f"  {name} unavailable: {reason}")
         image = self.synthetic(shape).frames["val"][0].image
         x = self.network_input(image, f"input-{tag}")
-        spawn = lambda name: self.spawn(  # noqa: E731
+        spawn = lambda name: self.spawn_peer(name, x, shape) if is_peer(name) else self.spawn(  # noqa: E731
             name, name, image if reference_of(name) == IMAGE_REFERENCE else x,
             prefix=self.module_prefix() if name == "module" else None,
             onnx=self.onnx_file() if name in BACKEND_VARIANTS else None,
@@ -355,6 +387,10 @@ class Suite(PrecisionSection):
         self.log("GEMM peak ...")
         results["gemm_gflops"] = gemm_peak(o.gemm_size)
         self.peak = results["gemm_gflops"]["peak"]
+        if unavailable_reason("openvino-int8") is None:
+            self.log("int8 GEMM peak (OpenVINO) ...")
+            results["gemm_int8"] = int8_gemm_peak(o.gemm_size)
+            self.int8_peak = results["gemm_int8"]["int8_gops"]
         results["weights"] = self.prepare_weights()
         counts = {f"{h}x{w}": network_macs(o.preset, h, w) for h, w in o.shapes}
         results["macs"] = {tag: {"gemm": c.gemm, "gemm_valid_taps": c.gemm_valid,
@@ -373,6 +409,7 @@ class Suite(PrecisionSection):
         finally:
             self.close_all()
         results["load_average_at_end"] = load_average()
+        results["peer"] = {"python": o.peer_python, **(self.peer or {})}
         results["targets"] = {} if is_system_preset(o.preset) else targets(results)   # DUC issues' targets
         return results
 

@@ -32,7 +32,7 @@ from tusimple_duc.models.flops import count_network_macs
 from tusimple_duc.models.segnet import count_parameters
 from tusimple_duc.synthetic.render import render_street_scene
 from tusimple_duc.synthetic.street_layout import CITYSCAPES_STYLE
-from experiments.bench.worker import peak_memory
+from experiments.bench.protocol import peak_memory
 from experiments.systems.entries import SystemEntry
 
 IGNORE_LABEL = 255

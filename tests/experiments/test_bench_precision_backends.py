@@ -17,7 +17,7 @@ from experiments.bench.scoring import targets, train_id_map
 from experiments.bench.suite import BenchOptions, Suite
 from tusimple_duc.errors import ConfigError
 
-BACKENDS = ("openvino-fp32", "openvino-int8", "onnxruntime-fp32", "openvino-taps-fp32")
+BACKENDS = ("openvino-fp32", "openvino-int8", "onnxruntime-fp32", "openvino-taps-fp32", "openvino-phases-fp32")
 SHAPE = (64, 128)
 IMAGES = 2
 
@@ -57,6 +57,8 @@ def test_every_variant_is_scored_and_openvino_fp32_is_fastforward_fp32(run):
     assert variants["onnxruntime-fp32"]["max_abs_difference"] < 1e-4
     taps = variants["openvino-taps-fp32"]  # an exact rewrite of the head: fp32's labels everywhere
     assert taps["argmax_agreement"] == 1.0 and taps["max_abs_difference"] < 1e-4 and taps["miou_change"] == 0.0
+    phases = variants["openvino-phases-fp32"]  # the same for the phases rewrite
+    assert phases["argmax_agreement"] == 1.0 and phases["max_abs_difference"] < 1e-4 and phases["miou_change"] == 0.0
     assert variants["openvino-int8"]["max_abs_difference"] > 0.0    # the QDQ copy really runs
 
 
@@ -147,7 +149,8 @@ def test_precision_backends_option():
     assert parse_precision_backends("all") == ("openvino-fp32", "openvino-bf16", "openvino-int8",
                                                "onnxruntime-fp32", "onnxruntime-int8", "openvino-int8-bf16",
                                                "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
-                                               "openvino-taps-int8-bf16")
+                                               "openvino-taps-int8-bf16", "openvino-phases-fp32", "openvino-phases-bf16",
+                                               "openvino-phases-int8", "openvino-phases-int8-bf16")
     assert parse_precision_backends("none") == ()
     assert parse_precision_backends("onnxruntime-int8,openvino-fp32") == ("onnxruntime-int8", "openvino-fp32")
     with pytest.raises(ConfigError, match="--precision-backends: unknown openvino-fp16"):

@@ -45,12 +45,23 @@ def test_taps_rewrite_exactly_the_head_aspp_branches(tiny):
     assert collections.Counter(n.op_type for n in taps.graph.node)["Slice"] == 9 * 4
 
 
+def test_phases_rewrite_the_same_branches_with_one_dense_convolution_each(tiny):
+    direct = onnx.load_from_string(runtime_model_bytes(tiny, "onnxruntime", "fp32", None, None, ()))
+    phases = onnx.load_from_string(runtime_model_bytes(tiny, "onnxruntime", "fp32", None, None, (), "phases"))
+    head_branches = {f"fc1_cityscapes_c{k}_weight" for k in range(4)}
+    assert _dilated_conv_weights(phases) == _dilated_conv_weights(direct) - head_branches
+    kinds = collections.Counter(n.op_type for n in phases.graph.node)
+    assert kinds["SpaceToDepth"] == kinds["DepthToSpace"] == 4
+    assert kinds["Conv"] == collections.Counter(n.op_type for n in direct.graph.node)["Conv"]   # one for one
+
+
 @pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
-def test_taps_form_equals_the_direct_form(tiny, batch, backend):
+@pytest.mark.parametrize("form", ["taps", "phases"])
+def test_rewritten_forms_equal_the_direct_form(tiny, batch, backend, form):
     direct = make_forward(tiny, backend, "fp32")(batch)
-    taps = make_forward(tiny, backend, "fp32", conv_form="taps")(batch)
-    assert taps.shape == direct.shape == (2, 19, 32, 48)
-    np.testing.assert_allclose(taps, direct, rtol=0, atol=1e-5)
+    rewritten = make_forward(tiny, backend, "fp32", conv_form=form)(batch)
+    assert rewritten.shape == direct.shape == (2, 19, 32, 48)
+    np.testing.assert_allclose(rewritten, direct, rtol=0, atol=1e-5)
 
 
 def test_int8_keeps_the_head_fp32_so_its_taps_apply(tiny, batch):
@@ -84,12 +95,15 @@ def test_auto_candidates_per_form():
     assert candidates("openvino", "direct") == ["fp32", "bf16", "int8", "int8-bf16"]
     assert candidates("onnxruntime", "taps") == ["fp32", "fp32+taps", "int8+taps"]
     assert candidates("openvino", "auto") == ["fp32", "bf16", "int8", "int8-bf16", "fp32+taps", "bf16+taps",
-                                              "int8+taps", "int8-bf16+taps"]
+                                              "int8+taps", "int8-bf16+taps", "fp32+phases", "bf16+phases",
+                                              "int8+phases", "int8-bf16+phases"]
+    assert candidates("onnxruntime", "phases") == ["fp32", "fp32+phases", "int8+phases"]
     assert parse_candidate("bf16+taps") == ("bf16", "taps") and parse_candidate("int8") == ("int8", "direct")
 
 
 def test_precision_auto_picks_the_faster_form_and_caches_per_form(tiny, batch, tmp_path):
-    seconds = {"fp32": 3.0, "fp32+taps": 2.0, "int8": 2.5, "int8+taps": 4.0}
+    seconds = {"fp32": 3.0, "fp32+taps": 2.0, "int8": 2.5, "int8+taps": 4.0, "fp32+phases": 2.2,
+               "int8+phases": 2.1}
     timed = []
 
     def timer(forward, _):

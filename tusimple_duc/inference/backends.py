@@ -32,8 +32,10 @@ OpenVINO then runs FakeQuantize'd int8 convolutions (the rest in f32), ONNX Runt
 Dilated convolution form (:data:`CONV_FORMS`, ``[inference] dilated_conv_form``): ``direct`` runs
 the export as it is; ``taps`` rewrites the DUC head's dilated 3x3 convolutions (the ASPP
 branches) as sums of shifted 1x1 convolutions (:func:`tusimple_duc.io.onnx_taps.dilated_conv_taps`,
-exact), after the int8 quantization (a head convolution quantized to int8 keeps its direct form).
-Which form is faster depends on the runtime, the precision and the CPU: measure it
+exact); ``phases`` as one dense 3x3 convolution on the d x d phases of the input moved into the
+batch (:func:`tusimple_duc.io.onnx_phases.dilated_conv_phases`, exact, about one copy of the
+input instead of the taps' nine). Both come after the int8 quantization (a head convolution
+quantized to int8 keeps its direct form). Which form is faster depends on the runtime, the precision and the CPU: measure it
 (``tools/bench.py``, or ``precision = auto`` with ``dilated_conv_form = auto``).
 
 Anything not available is a one-line :class:`~tusimple_duc.errors.ConfigError` naming
@@ -54,12 +56,13 @@ from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT, FastForward, int8_fp32_layers, probability_symbol
 from tusimple_duc.io.export import onnx_model
 from tusimple_duc.io.onnx_quantize import quantize_qdq
+from tusimple_duc.io.onnx_phases import dilated_conv_phases
 from tusimple_duc.io.onnx_taps import dilated_conv_taps, tap_dilation
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import cells_to_pixels
 
 BACKENDS: Tuple[str, ...] = ("mxnet", "openvino", "onnxruntime")
-CONV_FORMS: Tuple[str, ...] = ("direct", "taps")
+CONV_FORMS: Tuple[str, ...] = ("direct", "taps", "phases")
 BACKEND_PRECISIONS: Dict[str, Tuple[str, ...]] = {
     "mxnet": ("fp32", "bf16", "int8"),
     "openvino": ("fp32", "bf16", "int8", "int8-bf16"),
@@ -70,6 +73,8 @@ UNAVAILABLE_REASONS: Dict[Tuple[str, str], str] = {
     ("onnxruntime", "int8-bf16"): "ONNX Runtime's CPU provider has no bf16 convolutions",
     ("mxnet", "int8-bf16"): "FastForward's int8 keeps its other layers fp32 (int8-bf16 is OpenVINO's)",
 }
+#: the rewrite of the DUC head's dilated convolutions of each form but ``direct``
+CONV_REWRITES = {"taps": dilated_conv_taps, "phases": dilated_conv_phases}
 #: int8: the quantized convolutions run int8 whatever the hint, the rest f32
 OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-bf16": "bf16"}
 MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
@@ -142,7 +147,7 @@ def tap_weights(net: Any, model: onnx.ModelProto) -> List[str]:
 
     Raises a one-line ConfigError for a network without a DUC head (the comparison systems)."""
     if getattr(getattr(net, "head", None), "kind", None) != "duc":
-        raise ConfigError("[inference] dilated_conv_form = taps rewrites the DUC head's dilated convolutions: "
+        raise ConfigError("[inference] dilated_conv_form = taps / phases rewrites the DUC head's dilated convolutions: "
                           "this network has no DUC head")
     head = int8_fp32_weights(net, ("head",))
     weights = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
@@ -155,8 +160,8 @@ def runtime_model_bytes(net: Any, backend: str, precision: str, model_bytes: Opt
                         conv_form: str = "direct") -> bytes:
     """The serialized ONNX ``backend`` runs: the clean export (``model_bytes``, or exported at
     :data:`TRACE_SHAPE`), for ``int8`` its QDQ copy calibrated on ``calibration`` (K, 3, H, W)
-    with the convolutions of the groups ``int8_fp32`` kept fp32; for ``conv_form = taps`` with
-    the head's dilated convolutions (those still fp32) rewritten as shifted 1x1 convolutions."""
+    with the convolutions of the groups ``int8_fp32`` kept fp32; for ``conv_form = taps`` / ``phases`` with
+    the head's dilated convolutions (those still fp32) rewritten (:data:`CONV_REWRITES`)."""
     if is_int8(precision) and (calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0):
         raise ConfigError(f"[inference] precision = {precision} with backend {backend} needs calibration inputs "
                           f"(the first [inference] calibration_images images of the list), a non-empty "
@@ -167,12 +172,12 @@ def runtime_model_bytes(net: Any, backend: str, precision: str, model_bytes: Opt
     if is_int8(precision):
         calibration = np.asarray(calibration, dtype=np.float32)
         model = quantize_qdq(model, calibration, int8_fp32_weights(net, int8_fp32))
-    if conv_form == "taps":
+    if conv_form != "direct":
         names = tap_weights(net, model)
         if names:
-            model = dilated_conv_taps(model, names)
+            model = CONV_REWRITES[conv_form](model, names)
         else:
-            log.info("dilated_conv_form = taps: no fp32 dilated head convolution left to rewrite (all int8)")
+            log.info("dilated_conv_form = %s: no fp32 dilated head convolution left to rewrite (all int8)", conv_form)
     return model.SerializeToString()
 
 
@@ -274,7 +279,7 @@ def make_forward(net: Any, backend: str, precision: str, calibration: Optional[n
     int8_fp32 : int8 only: the layer groups kept in fp32 (every backend: the same layers).
     ctx : mxnet only: the CPU context.
     model_bytes : the serialized clean ONNX export, to reuse it across precisions (None: export).
-    conv_form : one of :data:`CONV_FORMS` (``taps``: the ONNX backends only).
+    conv_form : one of :data:`CONV_FORMS` (``taps``, ``phases``: the ONNX backends only).
     """
     check_backend(backend, precision, conv_form)
     if backend == "mxnet":

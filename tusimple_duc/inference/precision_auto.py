@@ -16,8 +16,9 @@ line either way.
 
 On the ONNX backends a candidate is a precision in a dilated convolution form
 (``[inference] dilated_conv_form``, ``inference/backends.py``): ``bf16`` runs the export as it
-is, ``bf16+taps`` with the DUC head's dilated convolutions as shifted 1x1 convolutions; with
-``dilated_conv_form = auto`` both forms of every precision are candidates. ``fp32`` in the direct
+is, ``bf16+taps`` with the DUC head's dilated convolutions as shifted 1x1 convolutions,
+``bf16+phases`` as dense convolutions on their phases; with ``dilated_conv_form = auto`` every
+form of every precision is a candidate. ``fp32`` in the direct
 form is always one: the reference of the agreement and of the speed.
 """
 from __future__ import annotations
@@ -210,7 +211,7 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     window, batch_windows : sliding mode's window (None: whole image) and windows per call.
     cache_dir : folder of ``precision.json`` (empty: :data:`DEFAULT_CACHE_DIR`).
     int8_fp32 : int8 (every backend): layer groups kept fp32.
-    conv_form : ``[inference] dilated_conv_form``: direct, taps or auto (both).
+    conv_form : ``[inference] dilated_conv_form``: direct, taps, phases or auto (all).
     """
     if conv_form == "auto" and backend == "mxnet":
         raise ConfigError("[inference] dilated_conv_form = auto compares forms of the ONNX export: it needs backend "

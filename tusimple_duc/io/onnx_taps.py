@@ -19,7 +19,7 @@ Which form is faster is therefore measured, never assumed (``[inference] dilated
 """
 from __future__ import annotations
 
-from typing import Collection, List
+from typing import Callable, Collection, List
 
 import numpy as np
 import onnx
@@ -82,12 +82,17 @@ def _taps_nodes(node: onnx.NodeProto, weight: np.ndarray, dilation: int, graph: 
     return nodes
 
 
-def dilated_conv_taps(model: onnx.ModelProto, weight_names: Collection[str]) -> onnx.ModelProto:
-    """A copy of ``model`` whose dilated 3x3 convolutions with a weight named in ``weight_names``
-    (and the form :func:`tap_dilation` accepts) are rewritten as shifted 1x1 convolutions
-    (module docstring); other nodes are unchanged.
+RewriteFn = Callable[[onnx.NodeProto, np.ndarray, int, onnx.GraphProto], List[onnx.NodeProto]]
 
-    Raises ValueError naming the first of ``weight_names`` that is not such a convolution's weight.
+
+def rewrite_dilated_convs(model: onnx.ModelProto, weight_names: Collection[str], rewrite: RewriteFn,
+                          form: str) -> onnx.ModelProto:
+    """A copy of ``model`` whose dilated 3x3 convolutions with a weight named in ``weight_names``
+    (and the form :func:`tap_dilation` accepts) are replaced by ``rewrite(node, weight, d, graph)``'s
+    nodes (which append their initializers to ``graph``); other nodes are unchanged.
+
+    Raises ValueError naming the first of ``weight_names`` that is not such a convolution's weight
+    (``form``: the rewrite's name, for the message).
     """
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
@@ -98,13 +103,13 @@ def dilated_conv_taps(model: onnx.ModelProto, weight_names: Collection[str]) -> 
     for node in graph.node:
         dilation = tap_dilation(node, weights)
         if dilation and node.input[1] in weight_names:
-            nodes.extend(_taps_nodes(node, weights[node.input[1]], dilation, graph))
+            nodes.extend(rewrite(node, weights[node.input[1]], dilation, graph))
             done.add(node.input[1])
         else:
             nodes.append(node)
     missing = sorted(set(weight_names) - done)
     if missing:
-        raise ValueError(f"dilated_conv_taps: {missing[0]} is not the weight of a dilated 3x3 convolution "
+        raise ValueError(f"dilated_conv_{form}: {missing[0]} is not the weight of a dilated 3x3 convolution "
                          f"(stride 1, padding = dilation, one group) of the graph")
     del graph.node[:]
     graph.node.extend(nodes)
@@ -113,3 +118,13 @@ def dilated_conv_taps(model: onnx.ModelProto, weight_names: Collection[str]) -> 
     rewritten.opset_import.append(helper.make_opsetid("", ONNX_OPSET))
     onnx.checker.check_model(rewritten, full_check=True)
     return rewritten
+
+
+def dilated_conv_taps(model: onnx.ModelProto, weight_names: Collection[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose dilated 3x3 convolutions with a weight named in ``weight_names``
+    (and the form :func:`tap_dilation` accepts) are rewritten as shifted 1x1 convolutions
+    (module docstring); other nodes are unchanged.
+
+    Raises ValueError naming the first of ``weight_names`` that is not such a convolution's weight.
+    """
+    return rewrite_dilated_convs(model, weight_names, _taps_nodes, "taps")

@@ -195,7 +195,7 @@ def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.C
         return None
     if section.dilated_conv_form == "auto" and section.precision != "auto":
         raise ConfigError(f"{config.source}: [inference] dilated_conv_form = auto is measured with precision = auto "
-                          f"(precision is {section.precision}): set dilated_conv_form to direct or taps")
+                          f"(precision is {section.precision}): set dilated_conv_form to direct, taps or phases")
     calibration = None
     if is_int8(section.precision) or section.precision == "auto":
         calibration = calibration_batch(config, entries, own_images, net.output_stride)
