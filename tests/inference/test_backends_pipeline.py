@@ -118,7 +118,7 @@ def test_int8_backend_run_agrees_with_mxnet_and_is_quiet(dataset, mxnet_run, tmp
     got = _probabilities(tmp_path / "out")
     assert sorted(got) == sorted(expected) and len(got) == 2
     # agreement of a random-weight network (many near ties): >= 0.95 measured on an Intel Xeon with
-    # VNNI, 0.84-0.93 on an AMD EPYC of family 23 (AVX2 only, whose int8 kernels sum in int16 first)
+    # VNNI, 0.84-0.93 on an AMD EPYC of family 23 (AVX2, no VNNI)
     with open("/proc/cpuinfo") as f:
         flags = set(f.read().split())
     least = 0.95 if {"avx512_vnni", "avx_vnni", "amx_int8"} & flags else 0.75
