@@ -17,6 +17,7 @@ from experiments.bench.backend_variants import BARE_VARIANTS, unavailable_reason
 from experiments.bench.process import Worker
 from experiments.bench.scoring import score_against_fp32, train_id_map
 from tusimple_duc.errors import ConfigError
+from tusimple_duc.inference.fast import bf16_unavailable_reason
 
 Shape = Tuple[int, int]
 Weights = Tuple[str, str, int]   # (preset or training config, checkpoint prefix, epoch)
@@ -69,7 +70,11 @@ class PrecisionSection:
             self.log(f"  {name} unavailable: {reason}")
         backends = [name for name in o.precision_backends if name not in unavailable]
         onnx = self.onnx_file(trained) if backends else None
-        plans = [*((label, variant, None) for label, variant in PRECISIONS.items()),
+        mxnet_unavailable = {"bf16": bf16_unavailable_reason()} if bf16_unavailable_reason() else {}
+        for name, reason in mxnet_unavailable.items():
+            self.log(f"  {name} unavailable: {reason}")
+        unavailable.update(mxnet_unavailable)
+        plans = [*((label, variant, None) for label, variant in PRECISIONS.items() if label not in mxnet_unavailable),
                  *((name, name, onnx) for name in backends)]
         workers = {label: self.spawn(label, variant, first_input, prefix=prefix, preset=preset, epoch=epoch,
                                      calibration=calibration if "int8" in label else None,

@@ -144,7 +144,7 @@ def targets(results: Dict[str, object]) -> Dict[str, object]:
             out["1024x2048 (a) peak memory < 8 GB"] = v["gluon"]["peak_rss_mb"] < 8192
         out.update(backend_targets(tag, v, trained))
     if trained:
-        for p in ("bf16", "int8"):
+        for p in (p for p in ("bf16", "int8") if p in trained["variants"]):
             out[f"{p} argmax agreement >= 99% (trained)"] = trained["variants"][p]["argmax_agreement"] >= 0.99
         if "main" not in results and any(name.startswith(BACKEND_PREFIXES) for name in trained["variants"]):
             holding = holding_backend_precisions(trained)

@@ -68,6 +68,10 @@ def module_fit(values: Saved, epoch_batches, contexts, batch_size) -> Tuple[List
         saved.append({name: merged[symbol_name(name)].asnumpy() for name in values})
 
     def after_batch(param):
+        # BatchNorm's backward writes the moving statistics in place outside the engine's
+        # dependencies: let them land before fit's epoch end copies them (get_params), which
+        # under load could otherwise copy them half written
+        mx.nd.waitall()
         if param.nbatch == len(epoch_batches) - 1:
             accuracy.append(dict(param.eval_metric.get_name_value())["accuracy"])
 

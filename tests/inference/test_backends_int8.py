@@ -9,6 +9,7 @@ import pytest
 import tusimple_duc  # noqa: F401  (before mxnet)
 import mxnet as mx
 
+from inference_toys import has_int8_dot_product
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.backends import int8_fp32_weights, make_forward, runtime_model_bytes
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
@@ -81,7 +82,7 @@ def test_int8_agrees_with_fp32_and_loads_silently(tiny, calibration, batch, back
     fp32 = make_forward(tiny, "mxnet", "fp32")(batch)
     assert int8.shape == fp32.shape == (2, 19, 32, 64)
     assert not np.array_equal(int8, fp32)
-    assert (int8.argmax(1) == fp32.argmax(1)).mean() >= 0.95
+    assert (int8.argmax(1) == fp32.argmax(1)).mean() >= (0.95 if has_int8_dot_product() else 0.90)
     # Tolerance: 8-bit activations carry about 2 significant digits (a step of 1/255 of the range,
     # relative error <= 0.2 % per tensor, compounding over the ~20 quantized layers); a probability
     # moves by at most 1/4 of its logit's change, and the head's logits are fp32 from int8-rounded

@@ -11,6 +11,7 @@ import pytest
 import tusimple_duc  # noqa: F401  (before mxnet)
 import mxnet as mx
 
+from inference_toys import has_int8_dot_product
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model
 
@@ -119,9 +120,7 @@ def test_int8_backend_run_agrees_with_mxnet_and_is_quiet(dataset, mxnet_run, tmp
     assert sorted(got) == sorted(expected) and len(got) == 2
     # agreement of a random-weight network (many near ties): >= 0.95 measured on an Intel Xeon with
     # VNNI, 0.84-0.93 on an AMD EPYC of family 23 (AVX2, no VNNI)
-    with open("/proc/cpuinfo") as f:
-        flags = set(f.read().split())
-    least = 0.95 if {"avx512_vnni", "avx_vnni", "amx_int8"} & flags else 0.75
+    least = 0.95 if has_int8_dot_product() else 0.75
     for name in expected:
         assert not np.array_equal(got[name], expected[name])  # int8 arithmetic really ran
         assert (got[name].argmax(0) == expected[name].argmax(0)).mean() >= least

@@ -51,6 +51,7 @@ Threads: ``import tusimple_duc`` (before mxnet) sets ``OMP_NUM_THREADS`` to the 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import warnings
@@ -213,6 +214,24 @@ def _bf16_block(block: SymbolBlock, ctx: mx.Context, example_shape: Tuple[int, .
                                     cast_optional_params=True)
 
 
+@functools.lru_cache(maxsize=None)
+def bf16_unavailable_reason() -> Optional[str]:
+    """Why MXNet's bf16 cannot run on this CPU (None: it can), measured once per process by
+    converting and running a one-convolution block: MXNet 1.9's oneDNN has bf16 kernels only
+    on CPUs with AVX-512 (``could not create a primitive descriptor iterator`` elsewhere)."""
+    data = mx.sym.var(INPUT_NAME, dtype=np.float32)
+    conv = mx.sym.Convolution(data, num_filter=8, kernel=(3, 3), pad=(1, 1), name="probe_conv")
+    weights = {"probe_conv_weight": mx.nd.ones((8, 3, 3, 3)), "probe_conv_bias": mx.nd.zeros((8,))}
+    block = SymbolBlock(conv, [data])
+    for name, value in weights.items():
+        block.params.get(name).initialize(mx.init.Constant(value), ctx=mx.cpu())
+    try:
+        _bf16_block(block, mx.cpu(), (1, 3, 8, 8))(mx.nd.ones((1, 3, 8, 8))).wait_to_read()
+    except mx.base.MXNetError as err:
+        return f"MXNet's oneDNN has no bf16 kernels on this CPU ({str(err).splitlines()[0][:120]})"
+    return None
+
+
 def _int8_block(block: SymbolBlock, ctx: mx.Context, calibration: np.ndarray, mode: str,
                 fp32_layers: Sequence[str], exclude: Sequence[str]) -> SymbolBlock:
     from mxnet.contrib import quantization
@@ -282,6 +301,10 @@ class FastForward:
         head_in_float = precision != "int8" or "head" in int8_fp32
         block, symbol = _symbol_block(net, raw_head, pad_head and head_in_float, ctx)
         if precision == "bf16":
+            reason = bf16_unavailable_reason()
+            if reason:
+                raise ConfigError(f"[inference] precision = bf16 is not available with backend mxnet on this CPU: "
+                                  f"{reason}; use fp32, int8, or backend openvino")
             stride = int(net.output_stride)
             block = _bf16_block(block, ctx, (1, 3, 4 * stride, 4 * stride))
         elif precision == "int8":

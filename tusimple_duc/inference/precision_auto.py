@@ -36,7 +36,7 @@ import numpy as np
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.backends import (BACKEND_PRECISIONS, CONV_FORMS, TRACE_SHAPE, check_backend, is_int8,
                                             make_forward)
-from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
+from tusimple_duc.inference.fast import INT8_FP32_DEFAULT, bf16_unavailable_reason
 from tusimple_duc.io.atomic import atomic_write_json
 from tusimple_duc.io.export import onnx_model
 
@@ -219,6 +219,8 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     for form in (CONV_FORMS if conv_form == "auto" else (conv_form,)):
         check_backend(backend, "fp32", form)
     labels = candidates(backend, conv_form)
+    if backend == "mxnet" and bf16_unavailable_reason():  # not a candidate where MXNet cannot run it
+        labels = tuple(label for label in labels if parse_candidate(label)[0] != "bf16")
     model_bytes = None if backend == "mxnet" else onnx_model(net, TRACE_SHAPE).SerializeToString()
     batch = timing_batch(calibration, window, batch_windows)
     forms = sorted({parse_candidate(label)[1] for label in labels})
