@@ -47,6 +47,28 @@ def randomize(net, seed: int = 0) -> None:
         param.set_data(mx.nd.array(random_value(name, param.shape, rng)))
 
 
+def random_checkpoint(folder, preset: str, epoch: int, seed: int, side: int, **model_options):
+    """(prefix, net): ``preset`` built at ``side`` x ``side``, :func:`randomize`\ d with ``seed`` and
+    saved as checkpoint ``epoch`` of ``<folder>/<preset>``."""
+    from tusimple_duc.io.checkpoint import save_checkpoint
+    from tusimple_duc.models.presets import get_model
+
+    net = get_model(preset, **model_options)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, side, side)))
+    randomize(net, seed=seed)
+    prefix = os.path.join(str(folder), preset)
+    save_checkpoint(net, prefix, epoch)
+    return prefix, net
+
+
+def numpy_softmax(net, x: np.ndarray) -> np.ndarray:
+    """Independent expectation: NumPy softmax over the classes of the Gluon scores (N, L, h, w)."""
+    scores = net(mx.nd.array(x)).asnumpy().astype(np.float64)
+    prob = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return prob / prob.sum(axis=1, keepdims=True)
+
+
 def import_gluoncv():
     """``import gluoncv`` with torch hidden: GluonCV 0.10/0.11 raises at import when
     torch >= 2 is installed, and its MXNet model zoo does not need torch."""

@@ -7,8 +7,8 @@ import numpy as np
 import onnx
 import pytest
 
-from io_helpers import assert_runtimes_equal_silently, load_tool, module_forward, randomize
-from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
+from io_helpers import assert_runtimes_equal_silently, load_tool, module_forward, numpy_softmax, random_checkpoint
+from tusimple_duc.io.checkpoint import load_checkpoint
 from tusimple_duc.io.export import export_model
 from tusimple_duc.io.onnx_graph import ONNX_OPSET
 from tusimple_duc.models.presets import get_model
@@ -19,20 +19,7 @@ ODD = (45, 67)  # not a multiple of any stride: exercises the crops, ceil sizes 
 
 
 def _checkpoint(tmp_path, preset, seed=4, num_classes=3):
-    net = get_model(preset, num_classes=num_classes)
-    net.initialize()
-    net(mx.nd.zeros((1, 3, 64, 64)))
-    randomize(net, seed=seed)
-    prefix = str(tmp_path / preset)
-    save_checkpoint(net, prefix, 2)
-    return prefix, net
-
-
-def _softmax(net, x):
-    """Independent expectation: NumPy softmax over the classes of the Gluon scores (N, L, h, w)."""
-    scores = net(mx.nd.array(x)).asnumpy().astype(np.float64)
-    prob = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return prob / prob.sum(axis=1, keepdims=True)
+    return random_checkpoint(tmp_path, preset, 2, seed, 64, num_classes=num_classes)
 
 
 @pytest.mark.parametrize("preset", TINY_SYSTEMS)
@@ -42,14 +29,14 @@ def test_system_export_equals_gluon_in_module_onnxruntime_and_openvino(tmp_path,
     result = export_model(prefix, 2, str(tmp_path / "out"), get_system_spec(preset, num_classes=3),
                           shape=(64, 64), onnx_path=onnx_path)
     x = np.random.RandomState(1).uniform(-60, 60, (2, 3) + ODD).astype(np.float32)
-    expected = _softmax(net, x)
+    expected = numpy_softmax(net, x)
     assert expected.std() > 1e-3  # far from uniform at the 1e-4 tolerance: the comparison can fail
 
     np.testing.assert_allclose(module_forward(str(tmp_path / "out"), 0, x), expected, rtol=0, atol=1e-4)
     if preset != "tiny_pspnet":  # (PSPNet's export has no auxiliary head)
         copy = get_model(preset, num_classes=3)
         load_checkpoint(copy, str(tmp_path / "out"), 0)  # the export is a checkpoint again, symbol checked
-        np.testing.assert_allclose(_softmax(copy, x), expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(numpy_softmax(copy, x), expected, rtol=0, atol=1e-6)
 
     model = onnx.load(result.onnx)
     assert [i.name for i in model.graph.input] == ["data"]
@@ -64,7 +51,7 @@ def test_pspnet_with_its_auxiliary_output_exports_the_inference_graph(tmp_path):
     result = export_model(prefix, 2, str(tmp_path / "out"), spec)
     assert mx.sym.load(result.symbol).list_outputs() == ["seg_loss_output"]
     x = np.random.RandomState(2).uniform(-60, 60, (1, 3, 40, 48)).astype(np.float32)
-    np.testing.assert_allclose(module_forward(str(tmp_path / "out"), 0, x), _softmax(net, x), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(module_forward(str(tmp_path / "out"), 0, x), numpy_softmax(net, x), rtol=0, atol=1e-4)
 
 
 def test_export_tool_takes_a_system_preset(tmp_path, capsys):

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime
 import pytest
 
-from io_helpers import load_tool, randomize
+from io_helpers import load_tool, numpy_softmax, random_checkpoint
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.io.export import export_model
@@ -22,19 +22,7 @@ VOC_NAMES_HEAD = ["background", "aeroplane", "bicycle"]
 
 
 def _checkpoint(tmp_path, preset, seed=11):
-    net = get_model(preset)
-    net.initialize()
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    randomize(net, seed=seed)
-    prefix = str(tmp_path / preset)
-    save_checkpoint(net, prefix, 1)
-    return prefix, net
-
-
-def _softmax(net, x):
-    scores = net(mx.nd.array(x)).asnumpy().astype(np.float64)
-    prob = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return prob / prob.sum(axis=1, keepdims=True)
+    return random_checkpoint(tmp_path, preset, 1, seed, 32)
 
 
 def _run(path, x):
@@ -51,7 +39,7 @@ def _cv2_resized(prob, shape):
 def test_outputs_are_pixel_layout_resized_and_labels(tmp_path, preset, stride):
     prefix, net = _checkpoint(tmp_path, preset)
     x = np.random.RandomState(3).uniform(-100, 100, (2, 3, 48, 80)).astype(np.float32)
-    expected = _softmax(net, x)
+    expected = numpy_softmax(net, x)
     assert expected.shape == (2, 19, 48 // stride, 80 // stride) and expected.std() > 1e-3
     outputs = {}
     for kind in ("probabilities", "resized", "labels"):
