@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from tusimple_duc.data.iterator import SegmentationDataset, SegmentationIter
 from tusimple_duc.data.lists import ListEntry, read_list
@@ -126,6 +126,19 @@ def test_truncated_png(pair, which):
     with open(paths[which], "wb") as handle:
         handle.write(data[: len(data) // 2])
     expect_error(entry_of(paths["image"], paths["label"]), "cityscapes", paths[which], f"cannot decode {which}")
+
+
+def test_truncated_label_png_stays_an_error_when_pil_was_told_to_load_truncated_images(pair, monkeypatch):
+    """GluonCV's data package sets PIL's LOAD_TRUNCATED_IMAGES on import; a truncated label must
+    still be an error, and the flag is left as it was."""
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    image, label = pair()
+    with open(label, "rb") as handle:
+        data = handle.read()
+    with open(label, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    expect_error(entry_of(image, label), "cityscapes", label, "cannot decode label")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
 
 
 def test_truncated_jpeg(pair, tmp_path):

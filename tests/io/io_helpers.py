@@ -48,7 +48,7 @@ def randomize(net, seed: int = 0) -> None:
 
 
 def random_checkpoint(folder, preset: str, epoch: int, seed: int, side: int, **model_options):
-    """(prefix, net): ``preset`` built at ``side`` x ``side``, :func:`randomize`\ d with ``seed`` and
+    """(prefix, net): ``preset`` built at ``side`` x ``side``, randomised with ``seed`` (:func:`randomize`) and
     saved as checkpoint ``epoch`` of ``<folder>/<preset>``."""
     from tusimple_duc.io.checkpoint import save_checkpoint
     from tusimple_duc.models.presets import get_model

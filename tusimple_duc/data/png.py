@@ -13,7 +13,7 @@ import io
 from typing import Sequence, Type
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from tusimple_duc.errors import DataError, DUCError
 from tusimple_duc.io.atomic import atomic_open
@@ -76,6 +76,8 @@ def read_png(path: str, modes: Sequence[str], what: str, where: str = "",
     data = read_bytes(path, what, where, error)
     if not data[:8].tobytes().startswith(PNG_SIGNATURE):
         raise error(f"{path}: {what} is not a PNG file{where_suffix(where)}")
+    truncated_allowed = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # GluonCV's data package sets it True on import
     try:
         with Image.open(io.BytesIO(data.tobytes())) as image:
             if image.mode not in modes:
@@ -88,6 +90,8 @@ def read_png(path: str, modes: Sequence[str], what: str, where: str = "",
         raise
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, zlib errors ...
         raise error(f"{path}: cannot decode {what} ({exc}){where_suffix(where)}") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_allowed
 
 
 def write_palette_png(path: str, indices: np.ndarray, palette: np.ndarray) -> None:
