@@ -20,3 +20,22 @@ def synthetic_val_split():
             for index, frame in enumerate(summary.frames["val"])])
         return summary
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint():
+    """``make(prefix, epoch, image_size, mx_seed)``: a Xavier-initialised ``tiny_duc_hdc`` saved as
+    checkpoint ``epoch`` of ``prefix``; returns the network."""
+    def make(prefix, epoch, image_size, mx_seed):
+        import mxnet as mx
+
+        from tusimple_duc.io.checkpoint import save_checkpoint
+        from tusimple_duc.models.presets import get_model
+
+        mx.random.seed(mx_seed)
+        net = get_model("tiny_duc_hdc")
+        net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
+        net(mx.nd.zeros((1, 3) + tuple(image_size)))
+        save_checkpoint(net, str(prefix), epoch)
+        return net
+    return make

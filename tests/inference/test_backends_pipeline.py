@@ -8,26 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-import tusimple_duc  # noqa: F401  (before mxnet)
-import mxnet as mx
-
 from inference_toys import has_int8_dot_product
-from tusimple_duc.io.checkpoint import save_checkpoint
-from tusimple_duc.models.presets import get_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = (64, 128)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, synthetic_val_split):
+def dataset(tmp_path_factory, synthetic_val_split, tiny_checkpoint):
     root = tmp_path_factory.mktemp("backends")
     synthetic_val_split(root, SIZE, seed=5)
-    mx.random.seed(3)
-    net = get_model("tiny_duc_hdc")
-    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
-    net(mx.nd.zeros((1, 3) + SIZE))
-    save_checkpoint(net, str(root / "models" / "tiny"), 7)
+    tiny_checkpoint(root / "models" / "tiny", 7, SIZE, mx_seed=3)
     return root
 
 

@@ -12,7 +12,6 @@ import pytest
 from tusimple_duc.config import load_test_config
 from tusimple_duc.errors import DataError, OutputError
 from tusimple_duc.io.atomic import temporary_target
-from tusimple_duc.io.checkpoint import save_checkpoint
 from tusimple_duc.models.presets import get_model
 from tusimple_duc.pipelines.segment import run_test
 
@@ -22,16 +21,11 @@ SIZE = (64, 96)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, synthetic_val_split):
+def checkpoint(tmp_path_factory, synthetic_val_split, tiny_checkpoint):
     """(root, network): two synthetic Cityscapes val images and a tiny checkpoint (epoch 1)."""
     root = tmp_path_factory.mktemp("robust")
     synthetic_val_split(root, SIZE, seed=2)
-    mx.random.seed(4)
-    net = get_model("tiny_duc_hdc")
-    net.initialize(mx.init.Xavier(factor_type="in", magnitude=2.34))
-    net(mx.nd.zeros((1, 3) + SIZE))
-    save_checkpoint(net, str(root / "models" / "tiny"), 1)
-    return root, net
+    return root, tiny_checkpoint(root / "models" / "tiny", 1, SIZE, mx_seed=4)
 
 
 def _overrides(root, result_dir, model_dir=None, network=True):
