@@ -14,7 +14,7 @@ from tusimple_duc.engine.run import train
 from tusimple_duc.engine.run_dirs import create_run_dir, newest_run_dir, run_dirs
 from tusimple_duc.engine.run_folder import check_resume
 from tusimple_duc.engine.state import complete_checkpoints
-from tusimple_duc.errors import CheckpointError, OutputError
+from tusimple_duc.errors import CheckpointError, DataError, OutputError
 
 #: one batch of one image per epoch (the val list as training list)
 QUICK = ("data.use_val=False", "data.batch_size=1", "model.log_interval=100")
@@ -164,6 +164,26 @@ def test_unwritable_model_dir_stops_before_any_data(synthetic_root, tmp_path, st
         if kind == "immutable":
             subprocess.run(["chattr", "-i", str(model_dir)], check=True)
     assert str(err.value).startswith(f"[model] model_dir {model_dir}: ")
+
+
+def test_a_missing_list_makes_no_run_folder_and_a_later_stop_is_in_the_log(synthetic_root, tmp_path):
+    # The lists are read before the folder exists: a missing one leaves nothing behind.
+    missing = str(tmp_path / "nowhere.lst")
+    with pytest.raises(DataError, match=r"nowhere\.lst"):
+        train(tiny_config(synthetic_root, str(tmp_path / "a"), *FAST, f"data.train_list={missing}"))
+    with pytest.raises(DataError, match=r"nowhere\.lst"):
+        train(tiny_config(synthetic_root, str(tmp_path / "b"), *FAST, "data.use_val=True", f"data.val_list={missing}"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # Initial weights are loaded inside the run folder: the log ends with why the run stopped.
+    weights = ("model.load_model_dir=" + str(tmp_path / "no_weights"), "model.load_model_prefix=gone",
+               "model.load_epoch=3")
+    with pytest.raises(CheckpointError) as err:
+        train(tiny_config(synthetic_root, str(tmp_path / "c"), *FAST, *weights))
+    run_dir = newest_run_dir(str(tmp_path / "c"), PREFIX)
+    log = os.path.join(run_dir, f"{PREFIX}_{os.path.basename(run_dir)}.log")
+    with open(log, encoding="utf-8") as f:
+        last = f.read().splitlines()[-1]
+    assert last.endswith(f"stopped: CheckpointError: {str(err.value).splitlines()[0]}"), last
 
 
 def test_train_py_unwritable_model_dir_and_resume_path(synthetic_root, tmp_path):

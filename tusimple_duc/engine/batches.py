@@ -63,20 +63,34 @@ def loader_processes(config: TrainConfig) -> int:
     return physical_core_count() if config.env.multi_thread else 0
 
 
-def train_iterator(config: TrainConfig, spec: SamplingSpec, rank: int = 0, num_workers: int = 1) -> SegmentationIter:
-    """Batches of part ``rank`` of ``num_workers`` of the training list."""
+def train_dataset(config: TrainConfig, spec: SamplingSpec) -> SegmentationDataset:
+    """The training list, read and checked (files, geometry) without reading an image's pixels."""
     data = config.data
-    dataset = SegmentationDataset(data.train_list, spec, data.data_dir, data.label_dir, seed=config.env.seed)
+    return SegmentationDataset(data.train_list, spec, data.data_dir, data.label_dir, seed=config.env.seed)
+
+
+def validation_dataset(config: TrainConfig, spec: SamplingSpec) -> SegmentationDataset:
+    """The validation list, read and checked, sampled as :func:`validation_spec` says."""
+    data = config.data
+    return SegmentationDataset(data.val_list, validation_spec(spec), data.data_dir, data.label_dir,
+                               seed=config.env.seed)
+
+
+def train_iterator(config: TrainConfig, spec: SamplingSpec, rank: int = 0, num_workers: int = 1,
+                   dataset: Optional[SegmentationDataset] = None) -> SegmentationIter:
+    """Batches of part ``rank`` of ``num_workers`` of the training list (``dataset``: it, already read)."""
+    data = config.data
+    dataset = dataset if dataset is not None else train_dataset(config, spec)
     return SegmentationIter(dataset, data.batch_size, shuffle=True, num_workers=loader_processes(config),
                             last_batch=data.last_batch, num_parts=num_workers, part_index=rank,
                             skip_bad=data.skip_bad)
 
 
-def validation_iterator(config: TrainConfig, spec: SamplingSpec) -> SegmentationIter:
+def validation_iterator(config: TrainConfig, spec: SamplingSpec,
+                        dataset: Optional[SegmentationDataset] = None) -> SegmentationIter:
     """The validation list's full batches, in list order (the last partial batch dropped)."""
     data = config.data
-    dataset = SegmentationDataset(data.val_list, validation_spec(spec), data.data_dir, data.label_dir,
-                                  seed=config.env.seed)
+    dataset = dataset if dataset is not None else validation_dataset(config, spec)
     return SegmentationIter(dataset, data.batch_size, shuffle=False, num_workers=loader_processes(config),
                             last_batch="discard", skip_bad=data.skip_bad)
 

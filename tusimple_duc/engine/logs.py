@@ -72,6 +72,15 @@ def setup_logging(log_file: Optional[str], rank: int = 0) -> logging.Logger:
     return logger
 
 
+def log_to_file_only(message: str) -> None:
+    """Write ``message`` as an ERROR record to the log file only (the terminal gets the error from the script)."""
+    logger = get_logger()
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def close_logging() -> None:
     """Detach and close the training logger's handlers."""
     logger = get_logger()

@@ -13,9 +13,10 @@ recording the network trained), ``<prefix>_<time>.log``, ``<prefix>-metrics.json
 (``logs.py``), ``<prefix>-summary.txt`` (``[misc] draw_network``), ``<prefix>-symbol.json``,
 ``<prefix>-%04d.params``, ``.states``, ``.state.json`` (``state.py``) and ``run.lock``.
 
-Once the config and the network are checked, before any data is read or weight loaded, the
-chief creates or finds the folder and locks it for the run's life
-(``run_folder.open_run_folder``).
+Once the config, the network and the lists (files and image sizes) are checked, before any
+pixel is read or weight loaded, the chief creates or finds the folder and locks it for the
+run's life (``run_folder.open_run_folder``). A run that stops after that writes why into its
+log (``stopped: <error>``) before the error reaches ``train.py``.
 
 ``resume=True`` continues from the newest complete checkpoint of the newest run folder of
 the prefix (``resume=PATH``: of that folder), if it is intact and was written with the same
@@ -39,7 +40,7 @@ from tusimple_duc.config import TrainConfig, to_ini
 from tusimple_duc.engine import batches as batch_setup
 from tusimple_duc.engine import network
 from tusimple_duc.engine.contexts import DeviceSetup, check_kvstore, make_contexts, setup_devices
-from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, setup_logging
+from tusimple_duc.engine.logs import EpochBar, MetricsLog, close_logging, log_to_file_only, setup_logging
 from tusimple_duc.engine.metrics import SegmentationMetrics, metric_legend, reported_keys
 from tusimple_duc.engine.run_dirs import config_copy_path, log_path
 from tusimple_duc.engine.run_folder import RunFolder, check_resume, config_record, open_run_folder
@@ -210,14 +211,17 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
     recorded = network.trained_config(config)
     net = network.build_network(config)
     spec = batch_setup.sampling_spec(config, net.spec)
+    train_data = batch_setup.train_dataset(config, spec)
+    val_data = batch_setup.validation_dataset(config, spec) if config.data.use_val and devices.is_chief else None
     folder = open_run_folder(config, resume, devices.is_chief)
     train_iter = val_iter = None
+    run: Optional[_Run] = None
     try:
-        resume_from = check_resume(recorded, folder.prefix, trust_pickled_states) if resume else None
         run = _Run(config, devices, folder, recorded)
+        resume_from = check_resume(recorded, folder.prefix, trust_pickled_states) if resume else None
         for note in folder.notes + (resume_from[2] if resume_from else []):
             run.log.warning(note)
-        train_iter = batch_setup.train_iterator(config, spec, devices.rank, devices.num_workers)
+        train_iter = batch_setup.train_iterator(config, spec, devices.rank, devices.num_workers, train_data)
         updates_per_epoch = batch_setup.batches_per_epoch(len(train_iter.dataset), config.data.batch_size,
                                                           devices.num_workers, config.data.last_batch)
         schedule = schedule_from_config(config.model, updates_per_epoch, config.source)
@@ -237,8 +241,8 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
         start_epoch = begin_epoch
         if resume_from is not None:
             start_epoch = _resume_point(run, trainer, updates_per_epoch, *resume_from[:2], trust_pickled_states)
-        if config.data.use_val and devices.is_chief:
-            val_iter = batch_setup.validation_iterator(config, spec)
+        if val_data is not None:
+            val_iter = batch_setup.validation_iterator(config, spec, val_data)
             if len(val_iter.dataset) < config.data.batch_size:
                 run.log.warning("[data] val_list %s: %d sample(s), fewer than one batch of %d: validation scores "
                                 "nothing (NaN), as the original's loader dropped the partial batch",
@@ -266,6 +270,10 @@ def train(config: TrainConfig, resume: Union[bool, str] = False,
                      trainer.updates, digest)
         return TrainResult(config.model.num_epochs, trainer.updates, run.last_checkpoint, digest, metrics, validation,
                            folder.run_dir)
+    except BaseException as err:
+        if run is not None:  # the run's log says why it stopped, not only the terminal
+            log_to_file_only(f"stopped: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        raise
     finally:
         for data_iter in (train_iter, val_iter):
             if data_iter is not None:
