@@ -39,3 +39,26 @@ def tiny_checkpoint():
         save_checkpoint(net, str(prefix), epoch)
         return net
     return make
+
+
+@pytest.fixture(scope="session")
+def warm_python(tmp_path_factory):
+    """Path of an executable that runs ``SCRIPT ARGS`` as ``python SCRIPT ARGS`` in a child forked
+    from an interpreter that has imported MXNet already (``tests/warm_python.py``): for tests
+    that start the project's scripts many times (one OpenMP thread, PYTHONPATH = the repository)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("warm_python")
+    socket_path = str(folder / "socket")
+    here = os.path.dirname(os.path.abspath(__file__))
+    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.dirname(here))
+    server = subprocess.Popen([sys.executable, os.path.join(here, "warm_python.py"), "serve", socket_path],
+                              stdout=subprocess.PIPE, text=True, env=environment)
+    assert server.stdout.readline().strip() == "ready"
+    sys.path.insert(0, here)
+    from warm_python import write_launcher
+
+    yield write_launcher(str(folder), socket_path)
+    server.terminate()
+    server.wait(timeout=30)

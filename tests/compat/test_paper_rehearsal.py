@@ -37,8 +37,8 @@ def repo(tmp_path):
     return copy
 
 
-def run_script(repo, script, **env):
-    environment = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1", PYTHONPATH=ROOT,
+def run_script(repo, script, python=sys.executable, **env):
+    environment = dict(os.environ, PYTHON=python, OMP_NUM_THREADS="1", PYTHONPATH=ROOT,
                        MXNET_HOME=str(repo / "mxnet_home"), **env)
     return subprocess.run(["bash", str(repo / "tools" / "paper" / script)], env=environment, capture_output=True,
                           text=True, timeout=900, cwd=str(repo.parent))
@@ -59,10 +59,10 @@ def table_rows(stdout):
     return rows
 
 
-def test_kitti_rehearsal_runs_every_step_and_ends_with_the_table(repo, tmp_path, monkeypatch):
+def test_kitti_rehearsal_runs_every_step_and_ends_with_the_table(repo, tmp_path, monkeypatch, warm_python):
     root = str(tmp_path / "data_road")
     write_synthetic_kitti_road(root, n_train=3, n_test=1, image_size=SIZE)
-    done = run_script(repo, "kitti.sh", REHEARSE="1", DATA_ROOT=root)
+    done = run_script(repo, "kitti.sh", python=warm_python, REHEARSE="1", DATA_ROOT=root)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert f"preflight: made data_lists/kitti/train_patches.lst" in out  # the user's full list, made first
@@ -80,10 +80,10 @@ def test_kitti_rehearsal_runs_every_step_and_ends_with_the_table(repo, tmp_path,
     assert "rehearsal done" in out
 
 
-def test_voc_rehearsal_fine_tunes_the_pretrained_rehearsal(repo, tmp_path):
+def test_voc_rehearsal_fine_tunes_the_pretrained_rehearsal(repo, tmp_path, warm_python):
     root = str(tmp_path / "VOCdevkit")
     write_synthetic_voc(root, n_images=6, n_aug_only=2, image_size=SIZE)
-    done = run_script(repo, "voc.sh", REHEARSE="1", DATA_ROOT=root)
+    done = run_script(repo, "voc.sh", python=warm_python, REHEARSE="1", DATA_ROOT=root)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "preflight: made data_lists/voc/train_aug.lst" in done.stdout
     assert "preflight: made data_lists/voc/trainval_aug.lst" in done.stdout
@@ -92,34 +92,41 @@ def test_voc_rehearsal_fine_tunes_the_pretrained_rehearsal(repo, tmp_path):
     assert table_rows(done.stdout)["voc_finetune_trainval_aug"][-2] != "-"
 
 
-def test_sec412_rehearsal_on_cityscapes(repo, tmp_path):
+def test_sec412_rehearsal_on_cityscapes(repo, tmp_path, warm_python):
     root = str(tmp_path / "cityscapes")
     write_synthetic_cityscapes(root, {"train": 2, "val": 2}, image_size=SIZE)
-    done = run_script(repo, "sec412.sh", REHEARSE="1", DATA_ROOT=root)
+    done = run_script(repo, "sec412.sh", python=warm_python, REHEARSE="1", DATA_ROOT=root)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = table_rows(done.stdout)
     assert sorted(rows) == ["sec412_bigger_patch_duc", "sec412_deconv_one_step", "sec412_deconv_two_step"]
     assert all(row[-2] != "-" for row in rows.values())
 
 
-@pytest.mark.parametrize("script, trained", [("table1.sh", 8), ("table2.sh", 4), ("table3.sh", 7)])
-def test_rehearsal_plans_of_the_cityscapes_tables(repo, tmp_path, monkeypatch, script, trained):
-    """DRY_RUN=1 REHEARSE=1: the lists are made (fine + coarse concatenated) and every printed
-    command reads a rehearsal config: tiny backbone, one epoch, the CPU, the short lists."""
+@pytest.mark.parametrize("script, trained, tested", [("table1.sh", 8, 8), ("table2.sh", 4, 4), ("table3.sh", 7, 4)])
+def test_rehearsals_of_the_cityscapes_tables(repo, tmp_path, monkeypatch, warm_python, script, trained, tested):
+    """REHEARSE=1: the lists are made (fine + coarse concatenated), every training reads a
+    rehearsal config (tiny backbone, one epoch, the CPU, the short lists; phase 2 goes on from
+    the rehearsed phase 1), every experiment is trained, tested and scored, and the table ends
+    with a measured number in every row."""
     root = str(tmp_path / "cityscapes")
     write_synthetic_cityscapes(root, {"train": 2, "val": 2}, image_size=SIZE, coarse=True)
-    done = run_script(repo, script, REHEARSE="1", DRY_RUN="1", DATA_ROOT=root)
+    done = run_script(repo, script, python=warm_python, REHEARSE="1", DATA_ROOT=root)
     assert done.returncode == 0, done.stderr[-3000:]
     lists = repo / "data_lists" / "cityscapes"
     monkeypatch.chdir(repo)  # the printed paths are relative to the repository
-    trains = [c for c in commands(done.stdout) if c[1] == "train.py"]
-    assert len(trains) == trained
+    steps = commands(done.stdout)
+    trains = [c for c in steps if c[1] == "train.py"]
+    assert len(trains) == trained and [c[1] for c in steps].count("test.py") == tested  # table 3: phase 2 tested
     for command in trains:
         config = load_train_config(command[2], [])
         phase2 = bool(config.model.load_model_dir)  # goes on from the rehearsed phase 1's epoch 1
         assert (config.network.width, config.model.num_epochs, config.env.use_cpu) == (8, 2 if phase2 else 1, True)
         assert not phase2 or (config.model.load_model_dir.startswith("rehearsal/") and config.model.load_epoch == 1)
         assert len(read_list(config.data.train_list)) <= 4 and os.path.isfile(config.data.train_list)
+    rows = table_rows(done.stdout)
+    measured = {name: row[-2] for name, row in rows.items()}
+    assert len(rows) == tested
+    assert all(value != "-" and 0 <= float(value) <= 100 for value in measured.values()), measured
     if script == "table3.sh":  # 2 fine + 2 coarse images, 7 patches each, numbered anew
         both = read_list(str(lists / "train_fine_coarse_7fold.lst"))
         assert [e.index for e in both] == list(range(28))
