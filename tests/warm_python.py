@@ -8,7 +8,8 @@ its arguments, folder, environment and its own stdin/stdout/stderr descriptors; 
 forks a child that becomes ``python SCRIPT ARGS`` (``sys.argv``, ``sys.path[0]`` = the script's
 folder, ``__main__`` = the script, the launcher's folder, environment and streams) and sends
 back its exit status, which the launcher exits with. ``python -c`` / ``-m`` and anything but a
-script path are handed to the real interpreter (``os.execv``).
+script path are handed to the real interpreter (``os.execv``). SIGTERM, SIGINT and SIGHUP of the
+launcher are passed on to the child (SIGKILL cannot be: the child then runs to its end).
 
 What a forked child shares with the server, and a fresh interpreter would not: modules
 imported before the fork (their import-time reads of the environment, e.g. the thread count
@@ -77,6 +78,7 @@ def serve(path: str) -> None:
             for target, descriptor in enumerate(descriptors):
                 os.dup2(descriptor, target)
                 os.close(descriptor)
+            connection.sendall(f"{os.getpid()}\n".encode())  # the launcher forwards signals to it
             status = _become_script(json.loads(message.decode()))
             connection.sendall(json.dumps({"status": status}).encode())
             connection.close()
@@ -94,11 +96,26 @@ def launch(path: str, real_python: str, argv: list) -> int:
     socket.send_fds(client, [request], [0, 1, 2])
     client.shutdown(socket.SHUT_WR)
     answer = b""
+    forwarded_signals = []
+
+    def forward(number, _frame):
+        forwarded_signals.append(number)
+        os.kill(child, number)
+
+    child = 0
     while True:
         chunk = client.recv(4096)
         if not chunk:
             break
         answer += chunk
+        if b"\n" in answer and not answer.startswith(b"{"):
+            pid, answer = answer.split(b"\n", 1)
+            child = int(pid)
+            for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(number, forward)
+    if not answer and forwarded_signals:  # the child died of the signal: so does the launcher
+        signal.signal(forwarded_signals[0], signal.SIG_DFL)
+        os.kill(os.getpid(), forwarded_signals[0])
     if not answer:
         print("warm_python: the child died without a status", file=sys.stderr)
         return 1
