@@ -34,9 +34,10 @@ def single_thread_env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def run_train(args: List[str]) -> subprocess.CompletedProcess:
-    """``python train.py TINY_CFG args`` in a subprocess (output captured)."""
-    return subprocess.run([sys.executable, TRAIN_PY, TINY_CFG, *args], capture_output=True, text=True,
+def run_train(args: List[str], python: str = sys.executable) -> subprocess.CompletedProcess:
+    """``python train.py TINY_CFG args`` in a subprocess (output captured); ``python``: the
+    interpreter, e.g. the ``warm_python`` fixture's launcher."""
+    return subprocess.run([python, TRAIN_PY, TINY_CFG, *args], capture_output=True, text=True,
                           timeout=300, env=single_thread_env())
 
 

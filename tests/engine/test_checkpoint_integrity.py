@@ -36,13 +36,14 @@ def _recorded(prefix: str, epoch: int) -> dict:
         return json.load(handle)
 
 
-def test_flipped_bit_stops_resume_naming_the_newest_intact_checkpoint(synthetic_root, old_run):
+def test_flipped_bit_stops_resume_naming_the_newest_intact_checkpoint(synthetic_root, old_run, warm_python):
     prefix = newest_prefix(old_run)
     expected = _recorded(prefix, 2)["params_file_sha1"]
     with open(f"{prefix}-0002.params", "rb") as handle:
         assert hashlib.sha1(handle.read()).hexdigest() == expected
     found = _flip_middle_byte(f"{prefix}-0002.params")
-    result = run_train(set_args(tiny_overrides(synthetic_root, old_run, *FAST, "model.num_epochs=3")) + ["--resume"])
+    result = run_train(set_args(tiny_overrides(synthetic_root, old_run, *FAST, "model.num_epochs=3")) + ["--resume"],
+                       warm_python)
     assert result.returncode == 2
     assert result.stderr == (
         f"error: {prefix}-0002.params: checksum mismatch (expected sha1 {expected}, found {found}): the file changed "
@@ -108,7 +109,7 @@ def _tmpfs(mount_point: str, size: int):
         subprocess.run(["umount", mount_point], check=True)
 
 
-def test_full_disk_is_one_line_and_leaves_no_half_checkpoint(synthetic_root, finished_run, tmp_path):
+def test_full_disk_is_one_line_and_leaves_no_half_checkpoint(synthetic_root, finished_run, tmp_path, warm_python):
     # A real ENOSPC inside mx.nd.save (MXNetError "FileStream.Write incomplete"), not a faked OSError.
     run_size = sum(os.path.getsize(os.path.join(folder, name))
                    for folder, _, names in os.walk(finished_run) for name in names)
@@ -122,13 +123,13 @@ def test_full_disk_is_one_line_and_leaves_no_half_checkpoint(synthetic_root, fin
         with open(os.path.join(disk, "filler"), "wb") as handle:
             handle.write(b"\0" * (stats.f_bavail * stats.f_frsize - room))
         args = set_args(tiny_overrides(synthetic_root, model_dir, *FAST, "model.num_epochs=3")) + ["--resume"]
-        full = run_train(args)
+        full = run_train(args, warm_python)
         assert full.returncode == 2 and "Traceback" not in full.stderr and "MXNetError" not in full.stderr
         assert full.stderr.splitlines()[-1] == (f"error: {prefix}: checkpoint 3 not written (No space left on "
                                                 f"device); last complete checkpoint: {prefix}-0002.params")
         names = os.listdir(os.path.dirname(prefix))
         assert not [name for name in names if name.startswith(".") or "0003" in name], names
         os.remove(os.path.join(disk, "filler"))
-        again = run_train(args)
+        again = run_train(args, warm_python)
         assert again.returncode == 0, again.stderr
         assert complete_checkpoints(prefix) == [1, 2, 3]

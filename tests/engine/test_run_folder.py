@@ -108,7 +108,7 @@ class _WritesMarker:
 
 
 @pytest.mark.parametrize("legacy_state", [False, True], ids=["format 2 state", "format 1 state"])
-def test_hostile_pickled_states_never_run(synthetic_root, old_run, tmp_path, legacy_state):
+def test_hostile_pickled_states_never_run(synthetic_root, old_run, tmp_path, legacy_state, warm_python):
     prefix = newest_prefix(old_run)
     marker = tmp_path / "pwned"
     with open(f"{prefix}-0002.states", "wb") as handle:
@@ -119,7 +119,7 @@ def test_hostile_pickled_states_never_run(synthetic_root, old_run, tmp_path, leg
         raw.update(format=1, optimizer=None, config=None)
         with open(f"{prefix}-0002.state.json", "w") as handle:
             json.dump(raw, handle)
-    result = run_train(set_args(tiny_overrides(synthetic_root, old_run, *FAST)) + ["--resume"])
+    result = run_train(set_args(tiny_overrides(synthetic_root, old_run, *FAST)) + ["--resume"], warm_python)
     assert result.returncode == 2
     assert result.stderr == (f"error: {prefix}-0002.states: optimizer state in the pickled format, which runs code "
                              f"when read; pass --trust-pickled-states only if you trust this file\n")
@@ -186,12 +186,13 @@ def test_a_missing_list_makes_no_run_folder_and_a_later_stop_is_in_the_log(synth
     assert last.endswith(f"stopped: CheckpointError: {str(err.value).splitlines()[0]}"), last
 
 
-def test_train_py_unwritable_model_dir_and_resume_path(synthetic_root, tmp_path):
+def test_train_py_unwritable_model_dir_and_resume_path(synthetic_root, tmp_path, warm_python):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    result = run_train(set_args(tiny_overrides(synthetic_root, str(blocker), *FAST)))
+    result = run_train(set_args(tiny_overrides(synthetic_root, str(blocker), *FAST)), warm_python)
     assert (result.returncode, result.stderr) == (2, f"error: [model] model_dir {blocker}: is a file, not a folder\n")
-    missing = run_train(set_args(tiny_overrides(synthetic_root, str(tmp_path), *FAST)) + ["--resume", "nowhere"])
+    missing = run_train(set_args(tiny_overrides(synthetic_root, str(tmp_path), *FAST)) + ["--resume", "nowhere"],
+                        warm_python)
     assert (missing.returncode, missing.stderr) == (2, "error: --resume nowhere: no such run folder\n")
 
 

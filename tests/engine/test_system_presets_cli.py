@@ -82,10 +82,10 @@ def _train_cfg(tmp_path, preset: str, ds_rate: str = "") -> str:
 
 
 @pytest.mark.parametrize("preset, ds_rate", [("tiny_fcn8s", ""), ("tiny_pspnet", "ds_rate=8")])
-def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_rate):
+def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_rate, warm_python):
     model_dir, result_dir = tmp_path / "model", tmp_path / "results"
     train_cfg = _train_cfg(tmp_path, preset, ds_rate)
-    trained = subprocess.run([sys.executable, TRAIN_PY, train_cfg,
+    trained = subprocess.run([warm_python, TRAIN_PY, train_cfg,
                               *set_args(tiny_overrides(synthetic_root, str(model_dir)))],
                              capture_output=True, text=True, timeout=300, env=single_thread_env())
     assert trained.returncode == 0, trained.stderr[-2000:]
@@ -100,7 +100,7 @@ def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_
 
     test_cfg = _write(tmp_path / "test.cfg", TEST_CFG.format(model_dir=os.path.dirname(prefix), preset=preset,
                                                              result_dir=result_dir, root=synthetic_root))
-    tested = subprocess.run([sys.executable, TEST_PY, test_cfg], capture_output=True, text=True, timeout=300,
+    tested = subprocess.run([warm_python, TEST_PY, test_cfg], capture_output=True, text=True, timeout=300,
                             env=single_thread_env())
     assert tested.returncode == 0, tested.stderr[-2000:]
     metrics = json.loads((result_dir / "metrics.json").read_text())
@@ -109,7 +109,7 @@ def test_train_py_and_test_py_run_a_system(synthetic_root, tmp_path, preset, ds_
 
     # The same checkpoint on ONNX Runtime (the system's clean ONNX export): the same probabilities.
     onnx_dir = tmp_path / "results_onnxruntime"
-    tested = subprocess.run([sys.executable, TEST_PY, test_cfg, "--set", "inference.backend=onnxruntime",
+    tested = subprocess.run([warm_python, TEST_PY, test_cfg, "--set", "inference.backend=onnxruntime",
                              "--set", f"model.result_dir={onnx_dir}"], capture_output=True, text=True,
                             timeout=300, env=single_thread_env())
     assert tested.returncode == 0, tested.stderr[-2000:]

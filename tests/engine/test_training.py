@@ -168,12 +168,12 @@ def test_non_finite_parameters_are_never_saved(synthetic_root, tmp_path, monkeyp
     assert os.path.isfile(f"{prefix}-0001.params") and not os.path.exists(f"{prefix}-0002.params")
 
 
-def test_train_py_reports_config_errors_in_one_line(synthetic_root, tmp_path):
-    bad_key = run_train(set_args(tiny_overrides(synthetic_root, str(tmp_path), "model.lr_polcy=poly")))
+def test_train_py_reports_config_errors_in_one_line(synthetic_root, tmp_path, warm_python):
+    bad_key = run_train(set_args(tiny_overrides(synthetic_root, str(tmp_path), "model.lr_polcy=poly")), warm_python)
     assert bad_key.returncode == 2
     assert bad_key.stderr.startswith("error: ") and "[model] lr_polcy: unknown key" in bad_key.stderr
     assert "Traceback" not in bad_key.stderr and len(bad_key.stderr.strip().splitlines()) == 1
-    no_data = run_train(set_args(tiny_overrides(str(tmp_path / "nowhere"), str(tmp_path))))
+    no_data = run_train(set_args(tiny_overrides(str(tmp_path / "nowhere"), str(tmp_path))), warm_python)
     assert no_data.returncode == 2 and "list file not found" in no_data.stderr
 
 
