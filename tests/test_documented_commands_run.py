@@ -30,8 +30,10 @@ PAPER_ON_CPU = ("--set env.use_cpu=True --set env.kv_store=local --set network.p
                 "--set data.scale_factors=1 " + TINY_TRAINING)
 #: the released test config on the 64x128 synthetic images (it resizes to 1024x2048 otherwise)
 SMALL_TEST = "--set data.test_shape=64,128 --set data.result_shape=64,128"
-#: the benchmark at the tiny preset, one 64x128 run
-SMALL_BENCH = "--preset tiny_duc_hdc --warmup 0"
+#: the benchmark at the tiny preset, one 64x128 run, a 128^3 GEMM peak (4096^3 otherwise); every variant is a
+#: process of its own (~10 s of imports each at load 10): the main section with its reference pair only
+SMALL_BENCH = "--preset tiny_duc_hdc --warmup 0 --gemm-size 128"
+MAIN_PAIR = "--main-variants gluon,module"
 #: the quick demo's run folder and its config (``@{PATTERN}``: the newest match, as the docs' ``newest``)
 DEMO_RUN = "@{demo_output/model/demo_duc_hdc/2*/}"
 DEMO_CONFIG = "@{demo_output/model/demo_duc_hdc/2*/train_*.cfg}"
@@ -255,22 +257,23 @@ RUNS: Dict[str, Entry] = {
     "python tools/gpu_selftest.py --cpu-contexts 2 --preset tiny_duc_hdc --size 32": Entry(
         "as written", selftest_table),
     "python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --sections main,levers,sliding,train": Entry(
-        "64x128, 1 run, tiny preset: the sections in seconds", bench_table,
-        subs=(("1024x2048,512x1024", "64x128"), ("--runs 5", "--runs 1")), append=SMALL_BENCH),
+        "64x128, 1 run, tiny preset, the main section's reference pair, 64x64 training crops", bench_table,
+        subs=(("1024x2048,512x1024", "64x128"), ("--runs 5", "--runs 1")),
+        append=f"{SMALL_BENCH} {MAIN_PAIR} --train-crop 64x64"),
     "python tools/bench.py --shapes 512x1024 --runs 5 --sections precision --precision-images 4      --calibration-images 4 --trained RUN/train_<time>.cfg:RUN/demo_duc_hdc:6 --trained-shape 256x512": Entry(
         "RUN = the quick demo's run folder (its one epoch: :1); 64x128, 1 run, 1 image each, tiny preset",
         precision_table, needs=("python tools/demo.py",),
         subs=(("512x1024", "64x128"), ("--runs 5", "--runs 1"), ("--precision-images 4", "--precision-images 1"),
               ("--calibration-images 4", "--calibration-images 1"),
               ("RUN/train_<time>.cfg:RUN/demo_duc_hdc:6", f"{DEMO_CONFIG}:{DEMO_RUN}demo_duc_hdc:1"),
-              ("256x512", "64x128")), append=SMALL_BENCH),
+              ("256x512", "64x128")), append=SMALL_BENCH + " --precision-backends none"),
     "python tools/bench.py --shapes 512x1024 --runs 5 --sections precision --precision-images 4      --calibration-images 4 --trained RUN/train_<time>.cfg:RUN/r101_ft2:18 --trained-shape 256x512": Entry(
         "RUN = the r101_ft2 run (trained below at 64x64 crops, epochs 1..3: :3); 64x128, 1 run, 1 image each",
         precision_table, needs=("python train.py \"$RUN\"train_*.cfg --set model.save_model_prefix=r101_ft2      --set model.load_model_dir=\"$RUN\" --set model.load_model_prefix=r101_ft      --set model.load_epoch=12 --set model.num_epochs=18 --set model.lr=0.01",),
         subs=(("512x1024", "64x128"), ("--runs 5", "--runs 1"), ("--precision-images 4", "--precision-images 1"),
               ("--calibration-images 4", "--calibration-images 1"),
               ("RUN/train_<time>.cfg:RUN/r101_ft2:18", "@{R101/r101_ft2/2*/train_*.cfg}:@{R101/r101_ft2/2*/}r101_ft2:3"),
-              ("256x512", "64x128")), append=SMALL_BENCH),
+              ("256x512", "64x128")), append=SMALL_BENCH + " --precision-backends none"),
 }
 RUNS.update({
     "python tools/demo.py [--out demo_output] [--released PREFIX [--released-epoch 20]] [--quick] [--seed 0]": Entry(
@@ -307,19 +310,23 @@ RUNS.update({
         append=f"--set model.model_dir={DEMO_RUN} --set model.model_epoch=1 --set model.result_dir=results/openvino-int8-bf16 "
                + SMALL_TEST),
     "python tools/bench.py --shapes 512x1024 --runs 3 --sections main --out bench-main-backends.json": Entry(
-        "64x128, 1 run, tiny preset", bench_json("bench-main-backends.json"),
-        subs=(("512x1024", "64x128"), ("--runs 3", "--runs 1")), append=SMALL_BENCH),
+        "64x128, 1 run, tiny preset, the reference pair", bench_json("bench-main-backends.json"),
+        subs=(("512x1024", "64x128"), ("--runs 3", "--runs 1")), append=f"{SMALL_BENCH} {MAIN_PAIR}"),
     "python tools/bench.py --shapes 512x1024 --runs 3 --sections main --peer-python /work/peer-venv/bin/python      --main-variants gluon,openvino-fp32,openvino-int8,openvino-phases-fp32,peer-openvino-fp32,peer-openvino-bf16,peer-openvino-default,peer-nncf-int8": Entry(
         "no peer venv here: the project's own interpreter as the peer (it lacks nncf: peer-nncf-int8 is reported "
-        "unavailable, as tests/experiments/test_bench_peers.py checks); 64x128, 1 run, tiny preset",
-        bench_table, subs=(("512x1024", "64x128"), ("--runs 3", "--runs 1"), ("/work/peer-venv/bin/python", sys.executable)),
+        "unavailable, as tests/experiments/test_bench_peers.py checks); 64x128, 1 run, tiny preset; one variant "
+        "of each kind", bench_table,
+        subs=(("512x1024", "64x128"), ("--runs 3", "--runs 1"), ("/work/peer-venv/bin/python", sys.executable),
+              ("gluon,openvino-fp32,openvino-int8,openvino-phases-fp32,peer-openvino-fp32,peer-openvino-bf16,"
+               "peer-openvino-default,peer-nncf-int8", "gluon,openvino-fp32,peer-openvino-fp32,peer-nncf-int8")),
         append=SMALL_BENCH),
     "python tools/bench.py --preset tiny_duc_hdc --shapes 256x512 --runs 1 --warmup 0 --sections precision      --precision-images 4 --calibration-images 4 --trained \"$(ls \"$DEMO\"train_*.cfg):${DEMO}demo_duc_hdc:6\"      --trained-shape 256x512 --precision-backends all": Entry(
-        "DEMO = the quick demo's run (its one epoch: :1); 64x128, 1 image each",
+        "DEMO = the quick demo's run (its one epoch: :1); 64x128, 1 image each, one backend (each is minutes here)",
         precision_table, needs=("python tools/demo.py",),
         subs=(("256x512", "64x128"), ("--precision-images 4", "--precision-images 1"),
               ("--calibration-images 4", "--calibration-images 1"),
-              ("\"$(ls \"$DEMO\"train_*.cfg):${DEMO}demo_duc_hdc:6\"", f"{DEMO_CONFIG}:{DEMO_RUN}demo_duc_hdc:1"))),
+              ("\"$(ls \"$DEMO\"train_*.cfg):${DEMO}demo_duc_hdc:6\"", f"{DEMO_CONFIG}:{DEMO_RUN}demo_duc_hdc:1"),
+              ("--precision-backends all", "--precision-backends openvino-int8")), append="--gemm-size 128"),
     "python test.py configs/test/test_full_image.cfg --set model.gpu=-1 --set model.model_dir=models      --set data.image_list=data_lists/cityscapes/val.lst --set data.test_img_dir=data/cityscapes      --set data.gt_dir=data/cityscapes --set model.result_dir=results/released": Entry(
         "the released-format checkpoint (random tiny_duc_hdc) on the synthetic val images at their 64x128",
         list_results("results/released"),
@@ -390,8 +397,10 @@ RUNS.update({
         "from test/ (the extracted `cd test &&`; photos/ there: two synthetic photos)",
         image_results("test/results/photos"), cwd="test", subs=(("test/../test.py", "../test.py"),)),
     "python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --out bench.json": Entry(
-        "every section at 64x128, 1 run, tiny preset, a 128x128 GEMM peak (4096 otherwise)", bench_json("bench.json"),
-        subs=(("1024x2048,512x1024", "64x128"), ("--runs 5", "--runs 1")), append=SMALL_BENCH + " --gemm-size 128"),
+        "every section at 64x128, 1 run, tiny preset, the main section's reference pair, 64x64 training crops, "
+        "one precision backend", bench_json("bench.json"),
+        subs=(("1024x2048,512x1024", "64x128"), ("--runs 5", "--runs 1")),
+        append=f"{SMALL_BENCH} {MAIN_PAIR} --train-crop 64x64 --precision-backends openvino-int8"),
     "python tools/bench_data.py [--images 4] [--samples 40] [--workers 0 1 2] [--crop 880 880]": Entry(
         "1 image, 4 samples, workers 0 and 1, 64x64 crops (1024x2048 images otherwise)",
         stdout_has("samples/s"),
