@@ -1,10 +1,11 @@
 """Segment and score with a trained checkpoint: ``python test.py CONFIG [--set section.key=value ...]``.
 
-    python test.py configs/test/test_full_image.cfg
-    python test.py configs/test/test_full_image.cfg --images photos/ --out results/photos
-    python test.py configs/test/test_full_image.cfg --set model.gpu=-1 --set data.test_scales=0.75,1,1.25
+    cd test && python ../test.py ../configs/test/test_full_image.cfg --set model.gpu=-1 --set data.test_scales=0.75,1,1.25
+    cd test && python ../test.py ../configs/test/test_full_image.cfg --set model.gpu=-1 --images photos/ --out results/photos
 
-Reads the original TuSimple-DUC test config unchanged (``configs/test/test_full_image.cfg``)
+Reads the original TuSimple-DUC test config unchanged (``configs/test/test_full_image.cfg``;
+its paths, ``../models`` and ``../data``, are relative to test/, as in the original; without
+``--set model.gpu=-1`` it runs on GPU 0)
 plus the new ``[network]``, ``[inference]`` and ``[output]`` keys (every key: type, default and
 meaning in tusimple_duc/config.py); without ``[network]`` the network is the one the
 checkpoint's ``-symbol.json`` records.

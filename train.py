@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Train a DUC/HDC segmentation network from an INI config (original TuSimple-DUC keys or new ones).
 
-    python train.py configs/train/train_cityscapes.cfg [--set section.key=value ...]
+    python train.py configs/train/tiny_synthetic.cfg [--set section.key=value ...]
                     [--resume [RUN_DIR] [--trust-pickled-states]]
+    cd train && python train_model.py ../configs/train/train_cityscapes.cfg
 
 Config keys: every key with its type, default and meaning in tusimple_duc/config.py; paths in
-the config are relative to the current folder (configs/train/*.cfg are written for the repository
-root; train_cityscapes.cfg, the original's, for train/: cd train && python train_model.py ../CONFIG).
+the config are relative to the current folder: configs/train/*.cfg are written for the repository
+root, train_cityscapes.cfg (the original's) for train/, as the second line runs it.
 
 Each run writes into its own folder, as the original solver: ``<model_dir>/<save_model_prefix>/
 <YYYY_MM_DD_HH:MM:SS>/`` holds the checkpoints ``<prefix>-NNNN.params`` / ``.states`` /

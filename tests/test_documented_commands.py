@@ -58,7 +58,7 @@ def test_the_commands_are_found():
 @pytest.mark.parametrize("where, command", COMMANDS, ids=[f"{w}: {c[:60]}" for w, c in COMMANDS])
 def test_documented_command_is_valid(where, command):
     words = [w.strip("[]") for w in shlex.split(command) if w not in ("|", "...", "[", "]")]
-    script = words[1]
+    script = os.path.normpath(words[1])  # cd test && python ../test.py: test/../test.py
     path = os.path.join(ROOT, script)
     assert os.path.isfile(path), f"{where}: {script} does not exist"
     with open(path, encoding="utf-8") as f:
@@ -74,7 +74,9 @@ def test_documented_command_is_valid(where, command):
     overrides = [o for o in overrides if "=" in o and not o.startswith("section.")]
     configs = [w for w in words[2:] if w.endswith(".cfg")]
     if script in TRAIN_READERS + ("test.py",):
-        config = os.path.join(ROOT, configs[0]) if configs and os.path.isfile(os.path.join(ROOT, configs[0])) else None
+        # from the root, or from the folder of `cd FOLDER && python ...` (the script's first path component)
+        candidates = [os.path.join(ROOT, folder, config) for config in configs[:1] for folder in ("", words[1].split("/")[0])]
+        config = next((path for path in candidates if os.path.isfile(path)), None)
         if script == "test.py":
             load_test_config(config, overrides if config else overrides + ["data.image_list=x.lst"])
         else:

@@ -6,7 +6,7 @@ Every variant runs in its own process (peak memory per variant), timings interle
 outputs must agree before anything is timed. See ``experiments/bench/suite.py`` for the
 sections and ``tusimple_duc/inference/fast.py`` for the optimized forward. Needs ``torch``
 (``pip install -e ".[bench]"``) for variant ``torch`` and ``openvino`` (``.[openvino]``) for
-the OpenVINO variants (without it they are reported as unavailable); ``--peer-python`` for the
+the OpenVINO variants (without them they are reported as unavailable); ``--peer-python`` for the
 peer variants (``peer-*``: the latest OpenVINO and NNCF in their own interpreter,
 ``experiments/bench/peers.py``). Prints a table and writes
 the results as JSON (atomically).

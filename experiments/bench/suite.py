@@ -41,6 +41,7 @@ synthetic Cityscapes images (``data.synthetic``), mean-subtracted.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 from dataclasses import asdict, dataclass
@@ -155,6 +156,8 @@ class Suite(PrecisionSection):
             if self.options.peer_python and self.peer is None:
                 self.peer = probe(self.options.peer_python)
             return peer_unavailable_reason(name, self.options.peer_python, self.peer)
+        if name == "torch" and importlib.util.find_spec("torch") is None:
+            return 'torch is not installed (pip install -e ".[bench]")'
         return unavailable_reason(name) if name in BACKEND_VARIANTS else None
 
     def close_all(self) -> None:
