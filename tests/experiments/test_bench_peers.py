@@ -139,6 +139,10 @@ def test_project_int8_is_quantized_in_its_own_process_and_timed_from_the_cache(r
         expected = runtime_model_bytes(get_model("tiny_duc_hdc"), "openvino", "int8", f.read(),
                                        np.load(workdir / "calibration-64x128.npy"), INT8_FP32_DEFAULT)
     assert kept.read_bytes() == expected
+    from experiments.bench.report import format_report
+
+    line = next(line for line in format_report(results).splitlines() if line.startswith("OpenVINO int8: quantized"))
+    assert f"peak RSS {v['quantization']['peak_rss_mb'] / 1024:.2f} GB" in line
 
 
 def test_peers_are_scored_in_the_precision_section(run, blocking_python):
