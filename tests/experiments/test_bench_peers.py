@@ -151,3 +151,12 @@ def test_peers_are_scored_in_the_precision_section(run, blocking_python):
     peer = block["variants"]["peer-openvino-fp32"]   # the same ONNX in OpenVINO fp32: FastForward fp32's labels
     assert peer["argmax_agreement"] == 1.0 and peer["max_abs_difference"] < 1e-4 and peer["miou_change"] == 0.0
     assert block["unavailable"]["peer-nncf-int8"] == f"nncf unavailable in this interpreter ({blocking_python})"
+
+
+def test_every_low_precision_variant_is_compared_on_the_argmax():
+    """bf16 / int8 variants (project and peers) are checked on the argmax, fp32 ones on the probabilities."""
+    from experiments.bench.backend_variants import BARE_VARIANTS
+    from experiments.bench.compare import is_low_precision
+
+    for name in (*BARE_VARIANTS, *PEER_VARIANTS):
+        assert is_low_precision(name) == (not name.endswith("-fp32")), name
