@@ -234,6 +234,10 @@ class TestDataSection:
     dataset: Literal["cityscapes", "kitti", "voc"] = "cityscapes"
 
 
+#: ``[inference] calibration_tile`` default, (rows, cols) pixels
+CALIBRATION_TILE_DEFAULT: Tuple[int, int] = (512, 1024)
+
+
 @dataclass(frozen=True)
 class InferenceSection:
     """[inference]: modes beyond the released whole-image protocol."""
@@ -271,6 +275,14 @@ class InferenceSection:
     precision_cache_dir: str = ""
     #: int8: how many of the first images calibrate the quantization ranges.
     calibration_images: int = key(4, AT_LEAST_ONE)
+    #: int8 with backend openvino / onnxruntime: (rows, cols) pixels of the tiles the calibration
+    #: images are cut into for the calibration session (its memory follows the tile, not the
+    #: image; ``io/onnx_quantize.py`` ``calibration_tiles``); a side at least the image's keeps it whole.
+    calibration_tile: Tuple[int, int] = key(CALIBRATION_TILE_DEFAULT, AT_LEAST_ONE)
+    #: int8 with backend openvino / onnxruntime: keep the quantized ONNX next to the checkpoint
+    #: (``<model_prefix>-<epoch>.int8-<key>.onnx``, ``io/onnx_quantize_cache.py``) and read it
+    #: instead of quantizing again when the checkpoint and the int8 settings are the same.
+    int8_cache: bool = True
     #: int8: layer groups kept in fp32 (``head``, ``residual``, ``last_stage``; ``none`` =
     #: quantize all), checked where the fast forward is built (``inference/fast.py``
     #: ``INT8_FP32_GROUPS``); speed and accuracy of each choice: docs/PERFORMANCE.md.

@@ -12,6 +12,8 @@ weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
                        (:func:`tusimple_duc.io.onnx_quantize.quantize_qdq`, calibrated on the
                        suite's calibration inputs, the MXNet int8 default's layer groups fp32),
                        quantized when the worker is built (not timed)
+``openvino-int8-all``  ``openvino-int8`` with every convolution quantized (``[inference]
+                       int8_fp32 = none``: the project's placement closest to NNCF's)
 ``openvino-int8-bf16`` the same int8 copy with the hint bf16 (the layers not quantized in bf16)
 ``onnxruntime-fp32``   bare ONNX Runtime: CPU provider, all graph optimizations, default threads
 ``onnxruntime-int8``   the same on the QDQ int8 copy (``QLinearConv``)
@@ -29,6 +31,12 @@ weights (:func:`tusimple_duc.io.export.onnx_model`, ``VariantConfig.onnx``):
                        subtraction, compiled model, DUC rearrangement, bilinear resize of the
                        probabilities to the image, argmax
 =====================  ===========================================================================
+
+An int8 variant given ``int8_cache`` (a file stem, ``VariantConfig.int8_cache``) reads its QDQ
+copy from the quantized-model cache (:mod:`tusimple_duc.io.onnx_quantize_cache`) when it is there
+and writes it there when it is not: the suite quantizes in one process and times another that
+only compiles the file, so that the peak memory of the quantization and of the inference are
+reported apart.
 
 The image variants (``predict-openvino``, ``bare-openvino``; and ``predict-whole``, the same
 through :class:`~tusimple_duc.inference.fast.FastForward`) report the probabilities at image
@@ -50,13 +58,16 @@ from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
 from tusimple_duc.io.symbol import INPUT_NAME
 from tusimple_duc.layout import sides_are_multiples
 
-BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "onnxruntime-fp32", "onnxruntime-int8",
+BARE_VARIANTS = ("openvino-fp32", "openvino-bf16", "openvino-int8", "openvino-int8-all", "onnxruntime-fp32",
+                 "onnxruntime-int8",
                  "openvino-int8-bf16", "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
                  "openvino-taps-int8-bf16", "openvino-phases-fp32", "openvino-phases-bf16", "openvino-phases-int8",
                  "openvino-phases-int8-bf16")
 IMAGE_VARIANTS = ("predict-openvino", "bare-openvino")
 #: the rewritten forms a variant name can carry (``openvino-<form>-<precision>``)
 REWRITTEN_FORMS = ("taps", "phases")
+#: the suffix of an int8 variant that quantizes every convolution (``int8_fp32 = none``)
+ALL_INT8 = "-all"
 
 
 def backend_precision(variant: str) -> Tuple[str, str]:
@@ -64,7 +75,7 @@ def backend_precision(variant: str) -> Tuple[str, str]:
     ``bf16``); the image variants run OpenVINO fp32."""
     if variant in IMAGE_VARIANTS:
         return "openvino", "fp32"
-    backend, precision = variant.split("-", 1)
+    backend, precision = variant.removesuffix(ALL_INT8).split("-", 1)
     form = conv_form(variant)
     return backend, precision[len(form) + 1:] if form != "direct" else precision
 
@@ -95,18 +106,24 @@ def openvino_model(onnx_model: Union[str, bytes], precision: str, input_shape: T
     return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision]})
 
 
+def int8_fp32_groups(variant: str) -> Tuple[str, ...]:
+    """The layer groups an int8 variant keeps fp32: none for ``*-all``, else MXNet int8's default."""
+    return () if variant.endswith(ALL_INT8) else INT8_FP32_DEFAULT
+
+
 def bare_forward(variant: str, onnx_path: str, input_shape: Tuple[int, ...], preset: str,
-                 calibration: Optional[str] = None):
+                 calibration: Optional[str] = None, int8_cache: Optional[str] = None):
     """``batch -> seg_prob`` (N, L, r*r*h*w) of a bare runtime variant on the ONNX file (int8: on
     its QDQ copy calibrated on the ``calibration`` ``.npy`` (K, 3, H, W), ``preset``'s network
-    naming the layers kept fp32; taps: with the head's dilated convolutions rewritten)."""
+    naming the layers kept fp32 (:func:`int8_fp32_groups`), read from / kept in the cache of the
+    stem ``int8_cache``; taps: with the head's dilated convolutions rewritten)."""
     backend, precision = backend_precision(variant)
     model: Union[str, bytes] = onnx_path
     if is_int8(precision) or conv_form(variant) != "direct":
         with open(onnx_path, "rb") as f:
             inputs = np.load(calibration) if calibration else None
             model = runtime_model_bytes(geometry_net(preset), backend, precision, f.read(), inputs,
-                                        INT8_FP32_DEFAULT, conv_form(variant))
+                                        int8_fp32_groups(variant), conv_form(variant), int8_cache=int8_cache)
     if backend == "openvino":
         compiled = openvino_model(model, precision, input_shape)
         return lambda batch: compiled(batch)[0]

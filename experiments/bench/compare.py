@@ -31,7 +31,7 @@ def reference_of(variant: str) -> str:
 def is_low_precision(variant: str) -> bool:
     """bf16 or int8 (a peer's NNCF presets, and OpenVINO's default hint, bf16 on a bf16 CPU):
     compared on the argmax, not within the fp32 tolerance."""
-    return variant.endswith(("-bf16", "-int8", "-int8-mixed", "-default"))
+    return variant.endswith(("-bf16", "-int8", "-int8-all", "-int8-mixed", "-default"))
 
 
 def compare_outputs(outputs: Dict[str, np.ndarray], tolerance: float, tag: str) -> Dict[str, Dict[str, object]]:

@@ -13,7 +13,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from experiments.bench.backend_variants import BARE_VARIANTS, unavailable_reason
+from experiments.bench.backend_variants import BARE_VARIANTS
+from experiments.bench.peers import PEER_VARIANTS, is_peer
 from experiments.bench.process import Worker
 from experiments.bench.scoring import score_against_fp32, train_id_map
 from tusimple_duc.errors import ConfigError
@@ -29,23 +30,27 @@ CONFIDENT_MARGIN = 0.1
 
 
 def parse_precision_backends(text: str) -> Tuple[str, ...]:
-    """``--precision-backends``: comma-separated names of :data:`BARE_VARIANTS` (``all``: every
-    one, ``none`` or empty: MXNet's precisions only) -> the names, in the order given."""
+    """``--precision-backends``: comma-separated names of :data:`BARE_VARIANTS` and of the peer
+    variants (:data:`~experiments.bench.peers.PEER_VARIANTS`, run by ``--peer-python``) (``all``:
+    every one of :data:`BARE_VARIANTS`, ``none`` or empty: MXNet's precisions only) -> the names,
+    in the order given."""
     if text.strip() == "all":
         return BARE_VARIANTS
     names = tuple(dict.fromkeys(name for name in text.split(",") if name and name != "none"))
-    unknown = [name for name in names if name not in BARE_VARIANTS]
+    known = BARE_VARIANTS + tuple(PEER_VARIANTS)
+    unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"--precision-backends: unknown {', '.join(unknown)} "
-                          f"(known: {', '.join(BARE_VARIANTS)}, all, none)")
+                          f"(known: {', '.join(known)}, all, none)")
     return names
 
 
 class PrecisionSection:
     """``precision``: the random-weight set (timed) and the ``trained`` set (untimed).
 
-    Uses the suite's ``options``, ``prefix``, ``log``, ``spawn``, ``path``, ``synthetic``,
-    ``network_input``, ``calibration_inputs``, ``first_outputs``, ``timed`` and ``onnx_file``.
+    Uses the suite's ``options``, ``prefix``, ``log``, ``spawn``, ``spawn_peer``, ``unavailable``,
+    ``path``, ``synthetic``, ``network_input``, ``calibration_inputs``, ``first_outputs``, ``timed``
+    and ``onnx_file``.
     """
 
     def precision(self, shape: Shape) -> Dict[str, object]:
@@ -58,14 +63,15 @@ class PrecisionSection:
             result["trained"] = self.precision_set(o.trained_shape or shape, o.trained, timed=False)
         return result
 
-    def precision_workers(self, first_input: str, calibration: str,
-                          trained: Optional[Weights]) -> Tuple[Dict[str, Worker], Dict[str, str]]:
+    def precision_workers(self, first_input: str, calibration: str, trained: Optional[Weights],
+                          shape: Shape) -> Tuple[Dict[str, Worker], Dict[str, str]]:
         """The workers of one set, keyed by label: :data:`PRECISIONS`, then the available
         ``precision_backends`` on the ONNX export of the same weights (``trained``, or the
-        benchmark's); and the unavailable backends with the reason."""
+        benchmark's; a peer variant in the peer interpreter, NNCF calibrated on the same images);
+        and the unavailable backends with the reason."""
         o = self.options
         preset, prefix, epoch = trained or (o.preset, self.prefix, 0)
-        unavailable = {name: reason for name in o.precision_backends if (reason := unavailable_reason(name))}
+        unavailable = {name: reason for name in o.precision_backends if (reason := self.unavailable(name))}
         for name, reason in unavailable.items():
             self.log(f"  {name} unavailable: {reason}")
         backends = [name for name in o.precision_backends if name not in unavailable]
@@ -76,9 +82,10 @@ class PrecisionSection:
         unavailable.update(mxnet_unavailable)
         plans = [*((label, variant, None) for label, variant in PRECISIONS.items() if label not in mxnet_unavailable),
                  *((name, name, onnx) for name in backends)]
-        workers = {label: self.spawn(label, variant, first_input, prefix=prefix, preset=preset, epoch=epoch,
-                                     calibration=calibration if "int8" in label else None,
-                                     calibration_mode=o.calibration_mode, onnx=model)
+        workers = {label: self.spawn_peer(label, first_input, shape, trained) if is_peer(label) else
+                   self.spawn(label, variant, first_input, prefix=prefix, preset=preset, epoch=epoch,
+                              calibration=calibration if "int8" in label else None,
+                              calibration_mode=o.calibration_mode, onnx=model)
                    for label, variant, model in plans}
         return workers, unavailable
 
@@ -91,13 +98,13 @@ class PrecisionSection:
         calibration = self.calibration_inputs(shape)
         frames = self.synthetic(shape).frames["val"]
         inputs = [self.network_input(f.image, f"val-{tag}-{i}") for i, f in enumerate(frames)]
-        workers, unavailable = self.precision_workers(inputs[0], calibration, trained)
+        workers, unavailable = self.precision_workers(inputs[0], calibration, trained, shape)
         probabilities = {p: [first] for p, first in self.first_outputs(workers, tag).items()}
         for i, path in enumerate(inputs[1:], start=1):
             for p, worker in workers.items():
                 out = self.path(f"out-{tag}-{p}-{i}.npy")
                 worker.request(op="probabilities", input=path, save=out)
-                probabilities[p].append(np.load(out))
+                probabilities[p].append(worker.saved_probabilities(out))
         if timed:
             variants = self.timed(workers)
         else:

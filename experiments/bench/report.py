@@ -7,6 +7,7 @@ from experiments.bench.systems import is_system_preset
 
 MAIN_LABELS = {"gluon": "(a) gluon fast", "module": "(b) mx.mod.Module", "torch": "(c) torch eager",
                "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16", "openvino-int8": "OpenVINO int8",
+               "openvino-int8-all": "OpenVINO int8, int8_fp32 none",
                "onnxruntime-fp32": "ONNX Runtime fp32", "onnxruntime-int8": "ONNX Runtime int8",
                "peer-openvino-fp32": "peer: OpenVINO fp32", "peer-openvino-bf16": "peer: OpenVINO bf16",
                "peer-openvino-default": "peer: OpenVINO default hint", "peer-nncf-int8": "peer: OpenVINO + NNCF int8",
@@ -64,6 +65,9 @@ def _main_table(entry: Dict[str, object], macs: Dict[str, int], system: bool) ->
               if entry[f"ratio_a_over_{k}"] is not None]
     skipped = [f"{name} skipped: {why}" for name, why in entry["skipped"].items()]
     mode = "interleaved" if entry["interleaved"] else "one process at a time (memory)"
+    lines += [f"{labels.get(name, name)}: quantized once in its own process: {v['quantization']['build_s']:.1f} s, "
+              f"peak RSS {v['quantization']['peak_rss_mb'] / 1024:.2f} GB (its row: the inference, reading the "
+              f"quantized file)" for name, v in variants.items() if "quantization" in v]
     lines += [f"{labels.get(name, name)}: unavailable: {reason}"
               for name, reason in entry.get("unavailable", {}).items()]
     return lines + [", ".join(ratios + [mode] + skipped)]

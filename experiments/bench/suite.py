@@ -58,14 +58,15 @@ from experiments.bench.peers import PEER_VARIANTS, is_peer, peer_command, probe
 from experiments.bench.peers import unavailable_reason as peer_unavailable_reason
 from experiments.bench.precision import PrecisionSection
 from experiments.bench.scoring import read_rgb, targets, train_id_map
-from experiments.bench.backend_variants import BARE_VARIANTS, IMAGE_VARIANTS, geometry_net, unavailable_reason
+from experiments.bench.backend_variants import (BARE_VARIANTS, IMAGE_VARIANTS, backend_precision, geometry_net,
+                                                 unavailable_reason)
 from experiments.bench.systems import is_system_preset, network_macs, save_system_weights
 from experiments.bench.variants import SLIDING_STRIDE, SLIDING_WINDOW, VariantConfig, network
 from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
 from tusimple_duc.engine.network import initialise
 from tusimple_duc.inference.predictor import RELEASED_RGB_MEAN
 from tusimple_duc.inference.windows import network_input, padded_shape, window_origins
-from tusimple_duc.inference.backends import TRACE_SHAPE, prediction_layout
+from tusimple_duc.inference.backends import TRACE_SHAPE, is_int8, prediction_layout
 from tusimple_duc.io.checkpoint import load_checkpoint, save_checkpoint
 from tusimple_duc.io.export import export_model, export_onnx
 from tusimple_duc.models import get_model
@@ -136,11 +137,13 @@ class Suite(PrecisionSection):
         self.workers.append(worker)
         return worker
 
-    def spawn_peer(self, name: str, input_path: str, shape: Shape) -> Worker:
-        """The peer variant ``name`` in the peer interpreter, on the suite's ONNX export and
-        ``input_path``; its ``seg_prob`` output rearranged to the pixel layout."""
-        net = geometry_net(self.options.preset)
-        command = peer_command(self.options.peer_python, name, self.onnx_file(), input_path,
+    def spawn_peer(self, name: str, input_path: str, shape: Shape,
+                   weights: Optional[Tuple[str, str, int]] = None) -> Worker:
+        """The peer variant ``name`` in the peer interpreter, on the suite's ONNX export (of
+        ``weights``, default the benchmark's, as :meth:`onnx_file`) and ``input_path``; its
+        ``seg_prob`` output rearranged to the pixel layout."""
+        net = geometry_net(weights[0] if weights else self.options.preset)
+        command = peer_command(self.options.peer_python, name, self.onnx_file(weights), input_path,
                                self.calibration_inputs(shape))
         config = VariantConfig(variant=name, preset=self.options.preset, prefix=self.prefix, epoch=0,
                                input=input_path)
@@ -262,11 +265,13 @@ class Suite(PrecisionSection):
             self.log(f"  {name} unavailable: {reason}")
         image = self.synthetic(shape).frames["val"][0].image
         x = self.network_input(image, f"input-{tag}")
+        quantizations = {name: self.quantize_once(name, x, shape) for name in names if is_backend_int8(name)}
         spawn = lambda name: self.spawn_peer(name, x, shape) if is_peer(name) else self.spawn(  # noqa: E731
             name, name, image if reference_of(name) == IMAGE_REFERENCE else x,
             prefix=self.module_prefix() if name == "module" else None,
             onnx=self.onnx_file() if name in BACKEND_VARIANTS else None,
-            calibration=self.calibration_inputs(shape) if "-int8" in name else None)
+            calibration=self.calibration_inputs(shape) if "-int8" in name else None,
+            int8_cache=self.int8_cache_stem() if is_backend_int8(name) else None)
         outputs, variants, skipped = {}, {}, {}
         if together:
             workers = {name: spawn(name) for name in names}
@@ -287,6 +292,8 @@ class Suite(PrecisionSection):
             comparisons = compare_outputs(outputs, self.options.tolerance, tag)
         for name, result in variants.items():
             result.update(comparisons[name])
+            if name in quantizations:
+                result["quantization"] = quantizations[name]
             reference = variants.get(result["reference"])
             result["speedup_vs_reference"] = reference["median_s"] / result["median_s"] if reference else None
         self.add_throughput(variants, shape)
@@ -298,6 +305,22 @@ class Suite(PrecisionSection):
                 "max_abs_difference_vs_gluon": {name: variants[name]["max_abs_difference"]
                                                 for name in ("module", "torch") if name in variants},
                 "ratio_a_over_b": ratio("module"), "ratio_a_over_c": ratio("torch")}
+
+    def int8_cache_stem(self) -> str:
+        """Stem of the benchmark weights' quantized-model cache files (one per calibration and groups)."""
+        return self.path("weights-0000")
+
+    def quantize_once(self, name: str, input_path: str, shape: Shape) -> Dict[str, object]:
+        """Build the backend int8 variant ``name`` once in its own process, which quantizes and
+        keeps the quantized model in the cache (:meth:`int8_cache_stem`), then ends it: its peak
+        RSS is the quantization's (with a compile); the timed worker of ``name`` then only reads
+        and compiles the file, so its peak is the inference's."""
+        self.log(f"  {name}: quantizing in its own process")
+        worker = self.spawn(f"{name}-quantize", name, input_path, onnx=self.onnx_file(),
+                            calibration=self.calibration_inputs(shape), int8_cache=self.int8_cache_stem())
+        ready = worker.wait_ready()
+        memory = worker.close()
+        return {"build_s": ready.get("build_seconds"), "peak_rss_mb": memory["peak_rss_mb"]}
 
     def onnx_file(self, weights: Optional[Tuple[str, str, int]] = None) -> str:
         """The ONNX export of ``weights`` (preset or training config, prefix, epoch; default: the
@@ -415,6 +438,11 @@ class Suite(PrecisionSection):
         results["peer"] = {"python": o.peer_python, **(self.peer or {})}
         results["targets"] = {} if is_system_preset(o.preset) else targets(results)   # DUC issues' targets
         return results
+
+
+def is_backend_int8(name: str) -> bool:
+    """Whether ``name`` is an int8 variant of the ONNX backends (quantized by the project)."""
+    return name in BARE_VARIANTS and is_int8(backend_precision(name)[1])
 
 
 def options_record(options: BenchOptions) -> Dict[str, object]:

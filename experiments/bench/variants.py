@@ -82,6 +82,8 @@ class VariantConfig:
     calibration, calibration_mode : int8 only: ``.npy`` (N, 3, H, W) inputs and ``naive``/``entropy``
         (the backend int8 variants calibrate ``naive``).
     onnx : backend variants only: the ONNX export of the checkpoint.
+    int8_cache : backend int8 variants: stem of the quantized-model cache file (None: quantized
+        in the worker, not kept).
     """
 
     variant: str
@@ -92,6 +94,7 @@ class VariantConfig:
     calibration: Optional[str] = None
     calibration_mode: str = "naive"
     onnx: Optional[str] = None
+    int8_cache: Optional[str] = None
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "VariantConfig":
@@ -281,7 +284,8 @@ def build_variant(config: VariantConfig):
     if name in BARE_VARIANTS:
         x = np.load(config.input)
         net = geometry_net(config.preset)
-        return ForwardVariant(bare_forward(name, config.onnx, x.shape, config.preset, config.calibration), x,
+        return ForwardVariant(bare_forward(name, config.onnx, x.shape, config.preset, config.calibration,
+                                           config.int8_cache), x,
                               lambda flat: prediction_layout(flat, net, x.shape[2:]))
     if name not in FORWARD_VARIANTS:
         raise ValueError(f"unknown variant {name!r} (known: {', '.join(FORWARD_VARIANTS + OTHER_VARIANTS)})")

@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 import bench  # noqa: E402
 
 SHAPE = (64, 128)
-VARIANTS = ("gluon", "peer-openvino-fp32", "peer-openvino-default", "peer-nncf-int8")
+VARIANTS = ("gluon", "peer-openvino-fp32", "peer-openvino-default", "peer-nncf-int8", "openvino-int8")
+PRECISION_PEERS = ("peer-openvino-fp32", "peer-nncf-int8")
 #: a Python that refuses to import the project: ``sys.modules[name] = None`` makes ``import name`` fail
 BLOCKING_PYTHON = """#!/bin/sh
 exec "{python}" -c 'import runpy, sys
@@ -45,7 +46,8 @@ def blocking_python(tmp_path_factory):
 def run(tmp_path_factory, blocking_python):
     workdir = tmp_path_factory.mktemp("peers")
     options = BenchOptions(workdir=str(workdir), preset="tiny_duc_hdc", shapes=(SHAPE,), runs=2, warmup=0,
-                           sections=("main",), calibration_images=2, gemm_size=128, main_variants=VARIANTS,
+                           sections=("main", "precision"), calibration_images=2, precision_images=2,
+                           gemm_size=128, main_variants=VARIANTS, precision_backends=PRECISION_PEERS,
                            peer_python=blocking_python)
     return Suite(options, log=lambda line: None).run(), workdir
 
@@ -61,7 +63,8 @@ def test_peers_run_interleaved_checked_and_measured(run):
     results, workdir = run
     entry = results["main"][0]
     variants = entry["variants"]
-    assert list(variants) == ["gluon", "peer-openvino-fp32", "peer-openvino-default"] and entry["interleaved"]
+    assert list(variants) == ["gluon", "peer-openvino-fp32", "peer-openvino-default", "openvino-int8"]
+    assert entry["interleaved"]
     fp32 = variants["peer-openvino-fp32"]
     assert fp32["max_abs_difference"] < 1e-4 and fp32["argmax_agreement"] == 1.0
     for name in ("peer-openvino-fp32", "peer-openvino-default"):
@@ -118,3 +121,42 @@ def test_a_peer_python_that_is_not_executable_is_one_line(tmp_path, capsys):
     assert bench.main(["--preset", "tiny_duc_hdc", "--shapes", "64x128", "--sections", "main",
                        "--peer-python", missing]) == 2
     assert capsys.readouterr().err == f"error: --peer-python {missing}: not an executable file\n"
+
+
+def test_project_int8_is_quantized_in_its_own_process_and_timed_from_the_cache(run):
+    """The quantization's peak is reported apart; the kept file is the QDQ model of the same
+    weights, calibration and groups (what the timed worker read)."""
+    results, workdir = run
+    from tusimple_duc.inference.backends import runtime_model_bytes
+    from tusimple_duc.inference.fast import INT8_FP32_DEFAULT
+    from tusimple_duc.models import get_model
+
+    v = results["main"][0]["variants"]["openvino-int8"]
+    assert v["quantization"]["peak_rss_mb"] > 0 and v["quantization"]["build_s"] > 0
+    assert v["argmax_agreement"] > 0.75 and v["max_abs_difference"] > 0   # int8 ran
+    (kept,) = workdir.glob("weights-0000.int8-*.onnx")
+    with open(workdir / "weights.onnx", "rb") as f:
+        expected = runtime_model_bytes(get_model("tiny_duc_hdc"), "openvino", "int8", f.read(),
+                                       np.load(workdir / "calibration-64x128.npy"), INT8_FP32_DEFAULT)
+    assert kept.read_bytes() == expected
+    from experiments.bench.report import format_report
+
+    line = next(line for line in format_report(results).splitlines() if line.startswith("OpenVINO int8: quantized"))
+    assert f"peak RSS {v['quantization']['peak_rss_mb'] / 1024:.2f} GB" in line
+
+
+def test_peers_are_scored_in_the_precision_section(run, blocking_python):
+    results, _ = run
+    block = results["precision"]["random_weights"]
+    peer = block["variants"]["peer-openvino-fp32"]   # the same ONNX in OpenVINO fp32: FastForward fp32's labels
+    assert peer["argmax_agreement"] == 1.0 and peer["max_abs_difference"] < 1e-4 and peer["miou_change"] == 0.0
+    assert block["unavailable"]["peer-nncf-int8"] == f"nncf unavailable in this interpreter ({blocking_python})"
+
+
+def test_every_low_precision_variant_is_compared_on_the_argmax():
+    """bf16 / int8 variants (project and peers) are checked on the argmax, fp32 ones on the probabilities."""
+    from experiments.bench.backend_variants import BARE_VARIANTS
+    from experiments.bench.compare import is_low_precision
+
+    for name in (*BARE_VARIANTS, *PEER_VARIANTS):
+        assert is_low_precision(name) == (not name.endswith("-fp32")), name

@@ -148,12 +148,13 @@ def test_target_two_without_main_section_scores_quality_only():
 
 
 def test_precision_backends_option():
-    assert parse_precision_backends("all") == ("openvino-fp32", "openvino-bf16", "openvino-int8",
+    assert parse_precision_backends("all") == ("openvino-fp32", "openvino-bf16", "openvino-int8", "openvino-int8-all",
                                                "onnxruntime-fp32", "onnxruntime-int8", "openvino-int8-bf16",
                                                "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
                                                "openvino-taps-int8-bf16", "openvino-phases-fp32", "openvino-phases-bf16",
                                                "openvino-phases-int8", "openvino-phases-int8-bf16")
     assert parse_precision_backends("none") == ()
     assert parse_precision_backends("onnxruntime-int8,openvino-fp32") == ("onnxruntime-int8", "openvino-fp32")
+    assert parse_precision_backends("peer-nncf-int8,openvino-int8") == ("peer-nncf-int8", "openvino-int8")
     with pytest.raises(ConfigError, match="--precision-backends: unknown openvino-fp16"):
         parse_precision_backends("openvino-fp16")

@@ -33,7 +33,7 @@ from experiments.bench.peers import PEER_VARIANTS  # noqa: E402
 
 #: what test.py runs a system with: MXNet fp32, OpenVINO fp32/bf16, ONNX Runtime fp32 (+ Module)
 APPLICABLE = {"gluon", "module", "openvino-fp32", "openvino-bf16", "onnxruntime-fp32"}
-DUC_ONLY = {"torch", "openvino-int8", "onnxruntime-int8", "predict-whole", "predict-openvino", "bare-openvino",
+DUC_ONLY = {"torch", "openvino-int8", "openvino-int8-all", "onnxruntime-int8", "predict-whole", "predict-openvino", "bare-openvino",
             "openvino-int8-bf16", "openvino-taps-fp32", "openvino-taps-bf16", "openvino-taps-int8",
             "openvino-taps-int8-bf16", "openvino-phases-fp32", "openvino-phases-bf16", "openvino-phases-int8",
             "openvino-phases-int8-bf16", *PEER_VARIANTS}

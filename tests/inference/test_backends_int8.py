@@ -155,3 +155,21 @@ def test_openvino_int8_bf16_runs_the_layers_not_quantized_in_bf16(tiny, calibrat
     int8 = make_forward(tiny, "openvino", "int8", calibration=calibration)(batch)
     assert out.shape == int8.shape and (kept == "f32") == np.array_equal(out, int8)  # kept layers in bf16
     assert np.mean(out.argmax(axis=1) == int8.argmax(axis=1)) >= 0.9
+
+
+def test_int8_cache_hit_reads_the_quantized_file(tiny, calibration, batch, tmp_path, monkeypatch):
+    import tusimple_duc.inference.backends as backends
+
+    stem = str(tmp_path / "tiny-0003")
+    first = make_forward(tiny, "onnxruntime", "int8", calibration=calibration, int8_cache=stem)(batch)
+    (cached,) = tmp_path.glob("tiny-0003.int8-*.onnx")
+
+    def no_quantizing(*args, **kwargs):
+        raise AssertionError("quantized again on a cache hit")
+
+    monkeypatch.setattr(backends, "quantize_qdq", no_quantizing)
+    again = make_forward(tiny, "onnxruntime", "int8", calibration=calibration, int8_cache=stem)(batch)
+    np.testing.assert_array_equal(again, first)
+    with pytest.raises(AssertionError, match="quantized again"):   # another setting: a miss
+        make_forward(tiny, "onnxruntime", "int8", calibration=calibration, int8_cache=stem, int8_fp32=())
+    assert list(tmp_path.glob("tiny-0003.int8-*.onnx")) == [cached]

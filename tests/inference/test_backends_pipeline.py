@@ -106,6 +106,7 @@ def test_int8_backend_run_agrees_with_mxnet_and_is_quiet(dataset, mxnet_run, tmp
     result = _test_py(dataset, tmp_path / "out", f"inference.backend={backend}", "inference.precision=int8",
                       "inference.calibration_images=2")
     assert _warning_lines(result.stderr) == []
+    assert list((dataset / "models").glob("tiny-0007.int8-*.onnx"))   # quantized once, kept next to the checkpoint
     expected = _probabilities(mxnet_run[1])
     got = _probabilities(tmp_path / "out")
     assert sorted(got) == sorted(expected) and len(got) == 2

@@ -121,3 +121,22 @@ def test_bad_inputs_are_one_line_errors():
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="nothing to quantize"):
         quantize_qdq(_graph_model(), _calibration(), fp32_weights={"a_weight", "b_weight"})
+
+
+def test_calibration_tiles_cover_the_image_with_equal_tiles():
+    from tusimple_duc.io.onnx_quantize import calibration_tiles
+
+    images = RNG.uniform(-1, 1, (2, 3, 24, 40)).astype(np.float32)
+    tiles = calibration_tiles(images, (16, 16), 8)
+    # rows: tops 0, 8 (the last tile ends at the edge: 24 - 16); cols: lefts 0, 16, 24
+    expected = [images[:, :, t:t + 16, l:l + 16] for t in (0, 8) for l in (0, 16, 24)]
+    np.testing.assert_array_equal(tiles, np.concatenate(expected))
+    # a tile side rounded down to the stride (20 -> 16), one at least the image's keeps the side whole
+    assert calibration_tiles(images, (20, 100), 8).shape == (2 * 2, 3, 16, 40)
+    np.testing.assert_array_equal(calibration_tiles(images, (64, 64), 8), images)
+    # the ranges of the tiles are the image's (every pixel in a tile): the same quantized model
+    model = _graph_model()
+    whole = quantize_qdq(model, images)
+    tiled = quantize_qdq(model, calibration_tiles(images, (16, 16), 8))
+    for name in ("data/scale", "a_relu/scale"):   # the inputs of conv a and conv b
+        assert _initializers(whole)[name] == _initializers(tiled)[name]

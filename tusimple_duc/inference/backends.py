@@ -52,10 +52,12 @@ import mxnet as mx
 import numpy as np
 import onnx
 
+from tusimple_duc.config import CALIBRATION_TILE_DEFAULT
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.fast import INT8_FP32_DEFAULT, FastForward, int8_fp32_layers, probability_symbol
 from tusimple_duc.io.export import onnx_model
-from tusimple_duc.io.onnx_quantize import quantize_qdq
+from tusimple_duc.io.onnx_quantize import calibration_tiles, quantize_qdq
+from tusimple_duc.io.onnx_quantize_cache import cache_file, cached_quantized, quantization_key
 from tusimple_duc.io.onnx_phases import dilated_conv_phases
 from tusimple_duc.io.onnx_taps import dilated_conv_taps, tap_dilation
 from tusimple_duc.io.symbol import INPUT_NAME
@@ -157,21 +159,37 @@ def tap_weights(net: Any, model: onnx.ModelProto) -> List[str]:
 
 def runtime_model_bytes(net: Any, backend: str, precision: str, model_bytes: Optional[bytes],
                         calibration: Optional[np.ndarray], int8_fp32: Sequence[str],
-                        conv_form: str = "direct") -> bytes:
+                        conv_form: str = "direct", calibration_tile: Tuple[int, int] = CALIBRATION_TILE_DEFAULT,
+                        int8_cache: Optional[str] = None) -> bytes:
     """The serialized ONNX ``backend`` runs: the clean export (``model_bytes``, or exported at
     :data:`TRACE_SHAPE`), for ``int8`` its QDQ copy calibrated on ``calibration`` (K, 3, H, W)
-    with the convolutions of the groups ``int8_fp32`` kept fp32; for ``conv_form = taps`` / ``phases`` with
-    the head's dilated convolutions (those still fp32) rewritten (:data:`CONV_REWRITES`)."""
+    cut into tiles of at most ``calibration_tile`` (rows, cols) pixels, with the convolutions of
+    the groups ``int8_fp32`` kept fp32, read from / kept in the cache file of the stem
+    ``int8_cache`` (:mod:`tusimple_duc.io.onnx_quantize_cache`; None: quantized in memory); for
+    ``conv_form = taps`` / ``phases`` with the head's dilated convolutions (those still fp32)
+    rewritten (:data:`CONV_REWRITES`)."""
     if is_int8(precision) and (calibration is None or np.ndim(calibration) != 4 or len(calibration) == 0):
         raise ConfigError(f"[inference] precision = {precision} with backend {backend} needs calibration inputs "
                           f"(the first [inference] calibration_images images of the list), a non-empty "
                           f"(N, 3, H, W) float32 array")
     if not is_int8(precision) and conv_form == "direct":
         return model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString()
-    model = onnx.load_from_string(model_bytes) if model_bytes else onnx_model(net, TRACE_SHAPE)
+    model_bytes = model_bytes or onnx_model(net, TRACE_SHAPE).SerializeToString()
     if is_int8(precision):
-        calibration = np.asarray(calibration, dtype=np.float32)
-        model = quantize_qdq(model, calibration, int8_fp32_weights(net, int8_fp32))
+        images = np.asarray(calibration, dtype=np.float32)
+        fp32_weights = int8_fp32_weights(net, int8_fp32)
+
+        def quantize() -> onnx.ModelProto:
+            tiles = calibration_tiles(images, calibration_tile, int(net.output_stride))
+            return quantize_qdq(onnx.load_from_string(model_bytes), tiles, fp32_weights)
+
+        if int8_cache:
+            key = quantization_key(model_bytes, fp32_weights, images, calibration_tile)
+            model = cached_quantized(cache_file(int8_cache, key), quantize)
+        else:
+            model = quantize()
+    else:
+        model = onnx.load_from_string(model_bytes)
     if conv_form != "direct":
         names = tap_weights(net, model)
         if names:
@@ -212,13 +230,14 @@ class OnnxRuntimeForward:
 
     def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None,
                  calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
-                 conv_form: str = "direct") -> None:
+                 conv_form: str = "direct", calibration_tile: Tuple[int, int] = CALIBRATION_TILE_DEFAULT,
+                 int8_cache: Optional[str] = None) -> None:
         check_backend("onnxruntime", precision, conv_form)
         runtime = _runtime("onnxruntime")
         options = runtime.SessionOptions()
         options.graph_optimization_level = runtime.GraphOptimizationLevel.ORT_ENABLE_ALL
         model_bytes = runtime_model_bytes(net, "onnxruntime", precision, model_bytes, calibration, int8_fp32,
-                                          conv_form)
+                                          conv_form, calibration_tile, int8_cache)
         self.net = net
         self.precision = precision
         self.session = runtime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
@@ -237,12 +256,14 @@ class OpenVINOForward:
 
     def __init__(self, net: Any, precision: str = "fp32", model_bytes: Optional[bytes] = None,
                  calibration: Optional[np.ndarray] = None, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
-                 conv_form: str = "direct") -> None:
+                 conv_form: str = "direct", calibration_tile: Tuple[int, int] = CALIBRATION_TILE_DEFAULT,
+                 int8_cache: Optional[str] = None) -> None:
         check_backend("openvino", precision, conv_form)
         runtime = _runtime("openvino")
         self.core = runtime.Core()
         self.model = self.core.read_model(runtime_model_bytes(net, "openvino", precision, model_bytes,
-                                                              calibration, int8_fp32, conv_form))
+                                                              calibration, int8_fp32, conv_form,
+                                                              calibration_tile, int8_cache))
         self.net = net
         self.precision = precision
         self.config = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision]}
@@ -267,7 +288,8 @@ class OpenVINOForward:
 
 def make_forward(net: Any, backend: str, precision: str, calibration: Optional[np.ndarray] = None,
                  int8_fp32: Sequence[str] = INT8_FP32_DEFAULT, ctx: mx.Context = mx.cpu(),
-                 model_bytes: Optional[bytes] = None, conv_form: str = "direct") -> Any:
+                 model_bytes: Optional[bytes] = None, conv_form: str = "direct",
+                 calibration_tile: Tuple[int, int] = CALIBRATION_TILE_DEFAULT, int8_cache: Optional[str] = None) -> Any:
     """The predictor forward of ``backend`` at ``precision`` (see the module docstring).
 
     Parameters
@@ -280,10 +302,14 @@ def make_forward(net: Any, backend: str, precision: str, calibration: Optional[n
     ctx : mxnet only: the CPU context.
     model_bytes : the serialized clean ONNX export, to reuse it across precisions (None: export).
     conv_form : one of :data:`CONV_FORMS` (``taps``, ``phases``: the ONNX backends only).
+    calibration_tile : int8, ONNX backends: (rows, cols) pixels of the calibration tiles.
+    int8_cache : int8, ONNX backends: stem of the quantized model's cache file (None: none).
     """
     check_backend(backend, precision, conv_form)
     if backend == "mxnet":
         return FastForward(net, precision=precision, calibration=calibration, int8_fp32=int8_fp32, ctx=ctx)
     if backend == "openvino":
-        return OpenVINOForward(net, precision, model_bytes, calibration, int8_fp32, conv_form)
-    return OnnxRuntimeForward(net, precision, model_bytes, calibration, int8_fp32, conv_form)
+        return OpenVINOForward(net, precision, model_bytes, calibration, int8_fp32, conv_form, calibration_tile,
+                               int8_cache)
+    return OnnxRuntimeForward(net, precision, model_bytes, calibration, int8_fp32, conv_form, calibration_tile,
+                              int8_cache)

@@ -33,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tusimple_duc.config import CALIBRATION_TILE_DEFAULT
 from tusimple_duc.errors import ConfigError
 from tusimple_duc.inference.backends import (BACKEND_PRECISIONS, CONV_FORMS, TRACE_SHAPE, check_backend, is_int8,
                                             make_forward)
@@ -200,7 +201,9 @@ def timing_batch(calibration: np.ndarray, window: Optional[Tuple[int, int]], bat
 
 def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tuple[int, int]],
                  batch_windows: int, cache_dir: str, int8_fp32: Sequence[str] = INT8_FP32_DEFAULT,
-                 timer: TimerFn = wall_seconds, conv_form: str = "direct") -> Tuple[PrecisionChoice, ForwardFn]:
+                 timer: TimerFn = wall_seconds, conv_form: str = "direct",
+                 calibration_tile: Tuple[int, int] = CALIBRATION_TILE_DEFAULT,
+                 int8_cache: Optional[str] = None) -> Tuple[PrecisionChoice, ForwardFn]:
     """:func:`choose_precision` over ``backend``'s precisions (in ``conv_form``, :func:`candidates`)
     for ``net`` on this machine.
 
@@ -212,6 +215,7 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     cache_dir : folder of ``precision.json`` (empty: :data:`DEFAULT_CACHE_DIR`).
     int8_fp32 : int8 (every backend): layer groups kept fp32.
     conv_form : ``[inference] dilated_conv_form``: direct, taps, phases or auto (all).
+    calibration_tile, int8_cache : int8 with the ONNX backends, as in ``backends.make_forward``.
     """
     if conv_form == "auto" and backend == "mxnet":
         raise ConfigError("[inference] dilated_conv_form = auto compares forms of the ONNX export: it needs backend "
@@ -229,7 +233,8 @@ def auto_forward(net, backend: str, calibration: np.ndarray, window: Optional[Tu
     def build(label: str) -> ForwardFn:
         precision, form = parse_candidate(label)
         forward = make_forward(net, backend, precision, calibration=calibration if is_int8(precision) else None,
-                               int8_fp32=int8_fp32, model_bytes=model_bytes, conv_form=form)
+                               int8_fp32=int8_fp32, model_bytes=model_bytes, conv_form=form,
+                               calibration_tile=calibration_tile, int8_cache=int8_cache)
         forward.precision = label
         return forward
 

@@ -11,7 +11,10 @@ project's pins (numpy 1.23.5, onnx < 1.16), so :func:`quantize_qdq` writes that 
   Runtime on each calibration input (one image per run, as MXNet's ``quantize_net_v2`` with
   batch size 1), with ``ReduceMin`` / ``ReduceMax`` of every quantized convolution's activation
   input added as scalar graph outputs (:func:`activation_ranges`); the range of a tensor is the
-  min / max over all images;
+  min / max over all images; a calibration image larger than the calibration tile is cut into
+  tiles (:func:`calibration_tiles`) so that the calibration session holds the activations of one
+  tile, not of the whole image (the network is fully convolutional: the ranges of tiles cover
+  those of the image up to the tiles' borders);
 * **activations** (:func:`activation_parameters`): per tensor; uint8 with zero point 0 and
   ``scale = max / 255`` when the tensor was never negative (after a ReLU or max-pool of one),
   else int8 symmetric ``scale = max|x| / 127``. One QuantizeLinear/DequantizeLinear pair per
@@ -89,6 +92,33 @@ def activation_ranges(model: onnx.ModelProto, tensors: Sequence[str], calibratio
         low = np.minimum(low, values[:, 0])
         high = np.maximum(high, values[:, 1])
     return {name: (float(lo), float(hi)) for name, lo, hi in zip(tensors, low, high)}
+
+
+def calibration_tiles(calibration: np.ndarray, tile: Tuple[int, int], stride: int) -> np.ndarray:
+    """The calibration inputs cut into non-overlapping tiles of at most ``tile`` (H, W) pixels.
+
+    Parameters
+    ----------
+    calibration : (K, 3, H, W) float32 network inputs, H and W multiples of ``stride``.
+    tile : (rows, cols) pixels of a tile; a side at least the image's keeps the whole side.
+    stride : the network's output stride: a tile's sides are rounded down to its multiples
+        (at least one stride).
+
+    Returns
+    -------
+    (T * K, 3, h, w) float32, T = ceil(H / h) * ceil(W / w) tiles per image (tile-major); the
+    last row / column of tiles ends at the image's edge (it overlaps the one before it when
+    h does not divide H), so every pixel is in a tile and every tile has the same size.
+    """
+    images = np.asarray(calibration, dtype=np.float32)
+    height, width = images.shape[2:]
+    rows, cols = (min(side, max(stride, want // stride * stride)) for side, want in zip((height, width), tile))
+    if (rows, cols) == (height, width):
+        return images
+    tops = sorted({min(top, height - rows) for top in range(0, height, rows)})
+    lefts = sorted({min(left, width - cols) for left in range(0, width, cols)})
+    return np.ascontiguousarray(np.concatenate([images[:, :, top:top + rows, left:left + cols]
+                                                for top in tops for left in lefts]))
 
 
 def activation_parameters(low: float, high: float) -> Tuple[np.ndarray, np.ndarray]:

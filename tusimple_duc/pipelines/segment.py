@@ -199,12 +199,21 @@ def select_forward(config: TestConfig, net: HybridBlock, contexts: Sequence[mx.C
     calibration = None
     if is_int8(section.precision) or section.precision == "auto":
         calibration = calibration_batch(config, entries, own_images, net.output_stride)
+    int8_cache = int8_cache_stem(config) if section.int8_cache else None
     if section.precision == "auto":
         window = section.window if section.mode == "sliding" else None
         return auto_forward(net, section.backend, calibration, window, section.batch_windows,
-                            section.precision_cache_dir, int8_fp32, conv_form=section.dilated_conv_form)[1]
+                            section.precision_cache_dir, int8_fp32, conv_form=section.dilated_conv_form,
+                            calibration_tile=section.calibration_tile, int8_cache=int8_cache)[1]
     return make_forward(net, section.backend, section.precision, calibration=calibration,
-                        int8_fp32=int8_fp32, ctx=contexts[0], conv_form=section.dilated_conv_form)
+                        int8_fp32=int8_fp32, ctx=contexts[0], conv_form=section.dilated_conv_form,
+                        calibration_tile=section.calibration_tile, int8_cache=int8_cache)
+
+
+def int8_cache_stem(config: TestConfig) -> str:
+    """``<model_dir>/<model_prefix>-<epoch>``: the stem of the checkpoint's quantized-model cache
+    files (``io/onnx_quantize_cache.py``), next to its ``.params``."""
+    return os.path.join(config.model.model_dir, f"{config.model.model_prefix}-{int(config.model.model_epoch):04d}")
 
 
 #: (backend, precision) a comparison system (``models.systems``) runs with; mxnet's fp32 is the
