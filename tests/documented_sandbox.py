@@ -6,16 +6,14 @@ copies of ``configs/`` and ``data_lists/`` (commands write lists there), synthet
 the official layouts at 64x128 (``data/cityscapes``, ``data/synthetic``, ``data/kitti``,
 ``data/voc``), a released-format checkpoint with random values of the ``tiny_duc_hdc`` preset
 (``models/ResNet_DUC_HDC_CityScapes-symbol.json`` + ``-0020.params``) and a few photos
-(``photos/``, ``my_photos/``, ``test/photos/``). Commands run in a fork server (tests/command_forkserver.py:
-MXNet imported once), each in its own process; a command run twice runs once.
+(``photos/``, ``my_photos/``, ``test/photos/``). Commands run through the warm interpreter
+(tests/warm_python.py: MXNet imported once), each in its own process; a command run twice runs once.
 """
 import glob
-import json
 import os
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
@@ -43,8 +41,10 @@ class Ran:
 class Sandbox:
     """A repository-like folder with data; :meth:`run` runs a command line in it."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, python: str):
+        """``python``: the interpreter the commands' ``python`` stands for (the ``warm_python`` fixture)."""
         self.root = root
+        self.python = python
         self._ran: Dict[Tuple[Tuple[str, ...], str], Ran] = {}
         for name in LINKED:
             os.symlink(os.path.join(ROOT, name), os.path.join(root, name))
@@ -56,9 +56,7 @@ class Sandbox:
         for name in COPIED:
             shutil.copytree(os.path.join(ROOT, name), os.path.join(root, name))
         self._write_data()
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT, MPLBACKEND="Agg")
-        self._server = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "command_forkserver.py")],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+        self.env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT, MPLBACKEND="Agg")
 
     def _write_data(self) -> None:
         from tusimple_duc.synthetic.cityscapes import write_synthetic_cityscapes
@@ -109,15 +107,6 @@ class Sandbox:
         return self._ran[key]
 
     def _run(self, argv: List[str], folder: str) -> Ran:
-        number = len(self._ran)
-        out, err = (self.path(f".command-{number}.{stream}") for stream in ("out", "err"))
-        request = {"argv": argv, "cwd": folder, "stdout": out, "stderr": err, "timeout": TIMEOUT}
-        self._server.stdin.write(json.dumps(request) + "\n")
-        self._server.stdin.flush()
-        status = json.loads(self._server.stdout.readline())["status"]
-        with open(out, encoding="utf-8", errors="replace") as f_out, open(err, encoding="utf-8", errors="replace") as f_err:
-            return Ran(tuple(argv), folder, status, f_out.read(), f_err.read())
-
-    def close(self) -> None:
-        self._server.stdin.close()
-        self._server.wait(timeout=60)
+        done = subprocess.run([self.python, *argv[1:]], cwd=folder, env=self.env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace", timeout=TIMEOUT)
+        return Ran(tuple(argv), folder, done.returncode, done.stdout, done.stderr)

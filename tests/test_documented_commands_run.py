@@ -320,10 +320,8 @@ def run_entry(sandbox: Sandbox, documented: str) -> Ran:
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    box = Sandbox(str(tmp_path_factory.mktemp("documented")))
-    yield box
-    box.close()
+def sandbox(tmp_path_factory, warm_python):
+    return Sandbox(str(tmp_path_factory.mktemp("documented")), warm_python)
 
 
 def test_every_documented_command_has_one_entry():
