@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 SCRIPT = """import os, sys
-print(sys.argv[1:], os.getcwd(), os.environ.get("WARM_TEST"), sys.path[0] == os.path.dirname(os.path.abspath(__file__)))
+print(sys.argv[1:], os.getcwd(), os.environ.get("WARM_TEST"), sys.path[0] == os.path.dirname(os.path.realpath(__file__)))
 print("to stderr", file=sys.stderr)
 if sys.argv[1] == "raise":
     raise ValueError("boom")

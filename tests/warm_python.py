@@ -6,7 +6,7 @@ listens on a Unix socket; the launcher (an executable written by :func:`write_la
 used where a test would give ``sys.executable``, e.g. as the paper scripts' ``PYTHON``) sends
 its arguments, folder, environment and its own stdin/stdout/stderr descriptors; the server
 forks a child that becomes ``python SCRIPT ARGS`` (``sys.argv``, ``sys.path[0]`` = the script's
-folder, ``__main__`` = the script, the launcher's folder, environment and streams) and sends
+(real) folder, ``__main__`` = the script, the launcher's folder, environment and streams) and sends
 back its exit status, which the launcher exits with. ``python -c`` / ``-m`` and anything but a
 script path are handed to the real interpreter (``os.execv``). SIGTERM, SIGINT and SIGHUP of the
 launcher are passed on to the child (SIGKILL cannot be: the child then runs to its end).
@@ -34,7 +34,7 @@ def _become_script(request: dict) -> int:
     os.environ.update(request["env"])
     script = os.path.abspath(request["argv"][0])
     sys.argv = [script] + request["argv"][1:]
-    sys.path[0] = os.path.dirname(script)
+    sys.path[0] = os.path.dirname(os.path.realpath(script))  # as CPython: the folder of a symlink's target
     sys.stdin = open(0, "r", closefd=False)
     sys.stdout = open(1, "w", closefd=False, buffering=1)
     sys.stderr = open(2, "w", closefd=False, buffering=1)
