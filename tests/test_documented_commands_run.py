@@ -143,6 +143,16 @@ RUNS.update({
               ("--calibration-images 4", "--calibration-images 1"),
               ("\"$(ls \"$DEMO\"train_*.cfg):${DEMO}demo_duc_hdc:6\"", f"{DEMO_CONFIG}:{DEMO_RUN}demo_duc_hdc:1"),
               ("--precision-backends all", "--precision-backends openvino-int8")), append="--gemm-size 128"),
+    "python tools/bench.py --preset tiny_duc_hdc --shapes 256x512 --runs 1 --warmup 0 --sections precision      --precision-images 4 --calibration-images 4 --trained \"$CFG:${DEMO}demo_duc_hdc:3\" --trained-shape 256x512      --precision-backends openvino-fp32,openvino-int8,openvino-int8-all,onnxruntime-fp32,onnxruntime-int8,peer-openvino-fp32,peer-nncf-int8,peer-nncf-int8-mixed      --peer-python /work/peer-venv/bin/python": Entry(
+        "DEMO/CFG = the quick demo's run (its one epoch: :1); 64x128, 1 image each; the project's int8 and the "
+        "peer's NNCF int8 only, the peer being this interpreter (no NNCF: listed unavailable)",
+        precision_table, needs=("python tools/demo.py",),
+        subs=(("256x512", "64x128"), ("--precision-images 4", "--precision-images 1"),
+              ("--calibration-images 4", "--calibration-images 1"),
+              ("\"$CFG:${DEMO}demo_duc_hdc:3\"", f"{DEMO_CONFIG}:{DEMO_RUN}demo_duc_hdc:1"),
+              ("openvino-fp32,openvino-int8,openvino-int8-all,onnxruntime-fp32,onnxruntime-int8,peer-openvino-fp32,"
+               "peer-nncf-int8,peer-nncf-int8-mixed", "openvino-int8,peer-nncf-int8"),
+              ("/work/peer-venv/bin/python", sys.executable)), append="--gemm-size 128"),
     "python test.py configs/test/test_full_image.cfg --set model.gpu=-1 --set model.model_dir=models      --set data.image_list=data_lists/cityscapes/val.lst --set data.test_img_dir=data/cityscapes      --set data.gt_dir=data/cityscapes --set model.result_dir=results/released": Entry(
         "the released-format checkpoint (random tiny_duc_hdc) on the synthetic val images at their 64x128",
         list_results("results/released"),
@@ -212,11 +222,9 @@ RUNS.update({
     "python test/../test.py ../configs/test/test_full_image.cfg --set model.gpu=-1 --images photos/ --out results/photos": Entry(
         "from test/ (the extracted `cd test &&`; photos/ there: two synthetic photos)",
         image_results("test/results/photos"), cwd="test", subs=(("test/../test.py", "../test.py"),)),
-    "python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --out bench.json": Entry(
-        "every section at 64x128, 1 run, tiny preset, the main section's reference pair, 64x64 training crops, "
-        "one precision backend", bench_json("bench.json"),
-        subs=(("1024x2048,512x1024", "64x128"), ("--runs 5", "--runs 1")),
-        append=f"{SMALL_BENCH} {MAIN_PAIR} --train-crop 64x64 --precision-backends openvino-int8"),
+    "python tools/bench.py --shapes 512x1024 --runs 5 --sections main --out bench.json": Entry(
+        "64x128, 1 run, tiny preset, the main section's reference pair", bench_json("bench.json"),
+        subs=(("512x1024", "64x128"), ("--runs 5", "--runs 1")), append=f"{SMALL_BENCH} {MAIN_PAIR}"),
     "python tools/bench_data.py [--images 4] [--samples 40] [--workers 0 1 2] [--crop 880 880]": Entry(
         "1 image, 4 samples, workers 0 and 1, 64x64 crops (1024x2048 images otherwise)",
         stdout_has("samples/s"),

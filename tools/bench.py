@@ -1,6 +1,6 @@
 """CPU inference benchmark: this project's optimized Gluon forward vs mx.mod.Module, PyTorch eager, OpenVINO and ONNX Runtime.
 
-    python tools/bench.py --shapes 1024x2048,512x1024 --runs 5 --out bench.json
+    python tools/bench.py --shapes 512x1024 --runs 5 --sections main --out bench.json
 
 Every variant runs in its own process (peak memory per variant), timings interleaved; the
 outputs must agree before anything is timed. See ``experiments/bench/suite.py`` for the
